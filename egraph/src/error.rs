@@ -18,6 +18,12 @@ pub enum Error {
     #[error("node `{node}` ({op}): {what} is not supported")]
     Unsupported { node: String, op: String, what: String },
 
+    #[error("tensor `{tensor}` has element type {dtype}, which saturate does not support (it supports f32, i64 and bool)")]
+    UnsupportedType { tensor: String, dtype: String },
+
+    #[error("node `{node}` ({op}) needs input `{input}` to be a constant: saturate compiles for static shapes, so shapes, axes and sizes must be known before running")]
+    NeedsConstant { node: String, op: String, input: String },
+
     #[error("node `{node}` reads tensor `{tensor}`, which no node, graph input or initializer produces")]
     MissingTensor { node: String, tensor: String },
 
@@ -38,6 +44,14 @@ pub enum Error {
 
     #[error("{0}")]
     Invalid(String),
+}
+
+impl Error {
+    /// True when the model is valid ONNX but uses something saturate does not support
+    /// (an op, an element type, an attribute value), as opposed to a broken model.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Error::UnsupportedOp { .. } | Error::Unsupported { .. } | Error::UnsupportedType { .. } | Error::NeedsConstant { .. })
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -26,7 +26,7 @@
 //! | `where` | cond (bool), a, b | broadcast of all three |
 //! | `matmul` | a, b (f32) | numpy matmul: batch dims broadcast, 1-D operands promoted |
 //! | `gemm` | a, b, c, alpha, beta, trans_a, trans_b | `alpha·op(a)·op(b) + beta·c`, c broadcast to [M,N] |
-//! | `reduce_sum` `reduce_mean` `reduce_max` `reduce_min` | x, axes (sorted, distinct; `[]` reduces nothing), keepdims (0/1) | reduced shape |
+//! | `reduce_sum` `reduce_mean` `reduce_max` `reduce_min` | x (max/min also bool), axes (sorted, distinct; `[]` reduces nothing), keepdims (0/1) | reduced shape |
 //! | `softmax`, `log_softmax` | x, axis | same as x |
 //! | `layer_norm` | x, scale, bias, axis, epsilon | same as x; normalizes over axes `axis..rank` |
 //! | `batch_norm` | x [N,C,…], scale, bias, mean, var (each [C]), epsilon | same as x |
@@ -146,7 +146,9 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
         | L::ReduceMean([x, axes, keep])
         | L::ReduceMax([x, axes, keep])
         | L::ReduceMin([x, axes, keep]) => {
-            let t = a.tensor_of(*x, &[DType::F32, DType::I64])?;
+            let order_only = matches!(node, L::ReduceMax(_) | L::ReduceMin(_));
+            let dtypes: &[DType] = if order_only { &[DType::F32, DType::I64, DType::Bool] } else { &[DType::F32, DType::I64] };
+            let t = a.tensor_of(*x, dtypes)?;
             let axes = a.axes(*axes, t.rank())?;
             let keep = a.flag(*keep)?;
             let shape = t

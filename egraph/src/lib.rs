@@ -35,4 +35,4 @@ pub use lang::{Float, Name, TensorLang};
 pub use shape::{IntList, TensorType};
 pub use tensor::Tensor;
 
-pub use egg::{Id, RecExpr};
+pub use egg::{Id, Language, RecExpr};

@@ -1,1 +1,16 @@
+//! # saturate-verify: the oracle
+//!
+//! - [`interp`]: the reference interpreter, which defines what every op computes;
+//! - [`load`]: loading models (`.onnx` or `.sexp`) with the interpreter as the constant
+//!   folder of import;
+//! - [`compare`]: the tolerance rule outputs are compared with;
+//! - [`conformance`]: running the ONNX backend test data (node tests and the light model
+//!   zoo) through the interpreter.
 
+pub mod compare;
+pub mod conformance;
+pub mod interp;
+pub mod load;
+
+pub use interp::{run, InterpError, Interpreter};
+pub use load::{load_for_inputs, load_model};

@@ -20,7 +20,7 @@ use std::path::Path;
 /// Reads and imports an ONNX model file. External data is resolved next to it.
 pub fn load(path: &Path, folder: &dyn ConstantFolder) -> Result<Graph> {
     let model = decode_model(path)?;
-    import_model(&model, path.parent(), folder)
+    import_model(&model, path.parent(), folder, &HashMap::new())
 }
 
 /// Reads and decodes an ONNX model file, without importing it.
@@ -37,8 +37,60 @@ pub fn decode_model(path: &Path) -> Result<ModelProto> {
     Ok(model)
 }
 
+/// The graph inputs a caller must feed (those without an initializer), in order, with
+/// their declared types. Fails if one is not a tensor of a supported static type.
+pub fn runtime_inputs(model: &ModelProto) -> Result<Vec<(String, TensorType)>> {
+    let Some(graph) = model.graph.as_ref() else { return Ok(Vec::new()) };
+    let initializers: HashSet<&str> = graph.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
+    graph
+        .input
+        .iter()
+        .filter(|vi| !initializers.contains(vi.name.as_deref().unwrap_or("")))
+        .map(|vi| Ok((vi.name.clone().unwrap_or_default(), value_type(vi)?)))
+        .collect()
+}
+
+/// Fails if a graph output is declared as something other than a tensor of a supported
+/// element type (a sequence, an optional, a float16 tensor, …).
+pub fn check_output_kinds(model: &ModelProto) -> Result<()> {
+    let Some(graph) = model.graph.as_ref() else { return Ok(()) };
+    for vi in &graph.output {
+        let tensor = tensor_kind(vi)?;
+        if let Some(code) = tensor.and_then(|t| t.elem_type).filter(|&c| c != 0) {
+            if DType::from_onnx_code(code).is_none() {
+                let name = vi.name.clone().unwrap_or_default();
+                return Err(Error::UnsupportedType { tensor: name, dtype: onnx_type_name(code).into() });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tensor type of a value, `None` if undeclared; an error for non-tensor kinds.
+fn tensor_kind(vi: &ValueInfoProto) -> Result<Option<&type_proto::Tensor>> {
+    let name = vi.name.clone().unwrap_or_default();
+    let kind = |k: &str| Err(Error::UnsupportedType { tensor: name.clone(), dtype: k.into() });
+    match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => Ok(Some(t)),
+        Some(type_proto::Value::SequenceType(_)) => kind("sequence"),
+        Some(type_proto::Value::MapType(_)) => kind("map"),
+        Some(type_proto::Value::OptionalType(_)) => kind("optional"),
+        Some(type_proto::Value::SparseTensorType(_)) => kind("sparse tensor"),
+        None => Ok(None),
+    }
+}
+
 /// Imports a decoded model. `base_dir` resolves external data.
-pub fn import_model(model: &ModelProto, base_dir: Option<&Path>, folder: &dyn ConstantFolder) -> Result<Graph> {
+///
+/// `bindings` fixes the values of some graph inputs: they become constants and leave
+/// the graph's input list. This specializes models that take shapes or axes as inputs
+/// (as the ONNX node tests do) to the static program saturate compiles.
+pub fn import_model(
+    model: &ModelProto,
+    base_dir: Option<&Path>,
+    folder: &dyn ConstantFolder,
+    bindings: &HashMap<String, Tensor>,
+) -> Result<Graph> {
     let graph = model.graph.as_ref().ok_or_else(|| Error::Invalid("the model has no graph".into()))?;
     let opset = model
         .opset_import
@@ -64,6 +116,14 @@ pub fn import_model(model: &ModelProto, base_dir: Option<&Path>, folder: &dyn Co
             continue; // an initializer listed as an input (IR < 4) is a constant
         }
         let ty = value_type(vi)?;
+        if let Some(value) = bindings.get(&name) {
+            if value.ty() != ty {
+                return Err(Error::BadTensor { name, reason: format!("declared {ty} but bound to a value of type {}", value.ty()) });
+            }
+            let id = imp.constant(value.clone(), &name);
+            imp.values.insert(name, id);
+            continue;
+        }
         let symbol = imp.fresh_name(&name);
         let id = imp.b.input(&symbol, &ty);
         imp.values.insert(name.clone(), id);
@@ -246,14 +306,10 @@ fn topological_order<'n>(nodes: &'n [NodeProto], known: &HashMap<String, Id>) ->
 fn value_type(vi: &ValueInfoProto) -> Result<TensorType> {
     let name = vi.name.clone().unwrap_or_default();
     let bad = |reason: String| Error::BadTensor { name: name.clone(), reason };
-    let tensor = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(type_proto::Value::TensorType(t)) => t,
-        Some(_) => return Err(bad("graph inputs must be tensors (sequences, maps and optionals are not supported)".into())),
-        None => return Err(bad("the graph input has no type".into())),
-    };
+    let tensor = tensor_kind(vi)?.ok_or_else(|| bad("the graph input has no type".into()))?;
     let code = tensor.elem_type.unwrap_or(0);
     let dtype = DType::from_onnx_code(code)
-        .ok_or_else(|| bad(format!("element type {} is not supported (saturate supports f32, i64 and bool)", onnx_type_name(code))))?;
+        .ok_or_else(|| Error::UnsupportedType { tensor: name.clone(), dtype: onnx_type_name(code).into() })?;
     let dims = tensor.shape.as_ref().ok_or_else(|| bad("the input has no shape; saturate needs static shapes".into()))?;
     let shape = dims
         .dim

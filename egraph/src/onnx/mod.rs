@@ -23,7 +23,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
 
-pub use import::{decode_model, import_model, load};
+pub use import::{check_output_kinds, decode_model, import_model, load, runtime_inputs};
 pub use ops::SUPPORTED_OPS;
 pub use tensor::{read_tensor_file, tensor_from_le_bytes, tensor_from_proto, tensor_to_le_bytes, tensor_to_proto, write_tensor_file};
 

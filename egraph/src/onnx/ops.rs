@@ -20,7 +20,7 @@ use egg::Id;
 
 /// The ONNX ops (default domain) that import supports, in alphabetical order.
 pub const SUPPORTED_OPS: &[&str] = &[
-    "Abs", "Add", "And", "AveragePool", "BatchNormalization", "Cast", "Ceil", "Clip", "Concat", "Constant",
+    "Abs", "Add", "And", "AveragePool", "BatchNormalization", "Cast", "CastLike", "Ceil", "Clip", "Concat", "Constant",
     "ConstantOfShape", "Conv", "Div", "Dropout", "Equal", "Erf", "Exp", "Expand", "Flatten", "Floor", "Gather",
     "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "Identity", "LRN",
     "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool",
@@ -67,6 +67,11 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
             let d = cx.imp.b.dtype(dtype);
             cx.add(L::Cast([x, d]))?
         }
+        "CastLike" => {
+            let (x, like) = (cx.input(0)?, cx.input(1)?);
+            let d = cx.imp.b.dtype(cx.ty(like).dtype);
+            cx.add(L::Cast([x, d]))?
+        }
 
         "Add" => cx.binary(L::Add)?,
         "Sub" => cx.binary(L::Sub)?,
@@ -110,7 +115,7 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "ReduceMin" => reduce(&mut cx, L::ReduceMin, 18)?,
         "Softmax" => softmax(&mut cx, L::Softmax)?,
         "LogSoftmax" => softmax(&mut cx, L::LogSoftmax)?,
-        "LayerNormalization" => layer_norm(&mut cx)?,
+        "LayerNormalization" => return layer_norm(&mut cx),
         "BatchNormalization" => batch_norm(&mut cx)?,
         "LRN" => {
             let x = cx.input(0)?;
@@ -278,8 +283,10 @@ impl Cx<'_, '_, '_> {
     /// The value of input `i`, which must be a constant (shapes are static in saturate).
     fn const_input(&self, i: usize) -> Result<Tensor> {
         let id = self.input(i)?;
-        self.imp.const_value(id).ok_or_else(|| {
-            self.unsupported(&format!("a computed (non-constant) input {i} `{}`; saturate needs it constant", self.input_name(i).unwrap_or("")))
+        self.imp.const_value(id).ok_or_else(|| Error::NeedsConstant {
+            node: self.name(),
+            op: self.op(),
+            input: self.input_name(i).unwrap_or("").to_string(),
         })
     }
 
@@ -558,17 +565,34 @@ fn softmax(cx: &mut Cx, op: fn([Id; 2]) -> TensorLang) -> Result<Id> {
     cx.add(TensorLang::Reshape([y, back]))
 }
 
-fn layer_norm(cx: &mut Cx) -> Result<Id> {
-    cx.only_outputs(1, "the Mean and InvStdDev outputs of LayerNormalization")?;
+/// LayerNormalization; its optional Mean and InvStdDev outputs are computed with
+/// reductions over the normalized axes.
+fn layer_norm(cx: &mut Cx) -> Result<Vec<Option<Id>>> {
     let (x, scale) = (cx.input(0)?, cx.input(1)?);
     let bias = match cx.opt_input(2) {
         Some(b) => b,
         None => cx.imp.b.fill(0.0, &[]),
     };
-    let axis = cx.axis_attr("axis", Some(-1), cx.rank(x))?;
+    let rank = cx.rank(x);
+    let axis = cx.axis_attr("axis", Some(-1), rank)?;
     let eps = cx.float_attr("epsilon", 1e-5)?;
     let (a, e) = (cx.imp.b.int(axis as i64), cx.imp.b.float(eps));
-    cx.add(TensorLang::LayerNorm([x, scale, bias, a, e]))
+    let y = cx.add(TensorLang::LayerNorm([x, scale, bias, a, e]))?;
+    let wants = |i: usize| cx.node.output.get(i).is_some_and(|o| !o.is_empty());
+    if !wants(1) && !wants(2) {
+        return Ok(vec![Some(y)]);
+    }
+    let axes = cx.imp.b.ints((axis as i64..rank as i64).collect());
+    let keep = cx.imp.b.int(1);
+    let mean = cx.add(TensorLang::ReduceMean([x, axes, keep]))?;
+    let centered = cx.add(TensorLang::Sub([x, mean]))?;
+    let squared = cx.add(TensorLang::Mul([centered, centered]))?;
+    let var = cx.add(TensorLang::ReduceMean([squared, axes, keep]))?;
+    let eps = cx.imp.b.fill(eps, &[]);
+    let shifted = cx.add(TensorLang::Add([var, eps]))?;
+    let std = cx.add(TensorLang::Sqrt(shifted))?;
+    let inv_std = cx.add(TensorLang::Reciprocal(std))?;
+    Ok(vec![Some(y), Some(mean), Some(inv_std)])
 }
 
 fn batch_norm(cx: &mut Cx) -> Result<Id> {
@@ -829,10 +853,14 @@ fn pool(cx: &mut Cx, max: bool) -> Result<Id> {
 /// Dropout is the identity at inference; its mask output is all true.
 fn dropout(cx: &mut Cx) -> Result<Vec<Option<Id>>> {
     let x = cx.input(0)?;
-    if cx.input_name(2).is_some() {
-        let training = cx.const_input(2)?;
-        if training.to_i64_vec().first() == Some(&1) {
-            return Err(cx.unsupported("Dropout in training mode (it is random)"));
+    if cx.input_name(2).is_some() && cx.const_input(2)?.to_i64_vec().first() == Some(&1) {
+        // training mode drops elements at random, unless the ratio is 0
+        let ratio = match cx.input_name(1) {
+            Some(_) => cx.const_input(1)?.to_f32_vec().first().copied().unwrap_or(0.5),
+            None => 0.5,
+        };
+        if ratio != 0.0 {
+            return Err(cx.unsupported("Dropout in training mode with a non-zero ratio (it is random)"));
         }
     }
     if cx.attr("is_test").is_some_and(|a| a.i == Some(0)) && cx.imp.opset < 7 {

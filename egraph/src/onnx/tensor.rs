@@ -17,14 +17,16 @@ pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Ten
     let name = t.name.clone().unwrap_or_default();
     let bad = |reason: String| Error::BadTensor { name: name.clone(), reason };
     let code = t.data_type.unwrap_or(0);
-    let dtype = DType::from_onnx_code(code).ok_or_else(|| {
-        bad(format!("element type {} is not supported (saturate supports f32, i64 and bool)", onnx_type_name(code)))
-    })?;
+    let dtype = DType::from_onnx_code(code)
+        .ok_or_else(|| Error::UnsupportedType { tensor: name.clone(), dtype: onnx_type_name(code).into() })?;
     let shape = t
         .dims
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| bad(format!("negative dimension {d}"))))
         .collect::<Result<Vec<usize>>>()?;
+    if shape.iter().try_fold(dtype.byte_size(), |n, &d| n.checked_mul(d)).is_none_or(|bytes| bytes > isize::MAX as usize) {
+        return Err(bad(format!("dimensions {:?} are too large", t.dims)));
+    }
     let ty = TensorType::new(dtype, shape);
     let numel = ty.numel();
     if t.segment.is_some() {

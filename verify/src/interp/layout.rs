@@ -1,0 +1,104 @@
+//! Ops that move data without computing on it: reshape, expand, transpose, concat,
+//! slice, gather. They work on every dtype.
+
+use super::elementwise::view_as;
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use saturate_egraph::Tensor;
+
+/// Applies the same generic array operation to whichever dtype `t` holds.
+macro_rules! per_dtype {
+    ($t:expr, $a:ident => $body:expr) => {
+        match $t {
+            Tensor::F32($a) => Tensor::F32($body),
+            Tensor::I64($a) => Tensor::I64($body),
+            Tensor::Bool($a) => Tensor::Bool($body),
+        }
+    };
+}
+
+/// The same elements in row-major order, under a new shape.
+pub fn reshape(x: &Tensor, shape: &[usize]) -> Result<Tensor, String> {
+    fn go<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, String> {
+        let data: Vec<T> = a.iter().cloned().collect();
+        ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| format!("reshape {:?} to {shape:?}: {e}", a.shape()))
+    }
+    Ok(match x {
+        Tensor::F32(a) => Tensor::F32(go(a, shape)?),
+        Tensor::I64(a) => Tensor::I64(go(a, shape)?),
+        Tensor::Bool(a) => Tensor::Bool(go(a, shape)?),
+    })
+}
+
+/// Broadcasts `x` against `shape` (the result has the broadcast of both shapes).
+pub fn expand(x: &Tensor, shape: &[usize]) -> Result<Tensor, String> {
+    let target = saturate_egraph::shape::broadcast(x.shape(), shape)
+        .ok_or_else(|| format!("cannot expand {:?} to {shape:?}", x.shape()))?;
+    Ok(per_dtype!(x, a => view_as(a, &target).to_owned()))
+}
+
+pub fn transpose(x: &Tensor, perm: &[usize]) -> Tensor {
+    per_dtype!(x, a => a.view().permuted_axes(IxDyn(perm)).as_standard_layout().into_owned())
+}
+
+pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor, String> {
+    fn go<T: Clone>(views: Vec<ArrayViewD<T>>, axis: usize) -> Result<ArrayD<T>, String> {
+        ndarray::concatenate(Axis(axis), &views).map_err(|e| format!("concat: {e}"))
+    }
+    let first = parts.first().ok_or("concat of nothing")?;
+    let mismatch = || format!("concat of mixed types {:?}", parts.iter().map(|p| p.dtype()).collect::<Vec<_>>());
+    Ok(match first {
+        Tensor::F32(_) => Tensor::F32(go(parts.iter().map(|p| p.as_f32().map(|a| a.view())).collect::<Option<_>>().ok_or_else(mismatch)?, axis)?),
+        Tensor::I64(_) => Tensor::I64(go(parts.iter().map(|p| p.as_i64().map(|a| a.view())).collect::<Option<_>>().ok_or_else(mismatch)?, axis)?),
+        Tensor::Bool(_) => Tensor::Bool(go(parts.iter().map(|p| p.as_bool().map(|a| a.view())).collect::<Option<_>>().ok_or_else(mismatch)?, axis)?),
+    })
+}
+
+/// Takes, along each axis, the indices `start, start+step, …` up to (not including)
+/// `end`; starts and ends are already clamped (a negative step may end at -1).
+pub fn slice(x: &Tensor, starts: &[i64], ends: &[i64], steps: &[i64]) -> Tensor {
+    let picks: Vec<Vec<usize>> = (0..starts.len())
+        .map(|i| {
+            let (mut at, end, step) = (starts[i], ends[i], steps[i]);
+            let mut picked = Vec::new();
+            while (step > 0 && at < end) || (step < 0 && at > end) {
+                picked.push(at as usize);
+                at += step;
+            }
+            picked
+        })
+        .collect();
+    fn go<T: Clone>(a: &ArrayD<T>, picks: &[Vec<usize>]) -> ArrayD<T> {
+        let mut out = a.clone();
+        for (axis, indices) in picks.iter().enumerate() {
+            out = out.select(Axis(axis), indices);
+        }
+        out
+    }
+    per_dtype!(x, a => go(a, &picks))
+}
+
+/// numpy `take` along `axis`: negative indices count from the end.
+pub fn gather(x: &Tensor, indices: &Tensor, axis: usize) -> Result<Tensor, String> {
+    let idx = indices.as_i64().ok_or("gather indices must be i64")?;
+    let dim = x.shape()[axis] as i64;
+    let flat: Vec<usize> = idx
+        .iter()
+        .map(|&i| {
+            let j = if i < 0 { i + dim } else { i };
+            if (0..dim).contains(&j) {
+                Ok(j as usize)
+            } else {
+                Err(format!("gather index {i} is out of range for axis {axis} of size {dim}"))
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    fn go<T: Clone>(a: &ArrayD<T>, flat: &[usize], idx_shape: &[usize], axis: usize) -> ArrayD<T> {
+        let picked = a.select(Axis(axis), flat);
+        let mut shape = a.shape()[..axis].to_vec();
+        shape.extend(idx_shape);
+        shape.extend(&a.shape()[axis + 1..]);
+        let data: Vec<T> = picked.iter().cloned().collect();
+        ArrayD::from_shape_vec(IxDyn(&shape), data).expect("gathered sizes match")
+    }
+    Ok(per_dtype!(x, a => go(a, &flat, idx.shape(), axis)))
+}
