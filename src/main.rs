@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use saturate_egraph::onnx::{read_tensor_file, write_tensor_file};
 use saturate_egraph::{sexp, stats::stats, Graph};
+use saturate_verify::compare::{compare, ATOL, RTOL};
 use saturate_verify::conformance;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,9 @@ enum Command {
         /// Overwrite existing output files.
         #[arg(long)]
         force: bool,
+        /// Compare each output with DIR/output_N.pb (rtol 1e-3, atol 1e-4); exit 1 if any differs.
+        #[arg(long, value_name = "DIR")]
+        expected: Option<PathBuf>,
     },
     /// Describe a model: inputs, outputs, op histogram, parameters, FLOPs.
     Info {
@@ -59,7 +63,7 @@ enum Command {
     },
     /// Convert a model to saturate's S-expression graph format.
     #[command(long_about = "Convert a model to saturate's S-expression graph format.\n\n\
-        Weights with more than 64 elements go to a side file next to OUT, with the same \
+        Weights with more than 16 elements go to a side file next to OUT, with the same \
         name and the extension .weights. Reading the result back gives the same graph.")]
     Convert {
         /// The model: a .onnx file or a .sexp graph.
@@ -99,7 +103,9 @@ enum Engine {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { model, inputs, output_dir, engine: Engine::Interp, force } => run(&model, &inputs, &output_dir, force),
+        Command::Run { model, inputs, output_dir, engine: Engine::Interp, force, expected } => {
+            run(&model, &inputs, &output_dir, force, expected.as_deref())
+        }
         Command::Info { model, json } => info(&model, json),
         Command::Convert { model, output, force } => convert(&model, &output, force),
         Command::Conformance { data, verbose, no_models } => conformance_cmd(data, verbose, no_models),
@@ -113,7 +119,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(model: &Path, input_files: &[PathBuf], output_dir: &Path, force: bool) -> Result<ExitCode> {
+fn run(model: &Path, input_files: &[PathBuf], output_dir: &Path, force: bool, expected: Option<&Path>) -> Result<ExitCode> {
     let inputs = input_files
         .iter()
         .map(|p| read_tensor_file(p).map(|(_, t)| t))
@@ -131,7 +137,20 @@ fn run(model: &Path, input_files: &[PathBuf], output_dir: &Path, force: bool) ->
         write_tensor_file(path, tensor, &port.name)?;
         println!("{}: `{}` {}", path.display(), port.name, tensor.ty());
     }
-    Ok(ExitCode::SUCCESS)
+    let Some(dir) = expected else { return Ok(ExitCode::SUCCESS) };
+    let mut all_match = true;
+    for (i, (port, tensor)) in graph.outputs.iter().zip(&outputs).enumerate() {
+        let path = dir.join(format!("output_{i}.pb"));
+        let (_, want) = read_tensor_file(&path)?;
+        match compare(tensor, &want, RTOL, ATOL) {
+            Ok(()) => println!("output {i} (`{}`) matches {}", port.name, path.display()),
+            Err(m) => {
+                all_match = false;
+                println!("output {i} (`{}`) DIFFERS from {}: {m}", port.name, path.display());
+            }
+        }
+    }
+    Ok(if all_match { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn info(model: &Path, json: bool) -> Result<ExitCode> {

@@ -157,11 +157,12 @@ impl Graph {
         Graph { expr: b.expr, inputs, outputs, weights }
     }
 
-    /// Number of nodes per op name (attribute leaves and sources excluded).
+    /// Number of nodes per op name (attribute leaves and sources — inputs, weights and
+    /// `fill` constants — excluded).
     pub fn op_histogram(&self) -> BTreeMap<String, usize> {
         let mut hist = BTreeMap::new();
         for node in self.expr.as_ref() {
-            if !node.is_attribute() && !matches!(node, TensorLang::Input(_) | TensorLang::Weight(_)) {
+            if !node.is_attribute() && !matches!(node, TensorLang::Input(_) | TensorLang::Weight(_) | TensorLang::Fill(_)) {
                 *hist.entry(node.to_string()).or_insert(0) += 1;
             }
         }

@@ -30,8 +30,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use symbolic_expressions::Sexp;
 
-/// Weights with at most this many elements are written inline.
-const INLINE_LIMIT: usize = 64;
+/// Weights with at most this many elements are written inline; larger ones go to the
+/// side file, which keeps the text readable.
+const INLINE_LIMIT: usize = 16;
 
 /// The first form of every file, naming the format and its version.
 const HEADER: &str = "(saturate-graph 1)";
@@ -353,7 +354,9 @@ fn values_form(t: &Tensor) -> String {
 /// are not inlined and returns the form that refers to it.
 fn render(graph: &Graph, big_weight: &mut dyn FnMut(&Tensor) -> String) -> String {
     let g = graph.canonicalize();
+    // declarations (inputs, weights) first, then the program, then the outputs
     let mut out = String::new();
+    let mut body = String::new();
     writeln!(out, "{HEADER}").unwrap();
     // how each node is referred to: leaves and fills inline, everything else by name
     let mut refs: Vec<String> = Vec::with_capacity(g.expr.len());
@@ -388,7 +391,7 @@ fn render(graph: &Graph, big_weight: &mut dyn FnMut(&Tensor) -> String) -> Strin
                 if matches!(n, TensorLang::Fill(_)) {
                     call
                 } else {
-                    writeln!(out, "(let ${next_let} {call})").unwrap();
+                    writeln!(body, "(let ${next_let} {call})").unwrap();
                     next_let += 1;
                     format!("${}", next_let - 1)
                 }
@@ -396,6 +399,7 @@ fn render(graph: &Graph, big_weight: &mut dyn FnMut(&Tensor) -> String) -> Strin
         };
         refs.push(text);
     }
+    out.push_str(&body);
     for port in &g.outputs {
         writeln!(out, "(output {:?} {})", sanitize_quoted(&port.name), refs[usize::from(port.id)]).unwrap();
     }
