@@ -31,7 +31,7 @@ impl Model {
     }
 
     pub fn output(mut self, name: &str) -> Self {
-        self.graph.output.push(value_info(name, FLOAT, None));
+        self.graph.output.push(value_info(name, 0, None)); // type left undeclared
         self
     }
 

@@ -1,0 +1,84 @@
+//! Semantics of supported ops that the ONNX node tests only exercise with element
+//! types saturate does not support (Cast, CastLike and Equal are tested there on
+//! int8/int32/float16/strings), and the runtime errors of the interpreter.
+
+mod support;
+
+use saturate_egraph::onnx;
+use saturate_egraph::Tensor;
+use saturate_verify::{run, Interpreter};
+use std::collections::HashMap;
+use support::*;
+
+fn run_model(model: &Model, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    let graph = onnx::import_model(&model.proto(), None, &Interpreter, &HashMap::new()).map_err(|e| e.to_string())?;
+    run(&graph, inputs).map_err(|e| e.to_string())
+}
+
+fn f32s(shape: &[usize], v: &[f32]) -> Tensor {
+    Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), v.to_vec()).unwrap())
+}
+
+fn i64s(shape: &[usize], v: &[i64]) -> Tensor {
+    Tensor::I64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), v.to_vec()).unwrap())
+}
+
+#[test]
+fn cast_truncates_toward_zero_and_maps_nonzero_to_true() {
+    let to_i64 = Model::new(13).input("x", FLOAT, &[5]).node("Cast", &["x"], &["y"], vec![attr_int("to", 7)]).output("y");
+    let y = run_model(&to_i64, &[f32s(&[5], &[1.9, -1.9, 0.0, 2.5, -0.5])]).unwrap();
+    assert_eq!(y[0], i64s(&[5], &[1, -1, 0, 2, 0]));
+
+    let to_bool_and_back = Model::new(13)
+        .input("x", FLOAT, &[3])
+        .node("Cast", &["x"], &["b"], vec![attr_int("to", 9)])
+        .node("Cast", &["b"], &["y"], vec![attr_int("to", 1)])
+        .output("y");
+    let y = run_model(&to_bool_and_back, &[f32s(&[3], &[0.0, -3.0, 0.5])]).unwrap();
+    assert_eq!(y[0], f32s(&[3], &[0.0, 1.0, 1.0]));
+}
+
+#[test]
+fn castlike_takes_the_type_of_its_second_input() {
+    let model = Model::new(15)
+        .input("x", INT64, &[3])
+        .input("like", FLOAT, &[1])
+        .node("CastLike", &["x", "like"], &["y"], vec![])
+        .output("y");
+    let y = run_model(&model, &[i64s(&[3], &[-2, 0, 7]), f32s(&[1], &[0.0])]).unwrap();
+    assert_eq!(y[0], f32s(&[3], &[-2.0, 0.0, 7.0]));
+}
+
+#[test]
+fn equal_broadcasts_and_compares_exactly() {
+    let model = Model::new(13)
+        .input("a", INT64, &[2, 3])
+        .input("b", INT64, &[3])
+        .node("Equal", &["a", "b"], &["e"], vec![])
+        .node("Cast", &["e"], &["y"], vec![attr_int("to", 7)])
+        .output("y");
+    let y = run_model(&model, &[i64s(&[2, 3], &[1, 2, 3, 3, 2, 1]), i64s(&[3], &[1, 2, 1])]).unwrap();
+    assert_eq!(y[0], i64s(&[2, 3], &[1, 1, 0, 0, 1, 1]));
+
+    let floats = Model::new(13).input("a", FLOAT, &[3]).input("b", FLOAT, &[3]).node("Equal", &["a", "b"], &["y"], vec![]).output("y");
+    let y = run_model(&floats, &[f32s(&[3], &[0.0, f32::NAN, 1.0]), f32s(&[3], &[-0.0, f32::NAN, 1.0000001])]).unwrap();
+    assert_eq!(y[0].as_bool().unwrap().iter().copied().collect::<Vec<_>>(), vec![true, false, false]);
+}
+
+#[test]
+fn integer_division_by_zero_is_an_error_not_a_crash() {
+    let model = Model::new(13).input("a", INT64, &[2]).input("b", INT64, &[2]).node("Div", &["a", "b"], &["y"], vec![]).output("y");
+    let err = run_model(&model, &[i64s(&[2], &[4, 5]), i64s(&[2], &[2, 0])]).unwrap_err();
+    assert!(err.contains("integer division by zero"), "{err}");
+    let ok = run_model(&model, &[i64s(&[2], &[7, -7]), i64s(&[2], &[2, 2])]).unwrap();
+    assert_eq!(ok[0], i64s(&[2], &[3, -3]), "integer division truncates toward zero");
+}
+
+#[test]
+fn gather_index_out_of_range_is_an_error() {
+    let model = Model::new(13).input("x", FLOAT, &[3]).input("i", INT64, &[2]).node("Gather", &["x", "i"], &["y"], vec![]).output("y");
+    let err = run_model(&model, &[f32s(&[3], &[1.0, 2.0, 3.0]), i64s(&[2], &[0, 3])]).unwrap_err();
+    assert!(err.contains("gather index 3 is out of range for axis 0 of size 3"), "{err}");
+    let ok = run_model(&model, &[f32s(&[3], &[1.0, 2.0, 3.0]), i64s(&[2], &[-1, 0])]).unwrap();
+    assert_eq!(ok[0], f32s(&[2], &[3.0, 1.0]), "negative indices count from the end");
+}
