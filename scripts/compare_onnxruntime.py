@@ -1,6 +1,9 @@
 """Runs models through `saturate run` and onnxruntime on the same random inputs and
 compares the outputs (|a - b| <= atol + rtol*|b|, rtol 1e-3, atol 1e-4).
 
+The ONNX model saturate exports (`saturate convert -o x.onnx`) is run in onnxruntime too
+and must agree with the original.
+
 Each model is checked twice: as shipped, and with its constant weights replaced by
 random ones. The ONNX "light" zoo generates every weight as ConstantOfShape(0.02), which
 makes every channel identical and the output nearly uniform; random weights make the
@@ -117,6 +120,18 @@ def check(saturate, model_path, model, label, rng, work):
         worst = max(worst, err)
         if problem:
             problems.append(problem)
+
+    # the graph saturate exports must compute the same in onnxruntime
+    exported = os.path.join(work, label, "exported.onnx")
+    proc = subprocess.run([saturate, "convert", model_path, "-o", exported, "--force"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        problems.append(f"export failed: {proc.stderr.strip()}")
+    else:
+        session = ort.InferenceSession(exported, options, providers=["CPUExecutionProvider"])
+        for i, (got, want) in enumerate(zip(session.run(None, feeds), expected)):
+            problem, err = compare(f"exported output {i}", got, want)
+            if problem:
+                problems.append(problem)
     return not problems, "; ".join(problems), ort_ms, saturate_s, worst
 
 
@@ -135,6 +150,8 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for path in args.models:
             name = os.path.splitext(os.path.basename(path))[0]
+            if name == "model":  # examples/<name>/model.onnx
+                name = os.path.basename(os.path.dirname(os.path.abspath(path)))
             model = onnx.load(path)
             for weights in ("shipped", "random"):
                 if weights == "shipped":

@@ -61,15 +61,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Convert a model to saturate's S-expression graph format.
-    #[command(long_about = "Convert a model to saturate's S-expression graph format.\n\n\
-        Weights with more than 16 elements go to a side file next to OUT, with the same \
-        name and the extension .weights. Reading the result back gives the same graph.")]
+    /// Convert a model between ONNX and saturate's S-expression graph format.
+    #[command(long_about = "Convert a model between ONNX and saturate's S-expression graph format; \
+        the extension of OUT (.sexp or .onnx) picks the format.\n\n\
+        In .sexp output, weights with more than 16 elements go to a side file next to OUT, with \
+        the same name and the extension .weights. ONNX output uses opset 19. Reading the \
+        result back gives the same graph.")]
     Convert {
         /// The model: a .onnx file or a .sexp graph.
         model: PathBuf,
-        /// Where to write the graph (.sexp).
-        #[arg(short, long, value_name = "OUT.sexp")]
+        /// Where to write the converted model (.sexp or .onnx).
+        #[arg(short, long, value_name = "OUT")]
         output: PathBuf,
         /// Overwrite OUT (and its .weights file) if they exist.
         #[arg(long)]
@@ -213,20 +215,25 @@ fn group_digits(n: usize) -> String {
 }
 
 fn convert(model: &Path, output: &Path, force: bool) -> Result<ExitCode> {
-    if output.extension().is_none_or(|e| e != "sexp") {
-        bail!("{}: the output must be a .sexp file", output.display());
-    }
+    let to_sexp = match output.extension().and_then(|e| e.to_str()) {
+        Some("sexp") => true,
+        Some("onnx") => false,
+        _ => bail!("{}: the output must be a .sexp or .onnx file", output.display()),
+    };
     let side = output.with_extension("weights");
     if !force {
-        for p in [output, side.as_path()] {
-            if p.exists() {
-                bail!("{} already exists; pass --force to overwrite", p.display());
-            }
+        let written: &[&Path] = if to_sexp { &[output, side.as_path()] } else { &[output] };
+        if let Some(existing) = written.iter().find(|p| p.exists()) {
+            bail!("{} already exists; pass --force to overwrite", existing.display());
         }
     }
     let graph: Graph = saturate_verify::load_model(model)?;
-    sexp::write_file(&graph, output)?;
-    let weights = if side.exists() { format!(" and {}", side.display()) } else { String::new() };
+    if to_sexp {
+        sexp::write_file(&graph, output)?;
+    } else {
+        saturate_egraph::onnx::save(&graph, output)?;
+    }
+    let weights = if to_sexp && side.exists() { format!(" and {}", side.display()) } else { String::new() };
     println!("wrote {}{weights}", output.display());
     Ok(ExitCode::SUCCESS)
 }

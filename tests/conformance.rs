@@ -65,3 +65,30 @@ fn light_models_match_their_expected_outputs() {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+#[test]
+fn exported_node_test_models_import_back_unchanged() {
+    // every node test model saturate imports, written back as ONNX and imported again,
+    // is the same graph: export covers every op import produces
+    use prost::Message;
+    use saturate_egraph::onnx;
+    use std::collections::HashMap;
+    let mut checked = 0;
+    for dir in conformance::node_test_dirs(&data().join("node")).unwrap() {
+        let set = dir.join("test_data_set_0");
+        let inputs: Vec<_> = (0..)
+            .map(|i| set.join(format!("input_{i}.pb")))
+            .take_while(|p| p.exists())
+            .map(|p| onnx::read_tensor_file(&p).map(|(_, t)| t))
+            .collect();
+        let Ok(inputs) = inputs.into_iter().collect::<Result<Vec<_>, _>>() else { continue };
+        let Ok((graph, _)) = saturate_verify::load_for_inputs(&dir.join("model.onnx"), inputs) else { continue };
+        let bytes = onnx::export_model(&graph).unwrap().encode_to_vec();
+        let proto = onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
+        let back = onnx::import_model(&proto, None, &saturate_verify::Interpreter, &HashMap::new())
+            .unwrap_or_else(|e| panic!("{}: exported model does not import: {e}", dir.display()));
+        assert!(back == graph, "{}: the exported model imports as a different graph", dir.display());
+        checked += 1;
+    }
+    assert!(checked >= 540, "only {checked} node test models were exported");
+}

@@ -188,3 +188,15 @@ fn egg_map(node: &TensorLang, ids: &[saturate_egraph::Id]) -> TensorLang {
     use saturate_egraph::Language;
     node.clone().map_children(|c| ids[usize::from(c)])
 }
+
+#[test]
+fn onnx_export_round_trip_is_exact_on_real_models() {
+    use prost::Message;
+    for path in real_models() {
+        let graph = load_model(&path).unwrap();
+        let bytes = onnx::export_model(&graph).unwrap().encode_to_vec();
+        let proto = onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
+        let back = onnx::import_model(&proto, None, &Interpreter, &HashMap::new()).unwrap();
+        assert!(back == graph, "{} changed in the ONNX round trip", path.display());
+    }
+}

@@ -1,11 +1,12 @@
-//! ONNX import: `ModelProto` → [`Graph`].
+//! ONNX import (`ModelProto` → [`Graph`]) and export.
 //!
 //! - [`proto`]: the protobuf types, generated at build time from the vendored
 //!   `proto/onnx.proto` by prost-build with protox (no `protoc` needed);
 //! - [`tensor`]: `TensorProto` ⇄ [`crate::Tensor`] and `.pb` tensor files;
 //! - [`import`](mod@import): walking the graph in dependency order, resolving names,
 //!   checking shapes node by node, folding constants;
-//! - [`ops`]: how each supported ONNX op lowers to [`TensorLang`](crate::TensorLang).
+//! - [`ops`]: how each supported ONNX op lowers to [`TensorLang`](crate::TensorLang);
+//! - [`export`]: the way back, a [`Graph`] as an ONNX model.
 //!
 //! Shapes are static in saturate, so everything an exporter computes from shapes
 //! (`Shape → Gather → Concat → Reshape`) is constant and is folded at import: any node
@@ -13,6 +14,7 @@
 //! passes (the reference interpreter), and its result becomes a `fill` (when all
 //! elements are equal) or a new weight.
 
+pub mod export;
 pub mod import;
 pub mod ops;
 pub mod tensor;
@@ -23,6 +25,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
 
+pub use export::{export_model, save, EXPORT_OPSET};
 pub use import::{check_output_kinds, decode_model, import_model, load, runtime_inputs};
 pub use ops::SUPPORTED_OPS;
 pub use tensor::{read_tensor_file, tensor_from_le_bytes, tensor_from_proto, tensor_to_le_bytes, tensor_to_proto, write_tensor_file};

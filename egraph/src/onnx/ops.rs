@@ -870,7 +870,8 @@ fn dropout(cx: &mut Cx) -> Result<Vec<Option<Id>>> {
     if cx.node.output.get(1).is_some_and(|o| !o.is_empty()) {
         let shape = cx.shape(x);
         let mask = Tensor::Bool(ndarray::ArrayD::from_elem(ndarray::IxDyn(&shape), true));
-        outputs.push(Some(cx.constant(mask)));
+        let name = cx.node.output[1].clone();
+        outputs.push(Some(cx.imp.constant(mask, &name)));
     }
     Ok(outputs)
 }

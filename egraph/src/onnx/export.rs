@@ -1,0 +1,402 @@
+//! ONNX export: [`Graph`] → `ModelProto` at opset [`EXPORT_OPSET`], so a program saturate
+//! produced can run anywhere ONNX runs (and be checked against onnxruntime).
+//!
+//! Each TensorLang op becomes one ONNX node, with attributes as attributes or constant
+//! inputs as the opset wants them. Weights become initializers of the same name; `fill`
+//! constants become `ConstantOfShape`, so a splat weight costs a few bytes. An output
+//! computed by an op is that op's output; other outputs (an input or weight passed
+//! through, a value output twice) are `Identity` nodes. Importing an exported graph gives
+//! the same graph back.
+
+use super::proto::{
+    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use super::tensor::tensor_to_proto;
+use crate::infer::Meta;
+use crate::{Error, Graph, Result, Tensor, TensorLang, TensorType};
+use egg::{Id, Language};
+use prost::Message;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// The opset exported models declare (axes are inputs of every reduce op; AveragePool
+/// has dilations).
+pub const EXPORT_OPSET: i64 = 19;
+
+/// Writes `graph` as an ONNX model file.
+pub fn save(graph: &Graph, path: &Path) -> Result<()> {
+    let bytes = export_model(graph)?.encode_to_vec();
+    std::fs::write(path, bytes).map_err(|source| Error::Io { action: "write", path: path.into(), source })
+}
+
+/// Converts `graph` to an ONNX model.
+pub fn export_model(graph: &Graph) -> Result<ModelProto> {
+    let graph = graph.canonicalize();
+    let metas = graph.check()?;
+    let mut ex = Exporter { g: &graph, metas: &metas, nodes: Vec::new(), inits: Vec::new(), names: vec![String::new(); graph.expr.len()], taken: HashSet::new() };
+    // names the model's users know are kept: inputs, weights, and outputs computed by
+    // an op, which can carry the output's name directly
+    for port in &graph.inputs {
+        ex.names[usize::from(port.id)] = port.name.clone();
+        ex.taken.insert(port.name.clone());
+    }
+    for port in &graph.outputs {
+        ex.taken.insert(port.name.clone());
+    }
+    for port in &graph.outputs {
+        let i = usize::from(port.id);
+        let is_op = !matches!(graph.expr[port.id], TensorLang::Input(_) | TensorLang::Weight(_));
+        if is_op && ex.names[i].is_empty() {
+            ex.names[i] = port.name.clone();
+        }
+    }
+    for (id, node) in graph.expr.items() {
+        if !node.is_attribute() && !matches!(node, TensorLang::Input(_)) {
+            ex.lower(id, node)?;
+        }
+    }
+    let inputs = graph.inputs.iter().map(|p| value_info(&p.name, Some(&graph.tensor_type(&metas, p.id)))).collect();
+    let mut outputs = Vec::new();
+    for port in &graph.outputs {
+        let value = ex.names[usize::from(port.id)].clone();
+        if value != port.name {
+            ex.nodes.push(node("Identity", vec![value], vec![port.name.clone()], vec![]));
+        }
+        outputs.push(value_info(&port.name, Some(&graph.tensor_type(&metas, port.id))));
+    }
+    Ok(ModelProto {
+        ir_version: Some(9),
+        producer_name: Some("saturate".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(EXPORT_OPSET) }],
+        graph: Some(GraphProto {
+            name: Some("saturate".into()),
+            node: ex.nodes,
+            initializer: ex.inits,
+            input: inputs,
+            output: outputs,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+struct Exporter<'g> {
+    g: &'g Graph,
+    metas: &'g [Meta],
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    /// The ONNX value name of each tensor node.
+    names: Vec<String>,
+    taken: HashSet<String>,
+}
+
+impl Exporter<'_> {
+    fn name(&self, id: Id) -> String {
+        self.names[usize::from(id)].clone()
+    }
+
+    fn fresh(&mut self, hint: &str) -> String {
+        let mut name = hint.to_string();
+        let mut n = 1;
+        while !self.taken.insert(name.clone()) {
+            n += 1;
+            name = format!("{hint}_{n}");
+        }
+        name
+    }
+
+    fn int(&self, id: Id) -> i64 {
+        match &self.metas[usize::from(id)] {
+            Meta::Int(v) => *v,
+            other => unreachable!("checked graphs have integers here, found {other:?}"),
+        }
+    }
+
+    fn float(&self, id: Id) -> f32 {
+        match &self.metas[usize::from(id)] {
+            Meta::Float(v) => *v,
+            other => unreachable!("checked graphs have floats here, found {other:?}"),
+        }
+    }
+
+    fn ints(&self, id: Id) -> Vec<i64> {
+        match &self.metas[usize::from(id)] {
+            Meta::Ints(v) => v.clone(),
+            other => unreachable!("checked graphs have integer lists here, found {other:?}"),
+        }
+    }
+
+    fn ty(&self, id: Id) -> &TensorType {
+        self.metas[usize::from(id)].tensor().expect("operands are tensors")
+    }
+
+    /// An initializer holding `t`, for constant inputs such as shapes and axes.
+    fn constant(&mut self, hint: &str, t: Tensor) -> String {
+        let name = self.fresh(hint);
+        self.inits.push(tensor_to_proto(&t, &name));
+        name
+    }
+
+    fn ints_const(&mut self, hint: &str, v: Vec<i64>) -> String {
+        self.constant(hint, Tensor::i64_vec(v))
+    }
+
+    fn emit(&mut self, id: Id, op: &str, inputs: Vec<String>, attrs: Vec<AttributeProto>) {
+        let assigned = &self.names[usize::from(id)];
+        let out = if assigned.is_empty() { self.fresh(&format!("v{id}")) } else { assigned.clone() };
+        self.nodes.push(node(op, inputs, vec![out.clone()], attrs));
+        self.names[usize::from(id)] = out;
+    }
+
+    fn lower(&mut self, id: Id, n: &TensorLang) -> Result<()> {
+        use TensorLang as L;
+        let operands: Vec<String> = n.children().iter().map(|&c| self.name(c)).collect();
+        let x = |i: usize| operands[i].clone();
+        match n {
+            L::Weight([name, ..]) => {
+                let name = self.g.name_of(*name).to_string();
+                // a weight that is itself an output keeps the name both share
+                let is_own_output = self.g.outputs.iter().any(|p| p.id == id && p.name == name);
+                let unique = if is_own_output { name.clone() } else { self.fresh(&name) };
+                self.inits.push(tensor_to_proto(&self.g.weights[&name], &unique));
+                self.names[usize::from(id)] = unique;
+            }
+            L::Fill([v, shape]) => {
+                let shape = self.ints_const(&format!("v{id}_shape"), self.ints(*shape));
+                let value = tensor_to_proto(&Tensor::F32(ndarray::arr1(&[self.float(*v)]).into_dyn()), "");
+                self.emit(id, "ConstantOfShape", vec![shape], vec![attr_tensor("value", value)]);
+            }
+            L::Neg(_) => self.emit(id, "Neg", vec![x(0)], vec![]),
+            L::Abs(_) => self.emit(id, "Abs", vec![x(0)], vec![]),
+            L::Sqrt(_) => self.emit(id, "Sqrt", vec![x(0)], vec![]),
+            L::Reciprocal(_) => self.emit(id, "Reciprocal", vec![x(0)], vec![]),
+            L::Exp(_) => self.emit(id, "Exp", vec![x(0)], vec![]),
+            L::Log(_) => self.emit(id, "Log", vec![x(0)], vec![]),
+            L::Erf(_) => self.emit(id, "Erf", vec![x(0)], vec![]),
+            L::Tanh(_) => self.emit(id, "Tanh", vec![x(0)], vec![]),
+            L::Sigmoid(_) => self.emit(id, "Sigmoid", vec![x(0)], vec![]),
+            L::Relu(_) => self.emit(id, "Relu", vec![x(0)], vec![]),
+            L::Floor(_) => self.emit(id, "Floor", vec![x(0)], vec![]),
+            L::Ceil(_) => self.emit(id, "Ceil", vec![x(0)], vec![]),
+            L::Not(_) => self.emit(id, "Not", vec![x(0)], vec![]),
+            L::LeakyRelu([_, alpha]) => {
+                let alpha = attr_float("alpha", self.float(*alpha));
+                self.emit(id, "LeakyRelu", vec![x(0)], vec![alpha])
+            }
+            L::Clip([_, lo, hi]) => {
+                let mut inputs = vec![x(0)];
+                for (bound, infinite) in [(*lo, f32::NEG_INFINITY), (*hi, f32::INFINITY)] {
+                    let v = self.float(bound);
+                    inputs.push(if v == infinite { String::new() } else { self.constant(&format!("v{id}_bound"), Tensor::scalar_f32(v)) });
+                }
+                while inputs.last().is_some_and(String::is_empty) {
+                    inputs.pop();
+                }
+                self.emit(id, "Clip", inputs, vec![])
+            }
+            L::Cast([_, _]) => {
+                let to = self.ty(id).dtype.onnx_code() as i64;
+                self.emit(id, "Cast", vec![x(0)], vec![attr_int("to", to)])
+            }
+            L::Add(_) => self.emit(id, "Add", vec![x(0), x(1)], vec![]),
+            L::Sub(_) => self.emit(id, "Sub", vec![x(0), x(1)], vec![]),
+            L::Mul(_) => self.emit(id, "Mul", vec![x(0), x(1)], vec![]),
+            L::Div(_) => self.emit(id, "Div", vec![x(0), x(1)], vec![]),
+            L::Pow(_) => self.emit(id, "Pow", vec![x(0), x(1)], vec![]),
+            L::Max(_) => self.emit(id, "Max", vec![x(0), x(1)], vec![]),
+            L::Min(_) => self.emit(id, "Min", vec![x(0), x(1)], vec![]),
+            L::Equal(_) => self.emit(id, "Equal", vec![x(0), x(1)], vec![]),
+            L::Less(_) => self.emit(id, "Less", vec![x(0), x(1)], vec![]),
+            L::Greater(_) => self.emit(id, "Greater", vec![x(0), x(1)], vec![]),
+            L::And(_) => self.emit(id, "And", vec![x(0), x(1)], vec![]),
+            L::Or(_) => self.emit(id, "Or", vec![x(0), x(1)], vec![]),
+            L::Where(_) => self.emit(id, "Where", vec![x(0), x(1), x(2)], vec![]),
+            L::MatMul(_) => self.emit(id, "MatMul", vec![x(0), x(1)], vec![]),
+            L::Gemm([_, _, _, alpha, beta, ta, tb]) => {
+                let attrs = vec![
+                    attr_float("alpha", self.float(*alpha)),
+                    attr_float("beta", self.float(*beta)),
+                    attr_int("transA", self.int(*ta)),
+                    attr_int("transB", self.int(*tb)),
+                ];
+                self.emit(id, "Gemm", vec![x(0), x(1), x(2)], attrs)
+            }
+            L::ReduceSum([_, axes, keep]) | L::ReduceMean([_, axes, keep]) | L::ReduceMax([_, axes, keep]) | L::ReduceMin([_, axes, keep]) => {
+                let op = match n {
+                    L::ReduceSum(_) => "ReduceSum",
+                    L::ReduceMean(_) => "ReduceMean",
+                    L::ReduceMax(_) => "ReduceMax",
+                    _ => "ReduceMin",
+                };
+                let axes = self.ints(*axes);
+                if axes.is_empty() {
+                    // TensorLang's empty axis list reduces nothing
+                    self.emit(id, "Identity", vec![x(0)], vec![]);
+                    return Ok(());
+                }
+                let axes = self.ints_const(&format!("v{id}_axes"), axes);
+                let keep = attr_int("keepdims", self.int(*keep));
+                self.emit(id, op, vec![x(0), axes], vec![keep])
+            }
+            L::Softmax([_, axis]) => self.emit(id, "Softmax", vec![x(0)], vec![attr_int("axis", self.int(*axis))]),
+            L::LogSoftmax([_, axis]) => self.emit(id, "LogSoftmax", vec![x(0)], vec![attr_int("axis", self.int(*axis))]),
+            L::LayerNorm([input, scale, bias, axis, eps]) => {
+                let axis = self.int(*axis);
+                let normalized = self.ty(*input).shape[axis as usize..].to_vec();
+                // ONNX wants scale and bias of the normalized shape; an absent bias is 0
+                let scale = self.full_shaped(*scale, &normalized, id);
+                let mut inputs = vec![x(0), scale];
+                let zero_bias = matches!(&self.g.expr[*bias], L::Fill([v, _]) if self.float(*v) == 0.0);
+                if !zero_bias {
+                    inputs.push(self.full_shaped(*bias, &normalized, id));
+                }
+                self.emit(id, "LayerNormalization", inputs, vec![attr_int("axis", axis), attr_float("epsilon", self.float(*eps))])
+            }
+            L::BatchNorm([.., eps]) => {
+                let inputs = (0..5).map(x).collect();
+                self.emit(id, "BatchNormalization", inputs, vec![attr_float("epsilon", self.float(*eps))])
+            }
+            L::Lrn([_, size, alpha, beta, bias]) => {
+                let attrs = vec![
+                    attr_int("size", self.int(*size)),
+                    attr_float("alpha", self.float(*alpha)),
+                    attr_float("beta", self.float(*beta)),
+                    attr_float("bias", self.float(*bias)),
+                ];
+                self.emit(id, "LRN", vec![x(0)], attrs)
+            }
+            L::Reshape([_, shape]) => {
+                let shape = self.ints_const(&format!("v{id}_shape"), self.ints(*shape));
+                self.emit(id, "Reshape", vec![x(0), shape], vec![attr_int("allowzero", 1)])
+            }
+            L::Flatten([_, axis]) => self.emit(id, "Flatten", vec![x(0)], vec![attr_int("axis", self.int(*axis))]),
+            L::Squeeze([_, axes]) | L::Unsqueeze([_, axes]) => {
+                let op = if matches!(n, L::Squeeze(_)) { "Squeeze" } else { "Unsqueeze" };
+                let axes = self.ints_const(&format!("v{id}_axes"), self.ints(*axes));
+                self.emit(id, op, vec![x(0), axes], vec![])
+            }
+            L::Transpose([_, perm]) => self.emit(id, "Transpose", vec![x(0)], vec![attr_ints("perm", self.ints(*perm))]),
+            L::Expand([_, shape]) => {
+                let shape = self.ints_const(&format!("v{id}_shape"), self.ints(*shape));
+                self.emit(id, "Expand", vec![x(0), shape], vec![])
+            }
+            L::Concat(children) => {
+                let inputs = children[1..].iter().map(|&c| self.name(c)).collect();
+                self.emit(id, "Concat", inputs, vec![attr_int("axis", self.int(children[0]))])
+            }
+            L::Slice([input, starts, ends, steps]) => {
+                let rank = self.ty(*input).rank();
+                let steps = self.ints(*steps);
+                // a normalized end of -1 (before index 0, with a negative step) means the
+                // last index in ONNX; any end below -dim clamps to "before 0"
+                let ends: Vec<i64> = self.ints(*ends).iter().zip(&steps).map(|(&e, &s)| if s < 0 && e < 0 { i64::MIN } else { e }).collect();
+                let inputs = vec![
+                    x(0),
+                    self.ints_const(&format!("v{id}_starts"), self.ints(*starts)),
+                    self.ints_const(&format!("v{id}_ends"), ends),
+                    self.ints_const(&format!("v{id}_axes"), (0..rank as i64).collect()),
+                    self.ints_const(&format!("v{id}_steps"), steps),
+                ];
+                self.emit(id, "Slice", inputs, vec![])
+            }
+            L::Gather([_, _, axis]) => self.emit(id, "Gather", vec![x(0), x(1)], vec![attr_int("axis", self.int(*axis))]),
+            L::Conv([_, w, _, strides, pads, dilations, group]) => {
+                let kernel = self.ty(*w).shape[2..].iter().map(|&d| d as i64).collect::<Vec<_>>();
+                let attrs = vec![
+                    attr_ints("kernel_shape", kernel),
+                    attr_ints("strides", self.ints(*strides)),
+                    attr_ints("pads", self.ints(*pads)),
+                    attr_ints("dilations", self.ints(*dilations)),
+                    attr_int("group", self.int(*group)),
+                ];
+                self.emit(id, "Conv", vec![x(0), x(1), x(2)], attrs)
+            }
+            L::MaxPool([_, kernel, strides, pads, dilations, ceil]) => {
+                let attrs = vec![
+                    attr_ints("kernel_shape", self.ints(*kernel)),
+                    attr_ints("strides", self.ints(*strides)),
+                    attr_ints("pads", self.ints(*pads)),
+                    attr_ints("dilations", self.ints(*dilations)),
+                    attr_int("ceil_mode", self.int(*ceil)),
+                ];
+                self.emit(id, "MaxPool", vec![x(0)], attrs)
+            }
+            L::AvgPool([_, kernel, strides, pads, dilations, ceil, include]) => {
+                let attrs = vec![
+                    attr_ints("kernel_shape", self.ints(*kernel)),
+                    attr_ints("strides", self.ints(*strides)),
+                    attr_ints("pads", self.ints(*pads)),
+                    attr_ints("dilations", self.ints(*dilations)),
+                    attr_int("ceil_mode", self.int(*ceil)),
+                    attr_int("count_include_pad", self.int(*include)),
+                ];
+                self.emit(id, "AveragePool", vec![x(0)], attrs)
+            }
+            L::GlobalAvgPool(_) => self.emit(id, "GlobalAveragePool", vec![x(0)], vec![]),
+            L::GlobalMaxPool(_) => self.emit(id, "GlobalMaxPool", vec![x(0)], vec![]),
+            L::Input(_) | L::Int(_) | L::Float(_) | L::Ints(_) | L::DType(_) | L::Name(_) => unreachable!("handled by the caller"),
+        }
+        Ok(())
+    }
+
+    /// The value of `id` expanded to `shape` if it has another (broadcastable) shape.
+    fn full_shaped(&mut self, id: Id, shape: &[usize], at: Id) -> String {
+        if self.ty(id).shape == shape {
+            return self.name(id);
+        }
+        let target = self.ints_const(&format!("v{at}_param_shape"), shape.iter().map(|&d| d as i64).collect());
+        let out = self.fresh(&format!("v{at}_param"));
+        self.nodes.push(node("Expand", vec![self.name(id), target], vec![out.clone()], vec![]));
+        out
+    }
+}
+
+fn node(op: &str, inputs: Vec<String>, outputs: Vec<String>, attrs: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        op_type: Some(op.into()),
+        name: outputs.first().map(|o| format!("{op}_{o}")),
+        input: inputs,
+        output: outputs,
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, ty: Option<&TensorType>) -> ValueInfoProto {
+    let tensor = ty.map(|t| type_proto::Tensor {
+        elem_type: Some(t.dtype.onnx_code()),
+        shape: Some(TensorShapeProto {
+            dim: t
+                .shape
+                .iter()
+                .map(|&d| tensor_shape_proto::Dimension {
+                    value: Some(tensor_shape_proto::dimension::Value::DimValue(d as i64)),
+                    ..Default::default()
+                })
+                .collect(),
+        }),
+    });
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: tensor.map(|t| TypeProto { value: Some(type_proto::Value::TensorType(t)), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn attr_int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Int as i32), i: Some(v), ..Default::default() }
+}
+
+fn attr_float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Float as i32), f: Some(v), ..Default::default() }
+}
+
+fn attr_ints(name: &str, v: Vec<i64>) -> AttributeProto {
+    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Ints as i32), ints: v, ..Default::default() }
+}
+
+fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
+    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Tensor as i32), t: Some(t), ..Default::default() }
+}
