@@ -62,11 +62,13 @@ enum Command {
         json: bool,
     },
     /// Convert a model between ONNX and saturate's S-expression graph format.
-    #[command(long_about = "Convert a model between ONNX and saturate's S-expression graph format; \
+    #[command(
+        long_about = "Convert a model between ONNX and saturate's S-expression graph format; \
         the extension of OUT (.sexp or .onnx) picks the format.\n\n\
         In .sexp output, weights with more than 16 elements go to a side file next to OUT, with \
         the same name and the extension .weights. ONNX output uses opset 19. Reading the \
-        result back gives the same graph.")]
+        result back gives the same graph."
+    )]
     Convert {
         /// The model: a .onnx file or a .sexp graph.
         model: PathBuf,
@@ -78,10 +80,12 @@ enum Command {
         force: bool,
     },
     /// Run the ONNX backend test data through the interpreter and print the table.
-    #[command(long_about = "Run the ONNX backend test data (onnx==1.22.0) through the reference \
+    #[command(
+        long_about = "Run the ONNX backend test data (onnx==1.22.0) through the reference \
         interpreter: every node test, then the nine light models. Prints, per supported op, \
         passed/total, and totals over supported ops and over all 1765 tests.\n\n\
-        Fetch the data first with scripts/fetch-onnx-data.")]
+        Fetch the data first with scripts/fetch-onnx-data."
+    )]
     Conformance {
         /// The extracted data (holding node/ and light/); default: data/onnx-1.22.0 in the
         /// source tree, or $SATURATE_ONNX_DATA.
@@ -105,12 +109,25 @@ enum Engine {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { model, inputs, output_dir, engine: Engine::Interp, force, expected } => {
-            run(&model, &inputs, &output_dir, force, expected.as_deref())
-        }
+        Command::Run {
+            model,
+            inputs,
+            output_dir,
+            engine: Engine::Interp,
+            force,
+            expected,
+        } => run(&model, &inputs, &output_dir, force, expected.as_deref()),
         Command::Info { model, json } => info(&model, json),
-        Command::Convert { model, output, force } => convert(&model, &output, force),
-        Command::Conformance { data, verbose, no_models } => conformance_cmd(data, verbose, no_models),
+        Command::Convert {
+            model,
+            output,
+            force,
+        } => convert(&model, &output, force),
+        Command::Conformance {
+            data,
+            verbose,
+            no_models,
+        } => conformance_cmd(data, verbose, no_models),
     };
     match result {
         Ok(code) => code,
@@ -121,25 +138,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(model: &Path, input_files: &[PathBuf], output_dir: &Path, force: bool, expected: Option<&Path>) -> Result<ExitCode> {
+fn run(
+    model: &Path,
+    input_files: &[PathBuf],
+    output_dir: &Path,
+    force: bool,
+    expected: Option<&Path>,
+) -> Result<ExitCode> {
     let inputs = input_files
         .iter()
         .map(|p| read_tensor_file(p).map(|(_, t)| t))
         .collect::<Result<Vec<_>, _>>()?;
     let (graph, inputs) = saturate_verify::load_for_inputs(model, inputs)?;
     let outputs = saturate_verify::run(&graph, &inputs)?;
-    std::fs::create_dir_all(output_dir).with_context(|| format!("cannot create {}", output_dir.display()))?;
-    let paths: Vec<PathBuf> = (0..outputs.len()).map(|i| output_dir.join(format!("output_{i}.pb"))).collect();
+    std::fs::create_dir_all(output_dir)
+        .with_context(|| format!("cannot create {}", output_dir.display()))?;
+    let paths: Vec<PathBuf> = (0..outputs.len())
+        .map(|i| output_dir.join(format!("output_{i}.pb")))
+        .collect();
     if !force {
         if let Some(existing) = paths.iter().find(|p| p.exists()) {
-            bail!("{} already exists; pass --force to overwrite", existing.display());
+            bail!(
+                "{} already exists; pass --force to overwrite",
+                existing.display()
+            );
         }
     }
     for ((port, tensor), path) in graph.outputs.iter().zip(&outputs).zip(&paths) {
         write_tensor_file(path, tensor, &port.name)?;
         println!("{}: `{}` {}", path.display(), port.name, tensor.ty());
     }
-    let Some(dir) = expected else { return Ok(ExitCode::SUCCESS) };
+    let Some(dir) = expected else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let mut all_match = true;
     for (i, (port, tensor)) in graph.outputs.iter().zip(&outputs).enumerate() {
         let path = dir.join(format!("output_{i}.pb"));
@@ -148,11 +179,19 @@ fn run(model: &Path, input_files: &[PathBuf], output_dir: &Path, force: bool, ex
             Ok(()) => println!("output {i} (`{}`) matches {}", port.name, path.display()),
             Err(m) => {
                 all_match = false;
-                println!("output {i} (`{}`) DIFFERS from {}: {m}", port.name, path.display());
+                println!(
+                    "output {i} (`{}`) DIFFERS from {}: {m}",
+                    port.name,
+                    path.display()
+                );
             }
         }
     }
-    Ok(if all_match { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_match {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn info(model: &Path, json: bool) -> Result<ExitCode> {
@@ -160,7 +199,10 @@ fn info(model: &Path, json: bool) -> Result<ExitCode> {
     let metas = graph.check()?;
     let s = stats(&graph)?;
     let ports = |ports: &[saturate_egraph::Port]| -> Vec<(String, String)> {
-        ports.iter().map(|p| (p.name.clone(), graph.tensor_type(&metas, p.id).to_string())).collect()
+        ports
+            .iter()
+            .map(|p| (p.name.clone(), graph.tensor_type(&metas, p.id).to_string()))
+            .collect()
     };
     let (inputs, outputs) = (ports(&graph.inputs), ports(&graph.outputs));
     let histogram = graph.op_histogram();
@@ -191,7 +233,11 @@ fn info(model: &Path, json: bool) -> Result<ExitCode> {
         group_digits(s.weight_params),
         group_digits(s.fill_params)
     );
-    println!("flops   {} per run ({:.3} GFLOP)", group_digits(s.flops as usize), s.flops as f64 / 1e9);
+    println!(
+        "flops   {} per run ({:.3} GFLOP)",
+        group_digits(s.flops as usize),
+        s.flops as f64 / 1e9
+    );
     println!("ops     {} nodes", s.ops);
     let width = histogram.keys().map(String::len).max().unwrap_or(0);
     let mut by_count: Vec<_> = histogram.iter().collect();
@@ -206,7 +252,7 @@ fn group_digits(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -218,13 +264,23 @@ fn convert(model: &Path, output: &Path, force: bool) -> Result<ExitCode> {
     let to_sexp = match output.extension().and_then(|e| e.to_str()) {
         Some("sexp") => true,
         Some("onnx") => false,
-        _ => bail!("{}: the output must be a .sexp or .onnx file", output.display()),
+        _ => bail!(
+            "{}: the output must be a .sexp or .onnx file",
+            output.display()
+        ),
     };
     let side = output.with_extension("weights");
     if !force {
-        let written: &[&Path] = if to_sexp { &[output, side.as_path()] } else { &[output] };
+        let written: &[&Path] = if to_sexp {
+            &[output, side.as_path()]
+        } else {
+            &[output]
+        };
         if let Some(existing) = written.iter().find(|p| p.exists()) {
-            bail!("{} already exists; pass --force to overwrite", existing.display());
+            bail!(
+                "{} already exists; pass --force to overwrite",
+                existing.display()
+            );
         }
     }
     let graph: Graph = saturate_verify::load_model(model)?;
@@ -233,7 +289,11 @@ fn convert(model: &Path, output: &Path, force: bool) -> Result<ExitCode> {
     } else {
         saturate_egraph::onnx::save(&graph, output)?;
     }
-    let weights = if to_sexp && side.exists() { format!(" and {}", side.display()) } else { String::new() };
+    let weights = if to_sexp && side.exists() {
+        format!(" and {}", side.display())
+    } else {
+        String::new()
+    };
     println!("wrote {}{weights}", output.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -255,7 +315,11 @@ fn conformance_cmd(data: Option<PathBuf>, verbose: bool, no_models: bool) -> Res
     if tty {
         eprintln!("\r{:<80}", "");
     }
-    println!("ONNX {} node tests ({:.1} s)\n", conformance::ONNX_VERSION, start.elapsed().as_secs_f64());
+    println!(
+        "ONNX {} node tests ({:.1} s)\n",
+        conformance::ONNX_VERSION,
+        start.elapsed().as_secs_f64()
+    );
     print!("{}", conformance::render_table(&results));
     let mut bad = 0;
     for t in results.iter().filter(|t| conformance::is_supported(&t.op)) {
@@ -264,7 +328,9 @@ fn conformance_cmd(data: Option<PathBuf>, verbose: bool, no_models: bool) -> Res
                 bad += 1;
                 println!("FAILED {} ({}): {why}", t.name, t.op);
             }
-            conformance::Outcome::Unsupported(why) if verbose => println!("unsupported {} ({}): {why}", t.name, t.op),
+            conformance::Outcome::Unsupported(why) if verbose => {
+                println!("unsupported {} ({}): {why}", t.name, t.op)
+            }
             _ => {}
         }
     }
@@ -279,8 +345,15 @@ fn conformance_cmd(data: Option<PathBuf>, verbose: bool, no_models: bool) -> Res
                     format!("MISMATCH: {why}")
                 }
             };
-            println!("  {:<14} load {:>6.2} s  run {:>6.2} s  {status}", m.name, m.load_seconds, m.run_seconds);
+            println!(
+                "  {:<14} load {:>6.2} s  run {:>6.2} s  {status}",
+                m.name, m.load_seconds, m.run_seconds
+            );
         }
     }
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

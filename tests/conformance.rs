@@ -21,7 +21,11 @@ fn data() -> std::path::PathBuf {
 fn node_tests_pass_or_are_reported_unsupported() {
     let results = conformance::run_node_tests(&data().join("node"), |_| {}).unwrap();
     println!("{}", conformance::render_table(&results));
-    assert_eq!(results.len(), 1765, "the pinned release has 1765 node tests");
+    assert_eq!(
+        results.len(),
+        1765,
+        "the pinned release has 1765 node tests"
+    );
     let failures: Vec<String> = results
         .iter()
         .filter_map(|t| match &t.outcome {
@@ -29,8 +33,16 @@ fn node_tests_pass_or_are_reported_unsupported() {
             _ => None,
         })
         .collect();
-    assert!(failures.is_empty(), "{} node tests failed:\n{}", failures.len(), failures.join("\n"));
-    let passed = results.iter().filter(|t| conformance::is_supported(&t.op) && t.outcome == Outcome::Passed).count();
+    assert!(
+        failures.is_empty(),
+        "{} node tests failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let passed = results
+        .iter()
+        .filter(|t| conformance::is_supported(&t.op) && t.outcome == Outcome::Passed)
+        .count();
     assert!(passed >= SUPPORTED_PASSED_AT_LEAST, "only {passed} node tests of supported ops passed, expected at least {SUPPORTED_PASSED_AT_LEAST}");
 }
 
@@ -48,7 +60,10 @@ fn every_supported_op_passes_a_node_test() {
         .copied()
         .filter(|op| !TESTED_IN_OPS_RS.contains(op) && table.get(*op).is_none_or(|t| t.passed == 0))
         .collect();
-    assert!(untested.is_empty(), "supported ops without a passing node test: {untested:?}");
+    assert!(
+        untested.is_empty(),
+        "supported ops without a passing node test: {untested:?}"
+    );
 }
 
 #[test]
@@ -58,7 +73,10 @@ fn light_models_match_their_expected_outputs() {
     let mut mismatches = Vec::new();
     for path in paths {
         let m = conformance::run_light_model(&path);
-        println!("{:<14} load {:.2} s, run {:.2} s: {:?}", m.name, m.load_seconds, m.run_seconds, m.outcome);
+        println!(
+            "{:<14} load {:.2} s, run {:.2} s: {:?}",
+            m.name, m.load_seconds, m.run_seconds, m.outcome
+        );
         if m.outcome != Outcome::Passed {
             mismatches.push(format!("{}: {:?}", m.name, m.outcome));
         }
@@ -81,14 +99,26 @@ fn exported_node_test_models_import_back_unchanged() {
             .take_while(|p| p.exists())
             .map(|p| onnx::read_tensor_file(&p).map(|(_, t)| t))
             .collect();
-        let Ok(inputs) = inputs.into_iter().collect::<Result<Vec<_>, _>>() else { continue };
-        let Ok((graph, _)) = saturate_verify::load_for_inputs(&dir.join("model.onnx"), inputs) else { continue };
+        let Ok(inputs) = inputs.into_iter().collect::<Result<Vec<_>, _>>() else {
+            continue;
+        };
+        let Ok((graph, _)) = saturate_verify::load_for_inputs(&dir.join("model.onnx"), inputs)
+        else {
+            continue;
+        };
         let bytes = onnx::export_model(&graph).unwrap().encode_to_vec();
         let proto = onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
         let back = onnx::import_model(&proto, None, &saturate_verify::Interpreter, &HashMap::new())
             .unwrap_or_else(|e| panic!("{}: exported model does not import: {e}", dir.display()));
-        assert!(back == graph, "{}: the exported model imports as a different graph", dir.display());
+        assert!(
+            back == graph,
+            "{}: the exported model imports as a different graph",
+            dir.display()
+        );
         checked += 1;
     }
-    assert!(checked >= 540, "only {checked} node test models were exported");
+    assert!(
+        checked >= 540,
+        "only {checked} node test models were exported"
+    );
 }

@@ -38,10 +38,13 @@ impl Analysis<TensorLang> for ShapeAnalysis {
     type Data = ClassData;
 
     fn make(egraph: &mut TensorEGraph, enode: &TensorLang, _id: Id) -> ClassData {
-        let invalid_child = enode.children().iter().find_map(|&c| match &egraph[c].data {
-            ClassData::Invalid(reason) => Some(reason.clone()),
-            ClassData::Valid(_) => None,
-        });
+        let invalid_child = enode
+            .children()
+            .iter()
+            .find_map(|&c| match &egraph[c].data {
+                ClassData::Invalid(reason) => Some(reason.clone()),
+                ClassData::Valid(_) => None,
+            });
         if let Some(reason) = invalid_child {
             return ClassData::Invalid(format!("operand is ill-typed: {reason}"));
         }
@@ -78,7 +81,9 @@ mod tests {
     fn classes_carry_static_types() {
         let mut eg = TensorEGraph::default();
         let expr: RecExpr<TensorLang> =
-            "(relu (matmul (input %x f32 [8,16]) (weight %w f32 [16,4])))".parse().unwrap();
+            "(relu (matmul (input %x f32 [8,16]) (weight %w f32 [16,4])))"
+                .parse()
+                .unwrap();
         let root = eg.add_expr(&expr);
         match &eg[root].data {
             ClassData::Valid(Meta::Tensor(t)) => assert_eq!(t.shape, vec![8, 4]),
@@ -89,8 +94,9 @@ mod tests {
     #[test]
     fn ill_typed_nodes_are_marked_not_panicking() {
         let mut eg = TensorEGraph::default();
-        let expr: RecExpr<TensorLang> =
-            "(add (input %x f32 [2,3]) (input %y f32 [4]))".parse().unwrap();
+        let expr: RecExpr<TensorLang> = "(add (input %x f32 [2,3]) (input %y f32 [4]))"
+            .parse()
+            .unwrap();
         let root = eg.add_expr(&expr);
         assert!(matches!(&eg[root].data, ClassData::Invalid(r) if r.contains("do not broadcast")));
     }

@@ -45,7 +45,7 @@
 //! | `avg_pool` | x, kernel, strides, pads, dilations, ceil_mode, count_include_pad | [N,C,out…] |
 //! | `global_avg_pool`, `global_max_pool` | x [N,C,…] | [N,C,1,…] |
 
-use crate::shape::{broadcast, ShapeDisplay};
+use crate::shape::{broadcast, reduced_shape, ShapeDisplay};
 use crate::{DType, IntList, Name, TensorLang, TensorType};
 use egg::Id;
 
@@ -117,9 +117,11 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             a.binary(*ab, &[DType::F32, DType::I64], None)?
         }
         L::Pow(ab) => a.binary(*ab, &[DType::F32], None)?,
-        L::Equal(ab) | L::Less(ab) | L::Greater(ab) => {
-            a.binary(*ab, &[DType::F32, DType::I64, DType::Bool], Some(DType::Bool))?
-        }
+        L::Equal(ab) | L::Less(ab) | L::Greater(ab) => a.binary(
+            *ab,
+            &[DType::F32, DType::I64, DType::Bool],
+            Some(DType::Bool),
+        )?,
         L::And(ab) | L::Or(ab) => a.binary(*ab, &[DType::Bool], None)?,
         L::Where([c, x, y]) => {
             let c = a.tensor_of(*c, &[DType::Bool])?;
@@ -129,7 +131,10 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             TensorType::new(x.dtype, broadcast_or_err(&c.shape, &xy)?)
         }
 
-        L::MatMul([x, y]) => matmul(a.tensor_of(*x, &[DType::F32])?, a.tensor_of(*y, &[DType::F32])?)?,
+        L::MatMul([x, y]) => matmul(
+            a.tensor_of(*x, &[DType::F32])?,
+            a.tensor_of(*y, &[DType::F32])?,
+        )?,
         L::Gemm([x, y, c, alpha, beta, ta, tb]) => {
             a.float(*alpha)?;
             a.float(*beta)?;
@@ -147,21 +152,14 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
         | L::ReduceMax([x, axes, keep])
         | L::ReduceMin([x, axes, keep]) => {
             let order_only = matches!(node, L::ReduceMax(_) | L::ReduceMin(_));
-            let dtypes: &[DType] = if order_only { &[DType::F32, DType::I64, DType::Bool] } else { &[DType::F32, DType::I64] };
+            let dtypes: &[DType] = if order_only {
+                &[DType::F32, DType::I64, DType::Bool]
+            } else {
+                &[DType::F32, DType::I64]
+            };
             let t = a.tensor_of(*x, dtypes)?;
             let axes = a.axes(*axes, t.rank())?;
-            let keep = a.flag(*keep)?;
-            let shape = t
-                .shape
-                .iter()
-                .enumerate()
-                .filter_map(|(i, &d)| match (axes.contains(&i), keep) {
-                    (false, _) => Some(d),
-                    (true, true) => Some(1),
-                    (true, false) => None,
-                })
-                .collect();
-            TensorType::new(t.dtype, shape)
+            TensorType::new(t.dtype, reduced_shape(&t.shape, &axes, a.flag(*keep)?))
         }
         L::Softmax([x, axis]) | L::LogSoftmax([x, axis]) => {
             let t = a.tensor_of(*x, &[DType::F32])?;
@@ -189,7 +187,12 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             let t = a.tensor_of(*x, &[DType::F32])?;
             a.float(*eps)?;
             let channels = channel_dim(t, "batch_norm")?;
-            for (what, p) in [("scale", scale), ("bias", bias), ("mean", mean), ("var", var)] {
+            for (what, p) in [
+                ("scale", scale),
+                ("bias", bias),
+                ("mean", mean),
+                ("var", var),
+            ] {
                 let p = a.tensor_of(*p, &[DType::F32])?;
                 if p.shape != [channels] {
                     return Err(format!(
@@ -233,7 +236,10 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
                 return Err(format!("flatten axis {axis} is outside 0..={}", t.rank()));
             }
             let (outer, inner) = t.shape.split_at(axis as usize);
-            TensorType::new(t.dtype, vec![outer.iter().product(), inner.iter().product()])
+            TensorType::new(
+                t.dtype,
+                vec![outer.iter().product(), inner.iter().product()],
+            )
         }
         L::Squeeze([x, axes]) => {
             let t = a.tensor(*x)?;
@@ -245,7 +251,10 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
                     t.shape[bad]
                 ));
             }
-            let shape = (0..t.rank()).filter(|i| !axes.contains(i)).map(|i| t.shape[i]).collect();
+            let shape = (0..t.rank())
+                .filter(|i| !axes.contains(i))
+                .map(|i| t.shape[i])
+                .collect();
             TensorType::new(t.dtype, shape)
         }
         L::Unsqueeze([x, axes]) => {
@@ -254,7 +263,13 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             let axes = a.axes(*axes, rank)?;
             let mut dims = t.shape.iter();
             let shape = (0..rank)
-                .map(|i| if axes.contains(&i) { 1 } else { *dims.next().unwrap() })
+                .map(|i| {
+                    if axes.contains(&i) {
+                        1
+                    } else {
+                        *dims.next().unwrap()
+                    }
+                })
                 .collect();
             TensorType::new(t.dtype, shape)
         }
@@ -306,12 +321,20 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
         )?,
         L::MaxPool([x, kernel, strides, pads, dilations, ceil]) => {
             let t = a.tensor_of(*x, &[DType::F32])?;
-            pool(t, &Window::read(&a, Some(*kernel), *strides, *pads, *dilations)?, a.flag(*ceil)?)?
+            pool(
+                t,
+                &Window::read(&a, Some(*kernel), *strides, *pads, *dilations)?,
+                a.flag(*ceil)?,
+            )?
         }
         L::AvgPool([x, kernel, strides, pads, dilations, ceil, include_pad]) => {
             let t = a.tensor_of(*x, &[DType::F32])?;
             a.flag(*include_pad)?;
-            pool(t, &Window::read(&a, Some(*kernel), *strides, *pads, *dilations)?, a.flag(*ceil)?)?
+            pool(
+                t,
+                &Window::read(&a, Some(*kernel), *strides, *pads, *dilations)?,
+                a.flag(*ceil)?,
+            )?
         }
         L::GlobalAvgPool(x) | L::GlobalMaxPool(x) => {
             let t = a.tensor_of(*x, &[DType::F32])?;
@@ -333,7 +356,9 @@ impl<'a> Args<'_, 'a> {
     fn tensor(&self, id: Id) -> Result<&'a TensorType, String> {
         match (self.arg)(id) {
             Meta::Tensor(t) => Ok(t),
-            other => Err(format!("expected a tensor operand, found the attribute {other:?}")),
+            other => Err(format!(
+                "expected a tensor operand, found the attribute {other:?}"
+            )),
         }
     }
 
@@ -372,7 +397,9 @@ impl<'a> Args<'_, 'a> {
     fn ints(&self, id: Id) -> Result<&'a [i64], String> {
         match (self.arg)(id) {
             Meta::Ints(v) => Ok(v),
-            other => Err(format!("expected an integer list attribute, found {other:?}")),
+            other => Err(format!(
+                "expected an integer list attribute, found {other:?}"
+            )),
         }
     }
 
@@ -402,7 +429,8 @@ impl<'a> Args<'_, 'a> {
     /// Normalized axes: strictly increasing, each in `0..rank`.
     fn axes(&self, id: Id, rank: usize) -> Result<Vec<usize>, String> {
         let v = self.ints(id)?;
-        let ok = v.iter().all(|&x| x >= 0 && (x as usize) < rank) && v.windows(2).all(|w| w[0] < w[1]);
+        let ok =
+            v.iter().all(|&x| x >= 0 && (x as usize) < rank) && v.windows(2).all(|w| w[0] < w[1]);
         if !ok {
             return Err(format!(
                 "axes {} must be increasing and within 0..{rank}",
@@ -412,10 +440,18 @@ impl<'a> Args<'_, 'a> {
         Ok(v.iter().map(|&x| x as usize).collect())
     }
 
-    fn binary(&self, [x, y]: [Id; 2], dtypes: &[DType], result: Option<DType>) -> Result<TensorType, String> {
+    fn binary(
+        &self,
+        [x, y]: [Id; 2],
+        dtypes: &[DType],
+        result: Option<DType>,
+    ) -> Result<TensorType, String> {
         let (x, y) = (self.tensor_of(x, dtypes)?, self.tensor_of(y, dtypes)?);
         same_dtype(x, y)?;
-        Ok(TensorType::new(result.unwrap_or(x.dtype), broadcast_or_err(&x.shape, &y.shape)?))
+        Ok(TensorType::new(
+            result.unwrap_or(x.dtype),
+            broadcast_or_err(&x.shape, &y.shape)?,
+        ))
     }
 }
 
@@ -429,14 +465,21 @@ fn same_dtype(x: &TensorType, y: &TensorType) -> Result<(), String> {
 
 fn broadcast_or_err(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
     broadcast(a, b).ok_or_else(|| {
-        format!("shapes {} and {} do not broadcast", ShapeDisplay(a), ShapeDisplay(b))
+        format!(
+            "shapes {} and {} do not broadcast",
+            ShapeDisplay(a),
+            ShapeDisplay(b)
+        )
     })
 }
 
 /// The channel count of an `[N, C, …]` input.
 fn channel_dim(t: &TensorType, op: &str) -> Result<usize, String> {
     if t.rank() < 2 {
-        return Err(format!("{op} needs an input of rank ≥ 2 ([N,C,…]), got {}", ShapeDisplay(&t.shape)));
+        return Err(format!(
+            "{op} needs an input of rank ≥ 2 ([N,C,…]), got {}",
+            ShapeDisplay(&t.shape)
+        ));
     }
     Ok(t.shape[1])
 }
@@ -446,8 +489,16 @@ fn matmul(x: &TensorType, y: &TensorType) -> Result<TensorType, String> {
         return Err("matmul operands must have rank ≥ 1".into());
     }
     // promote 1-D operands to matrices, and drop the added dimension afterwards
-    let xs = if x.rank() == 1 { vec![1, x.shape[0]] } else { x.shape.clone() };
-    let ys = if y.rank() == 1 { vec![y.shape[0], 1] } else { y.shape.clone() };
+    let xs = if x.rank() == 1 {
+        vec![1, x.shape[0]]
+    } else {
+        x.shape.clone()
+    };
+    let ys = if y.rank() == 1 {
+        vec![y.shape[0], 1]
+    } else {
+        y.shape.clone()
+    };
     let (m, k) = (xs[xs.len() - 2], xs[xs.len() - 1]);
     let (k2, n) = (ys[ys.len() - 2], ys[ys.len() - 1]);
     if k != k2 {
@@ -467,7 +518,13 @@ fn matmul(x: &TensorType, y: &TensorType) -> Result<TensorType, String> {
     Ok(TensorType::f32(shape))
 }
 
-fn gemm(x: &TensorType, y: &TensorType, c: &TensorType, ta: bool, tb: bool) -> Result<TensorType, String> {
+fn gemm(
+    x: &TensorType,
+    y: &TensorType,
+    c: &TensorType,
+    ta: bool,
+    tb: bool,
+) -> Result<TensorType, String> {
     if x.rank() != 2 || y.rank() != 2 {
         return Err(format!(
             "gemm needs 2-D operands, got {} and {}",
@@ -475,8 +532,16 @@ fn gemm(x: &TensorType, y: &TensorType, c: &TensorType, ta: bool, tb: bool) -> R
             ShapeDisplay(&y.shape)
         ));
     }
-    let (m, k) = if ta { (x.shape[1], x.shape[0]) } else { (x.shape[0], x.shape[1]) };
-    let (k2, n) = if tb { (y.shape[1], y.shape[0]) } else { (y.shape[0], y.shape[1]) };
+    let (m, k) = if ta {
+        (x.shape[1], x.shape[0])
+    } else {
+        (x.shape[0], x.shape[1])
+    };
+    let (k2, n) = if tb {
+        (y.shape[1], y.shape[0])
+    } else {
+        (y.shape[0], y.shape[1])
+    };
     if k != k2 {
         return Err(format!(
             "gemm inner dimensions differ: {}{} × {}{}",
@@ -487,7 +552,10 @@ fn gemm(x: &TensorType, y: &TensorType, c: &TensorType, ta: bool, tb: bool) -> R
         ));
     }
     if broadcast(&c.shape, &[m, n]).as_deref() != Some(&[m, n][..]) {
-        return Err(format!("gemm bias {} does not broadcast to [{m},{n}]", ShapeDisplay(&c.shape)));
+        return Err(format!(
+            "gemm bias {} does not broadcast to [{m},{n}]",
+            ShapeDisplay(&c.shape)
+        ));
     }
     Ok(TensorType::f32(vec![m, n]))
 }
@@ -524,7 +592,10 @@ fn slice(a: &Args, x: Id, starts: Id, ends: Id, steps: Id) -> Result<TensorType,
     let t = a.tensor(x)?;
     let (starts, ends, steps) = (a.ints(starts)?, a.ints(ends)?, a.ints(steps)?);
     if starts.len() != t.rank() || ends.len() != t.rank() || steps.len() != t.rank() {
-        return Err(format!("slice needs one start, end and step per axis of {}", ShapeDisplay(&t.shape)));
+        return Err(format!(
+            "slice needs one start, end and step per axis of {}",
+            ShapeDisplay(&t.shape)
+        ));
     }
     let mut shape = Vec::with_capacity(t.rank());
     for i in 0..t.rank() {
@@ -541,7 +612,11 @@ fn slice(a: &Args, x: Id, starts: Id, ends: Id, steps: Id) -> Result<TensorType,
                 "slice axis {i} of size {dim}: start {start}, end {end}, step {step} is not normalized"
             ));
         }
-        let len = if step > 0 { (end - start + step - 1) / step } else { (start - end + (-step) - 1) / (-step) };
+        let len = if step > 0 {
+            (end - start + step - 1) / step
+        } else {
+            (start - end + (-step) - 1) / (-step)
+        };
         shape.push(len.max(0) as usize);
     }
     Ok(TensorType::new(t.dtype, shape))
@@ -556,9 +631,20 @@ struct Window {
 }
 
 impl Window {
-    fn read(a: &Args, kernel: Option<Id>, strides: Id, pads: Id, dilations: Id) -> Result<Window, String> {
+    fn read(
+        a: &Args,
+        kernel: Option<Id>,
+        strides: Id,
+        pads: Id,
+        dilations: Id,
+    ) -> Result<Window, String> {
         let kernel = kernel.map(|k| a.dims(k)).transpose()?;
-        let w = Window { kernel, strides: a.dims(strides)?, pads: a.dims(pads)?, dilations: a.dims(dilations)? };
+        let w = Window {
+            kernel,
+            strides: a.dims(strides)?,
+            pads: a.dims(pads)?,
+            dilations: a.dims(dilations)?,
+        };
         if w.strides.contains(&0) || w.dilations.contains(&0) {
             return Err("strides and dilations must be positive".into());
         }
@@ -568,7 +654,11 @@ impl Window {
     /// Checks the attribute lengths against `spatial` dimensions.
     fn check_rank(&self, spatial: usize) -> Result<(), String> {
         let kernel_ok = self.kernel.as_ref().is_none_or(|k| k.len() == spatial);
-        if !kernel_ok || self.strides.len() != spatial || self.dilations.len() != spatial || self.pads.len() != 2 * spatial {
+        if !kernel_ok
+            || self.strides.len() != spatial
+            || self.dilations.len() != spatial
+            || self.pads.len() != 2 * spatial
+        {
             return Err(format!(
                 "window attributes do not match {spatial} spatial dims (kernel, strides and dilations need {spatial} values, pads {})",
                 2 * spatial
@@ -578,7 +668,13 @@ impl Window {
     }
 
     /// Output size along spatial axis `i` for input size `input` and kernel size `k`.
-    fn output_size(&self, i: usize, input: usize, k: usize, ceil_mode: bool) -> Result<usize, String> {
+    fn output_size(
+        &self,
+        i: usize,
+        input: usize,
+        k: usize,
+        ceil_mode: bool,
+    ) -> Result<usize, String> {
         let spatial = self.strides.len();
         let padded = input + self.pads[i] + self.pads[i + spatial];
         let extent = (k - 1) * self.dilations[i] + 1;
@@ -589,7 +685,11 @@ impl Window {
         }
         let s = self.strides[i];
         let span = padded - extent;
-        let mut out = if ceil_mode { span.div_ceil(s) } else { span / s } + 1;
+        let mut out = if ceil_mode {
+            span.div_ceil(s)
+        } else {
+            span / s
+        } + 1;
         // with ceil_mode, the last window must start inside the input or its left padding
         if ceil_mode && (out - 1) * s >= input + self.pads[i] {
             out -= 1;
@@ -598,7 +698,13 @@ impl Window {
     }
 }
 
-fn conv(x: &TensorType, w: &TensorType, b: &TensorType, win: &Window, group: i64) -> Result<TensorType, String> {
+fn conv(
+    x: &TensorType,
+    w: &TensorType,
+    b: &TensorType,
+    win: &Window,
+    group: i64,
+) -> Result<TensorType, String> {
     if x.rank() < 3 || w.rank() != x.rank() {
         return Err(format!(
             "conv needs input [N,C,…] and weight [M,C/group,…] of equal rank ≥ 3, got {} and {}",
@@ -609,7 +715,10 @@ fn conv(x: &TensorType, w: &TensorType, b: &TensorType, win: &Window, group: i64
     let spatial = x.rank() - 2;
     win.check_rank(spatial)?;
     let (c, m) = (x.shape[1], w.shape[0]);
-    let group = usize::try_from(group).ok().filter(|&g| g > 0).ok_or("conv group must be positive")?;
+    let group = usize::try_from(group)
+        .ok()
+        .filter(|&g| g > 0)
+        .ok_or("conv group must be positive")?;
     if c != w.shape[1] * group || m % group != 0 {
         return Err(format!(
             "conv input {} has {c} channels but weight {} with group {group} expects {}",
@@ -619,7 +728,10 @@ fn conv(x: &TensorType, w: &TensorType, b: &TensorType, win: &Window, group: i64
         ));
     }
     if b.shape != [m] {
-        return Err(format!("conv bias {} should be [{m}]", ShapeDisplay(&b.shape)));
+        return Err(format!(
+            "conv bias {} should be [{m}]",
+            ShapeDisplay(&b.shape)
+        ));
     }
     let mut shape = vec![x.shape[0], m];
     for i in 0..spatial {
@@ -634,8 +746,8 @@ fn pool(x: &TensorType, win: &Window, ceil_mode: bool) -> Result<TensorType, Str
     win.check_rank(spatial)?;
     let kernel = win.kernel.as_ref().expect("pooling reads a kernel");
     let mut shape = x.shape[..2].to_vec();
-    for i in 0..spatial {
-        shape.push(win.output_size(i, x.shape[2 + i], kernel[i], ceil_mode)?);
+    for (i, &k) in kernel.iter().enumerate() {
+        shape.push(win.output_size(i, x.shape[2 + i], k, ceil_mode)?);
     }
     Ok(TensorType::f32(shape))
 }
@@ -676,8 +788,10 @@ mod tests {
     #[test]
     fn ceil_mode_pooling_drops_a_window_starting_in_the_padding() {
         // 5 wide, kernel 2, stride 2, no padding: floor gives 2, ceil gives 3
-        let floor = infer_expr("(max_pool (input %x f32 [1,1,5,5]) [2,2] [2,2] [0,0,0,0] [1,1] 0)").unwrap();
-        let ceil = infer_expr("(max_pool (input %x f32 [1,1,5,5]) [2,2] [2,2] [0,0,0,0] [1,1] 1)").unwrap();
+        let floor = infer_expr("(max_pool (input %x f32 [1,1,5,5]) [2,2] [2,2] [0,0,0,0] [1,1] 0)")
+            .unwrap();
+        let ceil = infer_expr("(max_pool (input %x f32 [1,1,5,5]) [2,2] [2,2] [0,0,0,0] [1,1] 1)")
+            .unwrap();
         assert_eq!((floor.shape[2], ceil.shape[2]), (2, 3));
     }
 

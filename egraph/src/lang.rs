@@ -220,7 +220,13 @@ pub fn is_valid_name(name: &str) -> bool {
 pub fn sanitize_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_whitespace() || matches!(c, '(' | ')' | '"' | ';' | '%') { '_' } else { c })
+        .map(|c| {
+            if c.is_whitespace() || matches!(c, '(' | ')' | '"' | ';' | '%') {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     if cleaned.is_empty() {
         "_".to_string()
@@ -260,9 +266,22 @@ mod tests {
 
     #[test]
     fn floats_print_back_to_the_same_bits() {
-        for v in [0.02f32, 1e-5, -3.0, 0.0, f32::INFINITY, f32::NEG_INFINITY, 1.0e30, 7.0e-45] {
+        for v in [
+            0.02f32,
+            1e-5,
+            -3.0,
+            0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1.0e30,
+            7.0e-45,
+        ] {
             let text = Float::new(v).to_string();
-            assert_eq!(text.parse::<Float>().unwrap().get().to_bits(), v.to_bits(), "{text}");
+            assert_eq!(
+                text.parse::<Float>().unwrap().get().to_bits(),
+                v.to_bits(),
+                "{text}"
+            );
         }
         assert!("1".parse::<Float>().is_err());
     }

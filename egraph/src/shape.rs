@@ -42,15 +42,31 @@ pub struct ShapeDisplay<'a>(pub &'a [usize]);
 
 impl fmt::Display for ShapeDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{d}")?;
-        }
-        f.write_str("]")
+        write_list(f, self.0)
     }
+}
+
+/// Writes `[a,b,c]`: no spaces, so a list is one S-expression atom.
+fn write_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+    f.write_str("[")?;
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write!(f, "{v}")?;
+    }
+    f.write_str("]")
+}
+
+/// Inserts the first of `base`, `base_2`, `base_3`, … that `taken` lacks, and returns it.
+pub fn unique_name(taken: &mut std::collections::HashSet<String>, base: &str) -> String {
+    let mut name = base.to_string();
+    let mut n = 1;
+    while !taken.insert(name.clone()) {
+        n += 1;
+        name = format!("{base}_{n}");
+    }
+    name
 }
 
 /// The shape two operands broadcast to under numpy/ONNX multidirectional broadcasting,
@@ -72,6 +88,20 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
             (1, y) => Some(y),
             (x, 1) => Some(x),
             _ => None,
+        })
+        .collect()
+}
+
+/// The shape left after reducing `axes` of `shape`: reduced axes become 1 with `keep`,
+/// and disappear without.
+pub fn reduced_shape(shape: &[usize], axes: &[usize], keep: bool) -> Vec<usize> {
+    shape
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &d)| match (axes.contains(&i), keep) {
+            (false, _) => Some(d),
+            (true, true) => Some(1),
+            (true, false) => None,
         })
         .collect()
 }
@@ -101,14 +131,7 @@ impl IntList {
 
 impl fmt::Display for IntList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, v) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{v}")?;
-        }
-        f.write_str("]")
+        write_list(f, &self.0)
     }
 }
 
@@ -124,7 +147,10 @@ impl FromStr for IntList {
         }
         inner
             .split(',')
-            .map(|v| v.parse::<i64>().map_err(|_| format!("`{v}` in `{s}` is not an integer")))
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| format!("`{v}` in `{s}` is not an integer"))
+            })
             .collect::<Result<_, _>>()
             .map(IntList)
     }

@@ -29,13 +29,20 @@ pub fn load_for_inputs(path: &Path, inputs: Vec<Tensor>) -> Result<(Graph, Vec<T
         return Err(Error::Invalid(format!(
             "the model takes {} input(s) ({}), but {} were given",
             declared.len(),
-            declared.iter().map(|(n, t)| format!("`{n}`: {t}")).collect::<Vec<_>>().join(", "),
+            declared
+                .iter()
+                .map(|(n, t)| format!("`{n}`: {t}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             inputs.len()
         )));
     }
     for (index, ((name, ty), given)) in declared.iter().zip(&inputs).enumerate() {
         if given.ty() != *ty {
-            return Err(Error::Invalid(format!("input {index} (`{name}`) must be {ty}, but the given tensor is {}", given.ty())));
+            return Err(Error::Invalid(format!(
+                "input {index} (`{name}`) must be {ty}, but the given tensor is {}",
+                given.ty()
+            )));
         }
     }
     let names: Vec<String> = declared.into_iter().map(|(n, _)| n).collect();
@@ -44,10 +51,17 @@ pub fn load_for_inputs(path: &Path, inputs: Vec<Tensor>) -> Result<(Graph, Vec<T
     loop {
         match onnx::import_model(&model, path.parent(), &Interpreter, &bindings) {
             Ok(graph) => {
-                let remaining = names.iter().zip(&inputs).filter(|(n, _)| !bindings.contains_key(*n)).map(|(_, t)| t.clone()).collect();
+                let remaining = names
+                    .iter()
+                    .zip(&inputs)
+                    .filter(|(n, _)| !bindings.contains_key(*n))
+                    .map(|(_, t)| t.clone())
+                    .collect();
                 return Ok((graph, remaining));
             }
-            Err(Error::NeedsConstant { input, .. }) if by_name.contains_key(input.as_str()) && !bindings.contains_key(&input) => {
+            Err(Error::NeedsConstant { input, .. })
+                if by_name.contains_key(input.as_str()) && !bindings.contains_key(&input) =>
+            {
                 bindings.insert(input.clone(), by_name[input.as_str()].clone());
             }
             Err(e) => return Err(e),

@@ -9,11 +9,13 @@
 //! the same graph back.
 
 use super::proto::{
-    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
 };
 use super::tensor::tensor_to_proto;
 use crate::infer::Meta;
+use crate::shape::unique_name;
 use crate::{Error, Graph, Result, Tensor, TensorLang, TensorType};
 use egg::{Id, Language};
 use prost::Message;
@@ -27,14 +29,25 @@ pub const EXPORT_OPSET: i64 = 19;
 /// Writes `graph` as an ONNX model file.
 pub fn save(graph: &Graph, path: &Path) -> Result<()> {
     let bytes = export_model(graph)?.encode_to_vec();
-    std::fs::write(path, bytes).map_err(|source| Error::Io { action: "write", path: path.into(), source })
+    std::fs::write(path, bytes).map_err(|source| Error::Io {
+        action: "write",
+        path: path.into(),
+        source,
+    })
 }
 
 /// Converts `graph` to an ONNX model.
 pub fn export_model(graph: &Graph) -> Result<ModelProto> {
     let graph = graph.canonicalize();
     let metas = graph.check()?;
-    let mut ex = Exporter { g: &graph, metas: &metas, nodes: Vec::new(), inits: Vec::new(), names: vec![String::new(); graph.expr.len()], taken: HashSet::new() };
+    let mut ex = Exporter {
+        g: &graph,
+        metas: &metas,
+        nodes: Vec::new(),
+        inits: Vec::new(),
+        names: vec![String::new(); graph.expr.len()],
+        taken: HashSet::new(),
+    };
     // names the model's users know are kept: inputs, weights, and outputs computed by
     // an op, which can carry the output's name directly
     for port in &graph.inputs {
@@ -46,7 +59,10 @@ pub fn export_model(graph: &Graph) -> Result<ModelProto> {
     }
     for port in &graph.outputs {
         let i = usize::from(port.id);
-        let is_op = !matches!(graph.expr[port.id], TensorLang::Input(_) | TensorLang::Weight(_));
+        let is_op = !matches!(
+            graph.expr[port.id],
+            TensorLang::Input(_) | TensorLang::Weight(_)
+        );
         if is_op && ex.names[i].is_empty() {
             ex.names[i] = port.name.clone();
         }
@@ -56,20 +72,35 @@ pub fn export_model(graph: &Graph) -> Result<ModelProto> {
             ex.lower(id, node)?;
         }
     }
-    let inputs = graph.inputs.iter().map(|p| value_info(&p.name, Some(&graph.tensor_type(&metas, p.id)))).collect();
+    let inputs = graph
+        .inputs
+        .iter()
+        .map(|p| value_info(&p.name, Some(&graph.tensor_type(&metas, p.id))))
+        .collect();
     let mut outputs = Vec::new();
     for port in &graph.outputs {
         let value = ex.names[usize::from(port.id)].clone();
         if value != port.name {
-            ex.nodes.push(node("Identity", vec![value], vec![port.name.clone()], vec![]));
+            ex.nodes.push(node(
+                "Identity",
+                vec![value],
+                vec![port.name.clone()],
+                vec![],
+            ));
         }
-        outputs.push(value_info(&port.name, Some(&graph.tensor_type(&metas, port.id))));
+        outputs.push(value_info(
+            &port.name,
+            Some(&graph.tensor_type(&metas, port.id)),
+        ));
     }
     Ok(ModelProto {
         ir_version: Some(9),
         producer_name: Some("saturate".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(EXPORT_OPSET) }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(EXPORT_OPSET),
+        }],
         graph: Some(GraphProto {
             name: Some("saturate".into()),
             node: ex.nodes,
@@ -98,13 +129,7 @@ impl Exporter<'_> {
     }
 
     fn fresh(&mut self, hint: &str) -> String {
-        let mut name = hint.to_string();
-        let mut n = 1;
-        while !self.taken.insert(name.clone()) {
-            n += 1;
-            name = format!("{hint}_{n}");
-        }
-        name
+        unique_name(&mut self.taken, hint)
     }
 
     fn int(&self, id: Id) -> i64 {
@@ -129,7 +154,9 @@ impl Exporter<'_> {
     }
 
     fn ty(&self, id: Id) -> &TensorType {
-        self.metas[usize::from(id)].tensor().expect("operands are tensors")
+        self.metas[usize::from(id)]
+            .tensor()
+            .expect("operands are tensors")
     }
 
     /// An initializer holding `t`, for constant inputs such as shapes and axes.
@@ -145,7 +172,11 @@ impl Exporter<'_> {
 
     fn emit(&mut self, id: Id, op: &str, inputs: Vec<String>, attrs: Vec<AttributeProto>) {
         let assigned = &self.names[usize::from(id)];
-        let out = if assigned.is_empty() { self.fresh(&format!("v{id}")) } else { assigned.clone() };
+        let out = if assigned.is_empty() {
+            self.fresh(&format!("v{id}"))
+        } else {
+            assigned.clone()
+        };
         self.nodes.push(node(op, inputs, vec![out.clone()], attrs));
         self.names[usize::from(id)] = out;
     }
@@ -159,14 +190,27 @@ impl Exporter<'_> {
                 let name = self.g.name_of(*name).to_string();
                 // a weight that is itself an output keeps the name both share
                 let is_own_output = self.g.outputs.iter().any(|p| p.id == id && p.name == name);
-                let unique = if is_own_output { name.clone() } else { self.fresh(&name) };
-                self.inits.push(tensor_to_proto(&self.g.weights[&name], &unique));
+                let unique = if is_own_output {
+                    name.clone()
+                } else {
+                    self.fresh(&name)
+                };
+                self.inits
+                    .push(tensor_to_proto(&self.g.weights[&name], &unique));
                 self.names[usize::from(id)] = unique;
             }
             L::Fill([v, shape]) => {
                 let shape = self.ints_const(&format!("v{id}_shape"), self.ints(*shape));
-                let value = tensor_to_proto(&Tensor::F32(ndarray::arr1(&[self.float(*v)]).into_dyn()), "");
-                self.emit(id, "ConstantOfShape", vec![shape], vec![attr_tensor("value", value)]);
+                let value = tensor_to_proto(
+                    &Tensor::F32(ndarray::arr1(&[self.float(*v)]).into_dyn()),
+                    "",
+                );
+                self.emit(
+                    id,
+                    "ConstantOfShape",
+                    vec![shape],
+                    vec![attr_tensor("value", value)],
+                );
             }
             L::Neg(_) => self.emit(id, "Neg", vec![x(0)], vec![]),
             L::Abs(_) => self.emit(id, "Abs", vec![x(0)], vec![]),
@@ -189,7 +233,11 @@ impl Exporter<'_> {
                 let mut inputs = vec![x(0)];
                 for (bound, infinite) in [(*lo, f32::NEG_INFINITY), (*hi, f32::INFINITY)] {
                     let v = self.float(bound);
-                    inputs.push(if v == infinite { String::new() } else { self.constant(&format!("v{id}_bound"), Tensor::scalar_f32(v)) });
+                    inputs.push(if v == infinite {
+                        String::new()
+                    } else {
+                        self.constant(&format!("v{id}_bound"), Tensor::scalar_f32(v))
+                    });
                 }
                 while inputs.last().is_some_and(String::is_empty) {
                     inputs.pop();
@@ -223,7 +271,10 @@ impl Exporter<'_> {
                 ];
                 self.emit(id, "Gemm", vec![x(0), x(1), x(2)], attrs)
             }
-            L::ReduceSum([_, axes, keep]) | L::ReduceMean([_, axes, keep]) | L::ReduceMax([_, axes, keep]) | L::ReduceMin([_, axes, keep]) => {
+            L::ReduceSum([_, axes, keep])
+            | L::ReduceMean([_, axes, keep])
+            | L::ReduceMax([_, axes, keep])
+            | L::ReduceMin([_, axes, keep]) => {
                 let op = match n {
                     L::ReduceSum(_) => "ReduceSum",
                     L::ReduceMean(_) => "ReduceMean",
@@ -240,23 +291,47 @@ impl Exporter<'_> {
                 let keep = attr_int("keepdims", self.int(*keep));
                 self.emit(id, op, vec![x(0), axes], vec![keep])
             }
-            L::Softmax([_, axis]) => self.emit(id, "Softmax", vec![x(0)], vec![attr_int("axis", self.int(*axis))]),
-            L::LogSoftmax([_, axis]) => self.emit(id, "LogSoftmax", vec![x(0)], vec![attr_int("axis", self.int(*axis))]),
+            L::Softmax([_, axis]) => self.emit(
+                id,
+                "Softmax",
+                vec![x(0)],
+                vec![attr_int("axis", self.int(*axis))],
+            ),
+            L::LogSoftmax([_, axis]) => self.emit(
+                id,
+                "LogSoftmax",
+                vec![x(0)],
+                vec![attr_int("axis", self.int(*axis))],
+            ),
             L::LayerNorm([input, scale, bias, axis, eps]) => {
                 let axis = self.int(*axis);
                 let normalized = self.ty(*input).shape[axis as usize..].to_vec();
                 // ONNX wants scale and bias of the normalized shape; an absent bias is 0
                 let scale = self.full_shaped(*scale, &normalized, id);
                 let mut inputs = vec![x(0), scale];
-                let zero_bias = matches!(&self.g.expr[*bias], L::Fill([v, _]) if self.float(*v) == 0.0);
+                let zero_bias =
+                    matches!(&self.g.expr[*bias], L::Fill([v, _]) if self.float(*v) == 0.0);
                 if !zero_bias {
                     inputs.push(self.full_shaped(*bias, &normalized, id));
                 }
-                self.emit(id, "LayerNormalization", inputs, vec![attr_int("axis", axis), attr_float("epsilon", self.float(*eps))])
+                self.emit(
+                    id,
+                    "LayerNormalization",
+                    inputs,
+                    vec![
+                        attr_int("axis", axis),
+                        attr_float("epsilon", self.float(*eps)),
+                    ],
+                )
             }
             L::BatchNorm([.., eps]) => {
                 let inputs = (0..5).map(x).collect();
-                self.emit(id, "BatchNormalization", inputs, vec![attr_float("epsilon", self.float(*eps))])
+                self.emit(
+                    id,
+                    "BatchNormalization",
+                    inputs,
+                    vec![attr_float("epsilon", self.float(*eps))],
+                )
             }
             L::Lrn([_, size, alpha, beta, bias]) => {
                 let attrs = vec![
@@ -269,29 +344,58 @@ impl Exporter<'_> {
             }
             L::Reshape([_, shape]) => {
                 let shape = self.ints_const(&format!("v{id}_shape"), self.ints(*shape));
-                self.emit(id, "Reshape", vec![x(0), shape], vec![attr_int("allowzero", 1)])
+                self.emit(
+                    id,
+                    "Reshape",
+                    vec![x(0), shape],
+                    vec![attr_int("allowzero", 1)],
+                )
             }
-            L::Flatten([_, axis]) => self.emit(id, "Flatten", vec![x(0)], vec![attr_int("axis", self.int(*axis))]),
+            L::Flatten([_, axis]) => self.emit(
+                id,
+                "Flatten",
+                vec![x(0)],
+                vec![attr_int("axis", self.int(*axis))],
+            ),
             L::Squeeze([_, axes]) | L::Unsqueeze([_, axes]) => {
-                let op = if matches!(n, L::Squeeze(_)) { "Squeeze" } else { "Unsqueeze" };
+                let op = if matches!(n, L::Squeeze(_)) {
+                    "Squeeze"
+                } else {
+                    "Unsqueeze"
+                };
                 let axes = self.ints_const(&format!("v{id}_axes"), self.ints(*axes));
                 self.emit(id, op, vec![x(0), axes], vec![])
             }
-            L::Transpose([_, perm]) => self.emit(id, "Transpose", vec![x(0)], vec![attr_ints("perm", self.ints(*perm))]),
+            L::Transpose([_, perm]) => self.emit(
+                id,
+                "Transpose",
+                vec![x(0)],
+                vec![attr_ints("perm", self.ints(*perm))],
+            ),
             L::Expand([_, shape]) => {
                 let shape = self.ints_const(&format!("v{id}_shape"), self.ints(*shape));
                 self.emit(id, "Expand", vec![x(0), shape], vec![])
             }
             L::Concat(children) => {
                 let inputs = children[1..].iter().map(|&c| self.name(c)).collect();
-                self.emit(id, "Concat", inputs, vec![attr_int("axis", self.int(children[0]))])
+                self.emit(
+                    id,
+                    "Concat",
+                    inputs,
+                    vec![attr_int("axis", self.int(children[0]))],
+                )
             }
             L::Slice([input, starts, ends, steps]) => {
                 let rank = self.ty(*input).rank();
                 let steps = self.ints(*steps);
                 // a normalized end of -1 (before index 0, with a negative step) means the
                 // last index in ONNX; any end below -dim clamps to "before 0"
-                let ends: Vec<i64> = self.ints(*ends).iter().zip(&steps).map(|(&e, &s)| if s < 0 && e < 0 { i64::MIN } else { e }).collect();
+                let ends: Vec<i64> = self
+                    .ints(*ends)
+                    .iter()
+                    .zip(&steps)
+                    .map(|(&e, &s)| if s < 0 && e < 0 { i64::MIN } else { e })
+                    .collect();
                 let inputs = vec![
                     x(0),
                     self.ints_const(&format!("v{id}_starts"), self.ints(*starts)),
@@ -301,9 +405,17 @@ impl Exporter<'_> {
                 ];
                 self.emit(id, "Slice", inputs, vec![])
             }
-            L::Gather([_, _, axis]) => self.emit(id, "Gather", vec![x(0), x(1)], vec![attr_int("axis", self.int(*axis))]),
+            L::Gather([_, _, axis]) => self.emit(
+                id,
+                "Gather",
+                vec![x(0), x(1)],
+                vec![attr_int("axis", self.int(*axis))],
+            ),
             L::Conv([_, w, _, strides, pads, dilations, group]) => {
-                let kernel = self.ty(*w).shape[2..].iter().map(|&d| d as i64).collect::<Vec<_>>();
+                let kernel = self.ty(*w).shape[2..]
+                    .iter()
+                    .map(|&d| d as i64)
+                    .collect::<Vec<_>>();
                 let attrs = vec![
                     attr_ints("kernel_shape", kernel),
                     attr_ints("strides", self.ints(*strides)),
@@ -336,7 +448,9 @@ impl Exporter<'_> {
             }
             L::GlobalAvgPool(_) => self.emit(id, "GlobalAveragePool", vec![x(0)], vec![]),
             L::GlobalMaxPool(_) => self.emit(id, "GlobalMaxPool", vec![x(0)], vec![]),
-            L::Input(_) | L::Int(_) | L::Float(_) | L::Ints(_) | L::DType(_) | L::Name(_) => unreachable!("handled by the caller"),
+            L::Input(_) | L::Int(_) | L::Float(_) | L::Ints(_) | L::DType(_) | L::Name(_) => {
+                unreachable!("handled by the caller")
+            }
         }
         Ok(())
     }
@@ -346,14 +460,27 @@ impl Exporter<'_> {
         if self.ty(id).shape == shape {
             return self.name(id);
         }
-        let target = self.ints_const(&format!("v{at}_param_shape"), shape.iter().map(|&d| d as i64).collect());
+        let target = self.ints_const(
+            &format!("v{at}_param_shape"),
+            shape.iter().map(|&d| d as i64).collect(),
+        );
         let out = self.fresh(&format!("v{at}_param"));
-        self.nodes.push(node("Expand", vec![self.name(id), target], vec![out.clone()], vec![]));
+        self.nodes.push(node(
+            "Expand",
+            vec![self.name(id), target],
+            vec![out.clone()],
+            vec![],
+        ));
         out
     }
 }
 
-fn node(op: &str, inputs: Vec<String>, outputs: Vec<String>, attrs: Vec<AttributeProto>) -> NodeProto {
+fn node(
+    op: &str,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
     NodeProto {
         op_type: Some(op.into()),
         name: outputs.first().map(|o| format!("{op}_{o}")),
@@ -380,23 +507,46 @@ fn value_info(name: &str, ty: Option<&TensorType>) -> ValueInfoProto {
     });
     ValueInfoProto {
         name: Some(name.into()),
-        r#type: tensor.map(|t| TypeProto { value: Some(type_proto::Value::TensorType(t)), ..Default::default() }),
+        r#type: tensor.map(|t| TypeProto {
+            value: Some(type_proto::Value::TensorType(t)),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
 
 fn attr_int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Int as i32), i: Some(v), ..Default::default() }
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(v),
+        ..Default::default()
+    }
 }
 
 fn attr_float(name: &str, v: f32) -> AttributeProto {
-    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Float as i32), f: Some(v), ..Default::default() }
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Float as i32),
+        f: Some(v),
+        ..Default::default()
+    }
 }
 
 fn attr_ints(name: &str, v: Vec<i64>) -> AttributeProto {
-    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Ints as i32), ints: v, ..Default::default() }
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: v,
+        ..Default::default()
+    }
 }
 
 fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
-    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Tensor as i32), t: Some(t), ..Default::default() }
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Tensor as i32),
+        t: Some(t),
+        ..Default::default()
+    }
 }

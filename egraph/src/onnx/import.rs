@@ -10,7 +10,7 @@ use super::{tensor::tensor_from_proto, ConstantFolder};
 use crate::dtype::onnx_type_name;
 use crate::graph::{Graph, GraphBuilder, Port};
 use crate::lang::sanitize_name;
-use crate::shape::ShapeDisplay;
+use crate::shape::{unique_name, ShapeDisplay};
 use crate::{DType, Error, Result, Tensor, TensorLang, TensorType};
 use egg::{Id, Language};
 use prost::Message;
@@ -25,14 +25,27 @@ pub fn load(path: &Path, folder: &dyn ConstantFolder) -> Result<Graph> {
 
 /// Reads and decodes an ONNX model file, without importing it.
 pub fn decode_model(path: &Path) -> Result<ModelProto> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { action: "read", path: path.into(), source })?;
-    let decode_err = |reason: String| Error::Decode { path: path.into(), reason };
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        action: "read",
+        path: path.into(),
+        source,
+    })?;
+    let decode_err = |reason: String| Error::Decode {
+        path: path.into(),
+        reason,
+    };
     if bytes.is_empty() {
         return Err(decode_err("the file is empty".into()));
     }
-    let model = ModelProto::decode(bytes.as_slice()).map_err(|e| decode_err(format!("protobuf decoding failed ({e}); truncated or not an ONNX model?")))?;
+    let model = ModelProto::decode(bytes.as_slice()).map_err(|e| {
+        decode_err(format!(
+            "protobuf decoding failed ({e}); truncated or not an ONNX model?"
+        ))
+    })?;
     if model.graph.is_none() {
-        return Err(decode_err("the model has no graph (is this an ONNX model?)".into()));
+        return Err(decode_err(
+            "the model has no graph (is this an ONNX model?)".into(),
+        ));
     }
     Ok(model)
 }
@@ -40,8 +53,14 @@ pub fn decode_model(path: &Path) -> Result<ModelProto> {
 /// The graph inputs a caller must feed (those without an initializer), in order, with
 /// their declared types. Fails if one is not a tensor of a supported static type.
 pub fn runtime_inputs(model: &ModelProto) -> Result<Vec<(String, TensorType)>> {
-    let Some(graph) = model.graph.as_ref() else { return Ok(Vec::new()) };
-    let initializers: HashSet<&str> = graph.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
+    let Some(graph) = model.graph.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let initializers: HashSet<&str> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref())
+        .collect();
     graph
         .input
         .iter()
@@ -53,13 +72,18 @@ pub fn runtime_inputs(model: &ModelProto) -> Result<Vec<(String, TensorType)>> {
 /// Fails if a graph output is declared as something other than a tensor of a supported
 /// element type (a sequence, an optional, a float16 tensor, …).
 pub fn check_output_kinds(model: &ModelProto) -> Result<()> {
-    let Some(graph) = model.graph.as_ref() else { return Ok(()) };
+    let Some(graph) = model.graph.as_ref() else {
+        return Ok(());
+    };
     for vi in &graph.output {
         let tensor = tensor_kind(vi)?;
         if let Some(code) = tensor.and_then(|t| t.elem_type).filter(|&c| c != 0) {
             if DType::from_onnx_code(code).is_none() {
                 let name = vi.name.clone().unwrap_or_default();
-                return Err(Error::UnsupportedType { tensor: name, dtype: onnx_type_name(code).into() });
+                return Err(Error::UnsupportedType {
+                    tensor: name,
+                    dtype: onnx_type_name(code).into(),
+                });
             }
         }
     }
@@ -69,7 +93,12 @@ pub fn check_output_kinds(model: &ModelProto) -> Result<()> {
 /// The tensor type of a value, `None` if undeclared; an error for non-tensor kinds.
 fn tensor_kind(vi: &ValueInfoProto) -> Result<Option<&type_proto::Tensor>> {
     let name = vi.name.clone().unwrap_or_default();
-    let kind = |k: &str| Err(Error::UnsupportedType { tensor: name.clone(), dtype: k.into() });
+    let kind = |k: &str| {
+        Err(Error::UnsupportedType {
+            tensor: name.clone(),
+            dtype: k.into(),
+        })
+    };
     match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(t)) => Ok(Some(t)),
         Some(type_proto::Value::SequenceType(_)) => kind("sequence"),
@@ -91,7 +120,10 @@ pub fn import_model(
     folder: &dyn ConstantFolder,
     bindings: &HashMap<String, Tensor>,
 ) -> Result<Graph> {
-    let graph = model.graph.as_ref().ok_or_else(|| Error::Invalid("the model has no graph".into()))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("the model has no graph".into()))?;
     let opset = model
         .opset_import
         .iter()
@@ -108,7 +140,11 @@ pub fn import_model(
         base_dir,
     };
 
-    let initializers: HashSet<&str> = graph.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
+    let initializers: HashSet<&str> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref())
+        .collect();
     let mut inputs = Vec::new();
     for vi in &graph.input {
         let name = vi.name.clone().unwrap_or_default();
@@ -118,7 +154,10 @@ pub fn import_model(
         let ty = value_type(vi)?;
         if let Some(value) = bindings.get(&name) {
             if value.ty() != ty {
-                return Err(Error::BadTensor { name, reason: format!("declared {ty} but bound to a value of type {}", value.ty()) });
+                return Err(Error::BadTensor {
+                    name,
+                    reason: format!("declared {ty} but bound to a value of type {}", value.ty()),
+                });
             }
             let id = imp.constant(value.clone(), &name);
             imp.values.insert(name, id);
@@ -158,7 +197,12 @@ pub fn import_model(
     if outputs.is_empty() {
         return Err(Error::Invalid("the model's graph has no outputs".into()));
     }
-    let graph = Graph { expr: imp.b.expr, inputs, outputs, weights: imp.weights };
+    let graph = Graph {
+        expr: imp.b.expr,
+        inputs,
+        outputs,
+        weights: imp.weights,
+    };
     Ok(graph.canonicalize())
 }
 
@@ -184,14 +228,7 @@ impl Importer<'_> {
 
     /// A name not used by any other input or weight, close to `hint`.
     fn fresh_name(&mut self, hint: &str) -> String {
-        let base = sanitize_name(hint);
-        let mut name = base.clone();
-        let mut n = 1;
-        while !self.names.insert(name.clone()) {
-            n += 1;
-            name = format!("{base}_{n}");
-        }
-        name
+        unique_name(&mut self.names, &sanitize_name(hint))
     }
 
     /// Adds a constant: a `fill` if every element is the same f32, else a weight.
@@ -218,7 +255,9 @@ impl Importer<'_> {
                 _ => None,
             },
             TensorLang::Fill([v, shape]) => match (self.b.node(*v), self.b.node(*shape)) {
-                (TensorLang::Float(v), TensorLang::Ints(s)) => Some(Tensor::filled(&s.to_usizes()?, v.get())),
+                (TensorLang::Float(v), TensorLang::Ints(s)) => {
+                    Some(Tensor::filled(&s.to_usizes()?, v.get()))
+                }
                 _ => None,
             },
             _ => None,
@@ -229,20 +268,35 @@ impl Importer<'_> {
     /// evaluates it and returns the constant instead. `at` names the ONNX node in errors.
     pub(crate) fn add(&mut self, node: TensorLang, at: &NodeProto) -> Result<Id> {
         let op = node.to_string();
-        let id = self.b.add(node).map_err(|reason| Error::Shape { node: node_name(at), op: op_type(at).into(), reason: format!("{op}: {reason}") })?;
+        let id = self.b.add(node).map_err(|reason| Error::Shape {
+            node: node_name(at),
+            op: op_type(at).into(),
+            reason: format!("{op}: {reason}"),
+        })?;
         let node = self.b.node(id).clone();
-        let tensor_children: Vec<Id> = node.children().iter().copied().filter(|&c| self.b.tensor_type(c).is_some()).collect();
+        let tensor_children: Vec<Id> = node
+            .children()
+            .iter()
+            .copied()
+            .filter(|&c| self.b.tensor_type(c).is_some())
+            .collect();
         let foldable = !node.is_attribute()
-            && !matches!(node, TensorLang::Input(_) | TensorLang::Weight(_) | TensorLang::Fill(_))
+            && !matches!(
+                node,
+                TensorLang::Input(_) | TensorLang::Weight(_) | TensorLang::Fill(_)
+            )
             && tensor_children.iter().all(|&c| self.is_const(c));
         if !foldable {
             return Ok(id);
         }
-        let value = self.folder.fold(&self.b.expr, id, &self.weights).map_err(|reason| Error::Shape {
-            node: node_name(at),
-            op: op_type(at).into(),
-            reason: format!("evaluating constant {op}: {reason}"),
-        })?;
+        let value = self
+            .folder
+            .fold(&self.b.expr, id, &self.weights)
+            .map_err(|reason| Error::Shape {
+                node: node_name(at),
+                op: op_type(at).into(),
+                reason: format!("evaluating constant {op}: {reason}"),
+            })?;
         let hint = at.output.first().cloned().unwrap_or_else(|| node_name(at));
         Ok(self.constant(value, &hint))
     }
@@ -265,7 +319,10 @@ pub(crate) fn op_type(node: &NodeProto) -> &str {
 
 /// Orders nodes so each comes after the producers of its inputs. Fails on a read of a
 /// value nobody produces, and on cycles.
-fn topological_order<'n>(nodes: &'n [NodeProto], known: &HashMap<String, Id>) -> Result<Vec<&'n NodeProto>> {
+fn topological_order<'n>(
+    nodes: &'n [NodeProto],
+    known: &HashMap<String, Id>,
+) -> Result<Vec<&'n NodeProto>> {
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         for o in n.output.iter().filter(|o| !o.is_empty()) {
@@ -280,7 +337,10 @@ fn topological_order<'n>(nodes: &'n [NodeProto], known: &HashMap<String, Id>) ->
                 waiting[i] += 1;
                 consumers[p].push(i);
             } else if !known.contains_key(input) {
-                return Err(Error::MissingTensor { node: node_name(n), tensor: input.clone() });
+                return Err(Error::MissingTensor {
+                    node: node_name(n),
+                    tensor: input.clone(),
+                });
             }
         }
     }
@@ -296,8 +356,14 @@ fn topological_order<'n>(nodes: &'n [NodeProto], known: &HashMap<String, Id>) ->
         }
     }
     if order.len() < nodes.len() {
-        let stuck: Vec<String> = (0..nodes.len()).filter(|&i| waiting[i] > 0).take(8).map(|i| format!("`{}`", node_name(&nodes[i]))).collect();
-        return Err(Error::Cycle { nodes: stuck.join(", ") });
+        let stuck: Vec<String> = (0..nodes.len())
+            .filter(|&i| waiting[i] > 0)
+            .take(8)
+            .map(|i| format!("`{}`", node_name(&nodes[i])))
+            .collect();
+        return Err(Error::Cycle {
+            nodes: stuck.join(", "),
+        });
     }
     Ok(order)
 }
@@ -305,21 +371,33 @@ fn topological_order<'n>(nodes: &'n [NodeProto], known: &HashMap<String, Id>) ->
 /// The static type declared for a graph input.
 fn value_type(vi: &ValueInfoProto) -> Result<TensorType> {
     let name = vi.name.clone().unwrap_or_default();
-    let bad = |reason: String| Error::BadTensor { name: name.clone(), reason };
+    let bad = |reason: String| Error::BadTensor {
+        name: name.clone(),
+        reason,
+    };
     let tensor = tensor_kind(vi)?.ok_or_else(|| bad("the graph input has no type".into()))?;
     let code = tensor.elem_type.unwrap_or(0);
-    let dtype = DType::from_onnx_code(code)
-        .ok_or_else(|| Error::UnsupportedType { tensor: name.clone(), dtype: onnx_type_name(code).into() })?;
-    let dims = tensor.shape.as_ref().ok_or_else(|| bad("the input has no shape; saturate needs static shapes".into()))?;
+    let dtype = DType::from_onnx_code(code).ok_or_else(|| Error::UnsupportedType {
+        tensor: name.clone(),
+        dtype: onnx_type_name(code).into(),
+    })?;
+    let dims = tensor
+        .shape
+        .as_ref()
+        .ok_or_else(|| bad("the input has no shape; saturate needs static shapes".into()))?;
     let shape = dims
         .dim
         .iter()
         .map(|d| match &d.value {
-            Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => Ok(*v as usize),
-            Some(super::proto::tensor_shape_proto::dimension::Value::DimParam(p)) => {
-                Err(bad(format!("dimension `{p}` is symbolic; saturate needs static shapes")))
+            Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => {
+                Ok(*v as usize)
             }
-            _ => Err(bad("a dimension has no size; saturate needs static shapes".into())),
+            Some(super::proto::tensor_shape_proto::dimension::Value::DimParam(p)) => Err(bad(
+                format!("dimension `{p}` is symbolic; saturate needs static shapes"),
+            )),
+            _ => Err(bad(
+                "a dimension has no size; saturate needs static shapes".into()
+            )),
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(TensorType::new(dtype, shape))
@@ -328,7 +406,8 @@ fn value_type(vi: &ValueInfoProto) -> Result<TensorType> {
 /// Checks an output's inferred type against the one the model declares, where it
 /// declares a complete one.
 fn check_declared_output(vi: &ValueInfoProto, inferred: &TensorType) -> Result<()> {
-    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
         return Ok(());
     };
     let name = vi.name.clone().unwrap_or_default();
@@ -336,7 +415,11 @@ fn check_declared_output(vi: &ValueInfoProto, inferred: &TensorType) -> Result<(
         if DType::from_onnx_code(code) != Some(inferred.dtype) {
             return Err(Error::BadTensor {
                 name,
-                reason: format!("the model declares element type {} but the graph computes {}", onnx_type_name(code), inferred.dtype),
+                reason: format!(
+                    "the model declares element type {} but the graph computes {}",
+                    onnx_type_name(code),
+                    inferred.dtype
+                ),
             });
         }
     }
@@ -344,7 +427,11 @@ fn check_declared_output(vi: &ValueInfoProto, inferred: &TensorType) -> Result<(
         s.dim
             .iter()
             .map(|d| match &d.value {
-                Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => Some(*v as usize),
+                Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v))
+                    if *v >= 0 =>
+                {
+                    Some(*v as usize)
+                }
                 _ => None,
             })
             .collect()

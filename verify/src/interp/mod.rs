@@ -28,9 +28,18 @@ pub enum InterpError {
     #[error("the model takes {expected} input(s), but {got} were given")]
     InputCount { expected: usize, got: usize },
     #[error("input {index} (`{name}`) must be {expected}, but the given tensor is {got}")]
-    InputType { index: usize, name: String, expected: String, got: String },
+    InputType {
+        index: usize,
+        name: String,
+        expected: String,
+        got: String,
+    },
     #[error("node #{id} ({op}): {reason}")]
-    Node { id: usize, op: String, reason: String },
+    Node {
+        id: usize,
+        op: String,
+        reason: String,
+    },
     #[error("{0}")]
     Graph(#[from] saturate_egraph::Error),
 }
@@ -39,7 +48,10 @@ pub enum InterpError {
 pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
     let metas = graph.check()?;
     if inputs.len() != graph.inputs.len() {
-        return Err(InterpError::InputCount { expected: graph.inputs.len(), got: inputs.len() });
+        return Err(InterpError::InputCount {
+            expected: graph.inputs.len(),
+            got: inputs.len(),
+        });
     }
     let mut values: Vec<Option<Tensor>> = vec![None; graph.expr.len()];
     for (index, (port, tensor)) in graph.inputs.iter().zip(inputs).enumerate() {
@@ -74,8 +86,16 @@ pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError>
         let value = match node {
             TensorLang::Weight([name, ..]) => graph.weights[graph.name_of(*name)].clone(),
             TensorLang::Input(_) => unreachable!("inputs were bound above"),
-            _ => eval_node(&graph.expr, id, &|c| values[usize::from(c)].as_ref().expect("operands are computed first"))
-                .map_err(|reason| InterpError::Node { id: i, op: node.to_string(), reason })?,
+            _ => eval_node(&graph.expr, id, &|c| {
+                values[usize::from(c)]
+                    .as_ref()
+                    .expect("operands are computed first")
+            })
+            .map_err(|reason| InterpError::Node {
+                id: i,
+                op: node.to_string(),
+                reason,
+            })?,
         };
         values[i] = Some(value);
         for &c in node.children() {
@@ -84,7 +104,15 @@ pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError>
             }
         }
     }
-    Ok(graph.outputs.iter().map(|p| values[usize::from(p.id)].clone().expect("outputs are computed")).collect())
+    Ok(graph
+        .outputs
+        .iter()
+        .map(|p| {
+            values[usize::from(p.id)]
+                .clone()
+                .expect("outputs are computed")
+        })
+        .collect())
 }
 
 /// The interpreter as the constant folder of ONNX import.
@@ -92,15 +120,25 @@ pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError>
 pub struct Interpreter;
 
 impl ConstantFolder for Interpreter {
-    fn fold(&self, expr: &RecExpr<TensorLang>, id: Id, weights: &BTreeMap<String, Tensor>) -> Result<Tensor, String> {
+    fn fold(
+        &self,
+        expr: &RecExpr<TensorLang>,
+        id: Id,
+        weights: &BTreeMap<String, Tensor>,
+    ) -> Result<Tensor, String> {
         let mut operands: BTreeMap<Id, Tensor> = BTreeMap::new();
         for &c in expr[id].children() {
             let value = match &expr[c] {
                 TensorLang::Weight([name, ..]) => match &expr[*name] {
-                    TensorLang::Name(n) => weights.get(n.as_str()).cloned().ok_or(format!("weight %{n} has no data"))?,
+                    TensorLang::Name(n) => weights
+                        .get(n.as_str())
+                        .cloned()
+                        .ok_or(format!("weight %{n} has no data"))?,
                     _ => return Err("malformed weight node".into()),
                 },
-                TensorLang::Fill(_) => eval_node(expr, c, &|_| unreachable!("fill has no operands"))?,
+                TensorLang::Fill(_) => {
+                    eval_node(expr, c, &|_| unreachable!("fill has no operands"))?
+                }
                 n if n.is_attribute() => continue,
                 other => return Err(format!("operand {other} is not a constant")),
             };
@@ -111,12 +149,18 @@ impl ConstantFolder for Interpreter {
 }
 
 /// Evaluates op node `id` of `expr`, given the values of its tensor operands.
-pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) -> &'v Tensor) -> Result<Tensor, String> {
+pub fn eval_node<'v>(
+    expr: &RecExpr<TensorLang>,
+    id: Id,
+    operand: &dyn Fn(Id) -> &'v Tensor,
+) -> Result<Tensor, String> {
     use elementwise::{Binary, Unary};
     use TensorLang as L;
     let a = Attrs { expr };
     let f32_of = |id: Id| -> Result<&ArrayD<f32>, String> {
-        operand(id).as_f32().ok_or_else(|| format!("expected an f32 operand, found {}", operand(id).ty()))
+        operand(id)
+            .as_f32()
+            .ok_or_else(|| format!("expected an f32 operand, found {}", operand(id).ty()))
     };
     Ok(match &expr[id] {
         L::Input(_) | L::Weight(_) => return Err("sources are bound by the caller".into()),
@@ -135,8 +179,12 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
         L::Floor(x) => elementwise::unary(operand(*x), Unary::Floor)?,
         L::Ceil(x) => elementwise::unary(operand(*x), Unary::Ceil)?,
         L::Not(x) => elementwise::unary(operand(*x), Unary::Not)?,
-        L::LeakyRelu([x, alpha]) => elementwise::unary(operand(*x), Unary::LeakyRelu(a.float(*alpha)))?,
-        L::Clip([x, lo, hi]) => elementwise::unary(operand(*x), Unary::Clip(a.float(*lo), a.float(*hi)))?,
+        L::LeakyRelu([x, alpha]) => {
+            elementwise::unary(operand(*x), Unary::LeakyRelu(a.float(*alpha)))?
+        }
+        L::Clip([x, lo, hi]) => {
+            elementwise::unary(operand(*x), Unary::Clip(a.float(*lo), a.float(*hi)))?
+        }
         L::Cast([x, d]) => elementwise::cast(operand(*x), a.dtype(*d)),
 
         L::Add([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Add)?,
@@ -164,12 +212,36 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
             a.int(*tb) != 0,
         )?),
 
-        L::ReduceSum([x, axes, keep]) => reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Sum)?,
-        L::ReduceMean([x, axes, keep]) => reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Mean)?,
-        L::ReduceMax([x, axes, keep]) => reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Max)?,
-        L::ReduceMin([x, axes, keep]) => reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Min)?,
-        L::Softmax([x, axis]) => Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, false)),
-        L::LogSoftmax([x, axis]) => Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, true)),
+        L::ReduceSum([x, axes, keep]) => reduce::reduce(
+            operand(*x),
+            &a.axes(*axes),
+            a.int(*keep) != 0,
+            reduce::Reduction::Sum,
+        )?,
+        L::ReduceMean([x, axes, keep]) => reduce::reduce(
+            operand(*x),
+            &a.axes(*axes),
+            a.int(*keep) != 0,
+            reduce::Reduction::Mean,
+        )?,
+        L::ReduceMax([x, axes, keep]) => reduce::reduce(
+            operand(*x),
+            &a.axes(*axes),
+            a.int(*keep) != 0,
+            reduce::Reduction::Max,
+        )?,
+        L::ReduceMin([x, axes, keep]) => reduce::reduce(
+            operand(*x),
+            &a.axes(*axes),
+            a.int(*keep) != 0,
+            reduce::Reduction::Min,
+        )?,
+        L::Softmax([x, axis]) => {
+            Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, false))
+        }
+        L::LogSoftmax([x, axis]) => {
+            Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, true))
+        }
         L::LayerNorm([x, scale, bias, axis, eps]) => Tensor::F32(reduce::layer_norm(
             f32_of(*x)?,
             f32_of(*scale)?,
@@ -179,12 +251,21 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
         )?),
         L::BatchNorm([x, scale, bias, mean, var, eps]) => Tensor::F32(reduce::batch_norm(
             f32_of(*x)?,
-            [f32_of(*scale)?, f32_of(*bias)?, f32_of(*mean)?, f32_of(*var)?],
+            [
+                f32_of(*scale)?,
+                f32_of(*bias)?,
+                f32_of(*mean)?,
+                f32_of(*var)?,
+            ],
             a.float(*eps),
         )),
-        L::Lrn([x, size, alpha, beta, bias]) => {
-            Tensor::F32(reduce::lrn(f32_of(*x)?, a.int(*size) as usize, a.float(*alpha), a.float(*beta), a.float(*bias)))
-        }
+        L::Lrn([x, size, alpha, beta, bias]) => Tensor::F32(reduce::lrn(
+            f32_of(*x)?,
+            a.int(*size) as usize,
+            a.float(*alpha),
+            a.float(*beta),
+            a.float(*bias),
+        )),
 
         L::Reshape([x, shape]) => layout::reshape(operand(*x), &a.dims(*shape))?,
         L::Expand([x, shape]) => layout::expand(operand(*x), &a.dims(*shape))?,
@@ -198,23 +279,53 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
             let parts: Vec<&Tensor> = children[1..].iter().map(|&c| operand(c)).collect();
             layout::concat(&parts, a.int(children[0]) as usize)?
         }
-        L::Slice([x, starts, ends, steps]) => layout::slice(operand(*x), &a.ints(*starts), &a.ints(*ends), &a.ints(*steps)),
-        L::Gather([x, idx, axis]) => layout::gather(operand(*x), operand(*idx), a.int(*axis) as usize)?,
+        L::Slice([x, starts, ends, steps]) => layout::slice(
+            operand(*x),
+            &a.ints(*starts),
+            &a.ints(*ends),
+            &a.ints(*steps),
+        ),
+        L::Gather([x, idx, axis]) => {
+            layout::gather(operand(*x), operand(*idx), a.int(*axis) as usize)?
+        }
 
         L::Conv([x, w, b, strides, pads, dilations, group]) => {
-            let win = window::Window { kernel: f32_of(*w)?.shape()[2..].to_vec(), strides: a.dims(*strides), pads: a.dims(*pads), dilations: a.dims(*dilations) };
-            Tensor::F32(window::conv(f32_of(*x)?, f32_of(*w)?, f32_of(*b)?, &win, a.int(*group) as usize))
+            let win = window::Window {
+                kernel: f32_of(*w)?.shape()[2..].to_vec(),
+                strides: a.dims(*strides),
+                pads: a.dims(*pads),
+                dilations: a.dims(*dilations),
+            };
+            Tensor::F32(window::conv(
+                f32_of(*x)?,
+                f32_of(*w)?,
+                f32_of(*b)?,
+                &win,
+                a.int(*group) as usize,
+            ))
         }
         L::MaxPool([x, kernel, strides, pads, dilations, _ceil]) => {
-            let win = window::Window { kernel: a.dims(*kernel), strides: a.dims(*strides), pads: a.dims(*pads), dilations: a.dims(*dilations) };
+            let win = window::Window {
+                kernel: a.dims(*kernel),
+                strides: a.dims(*strides),
+                pads: a.dims(*pads),
+                dilations: a.dims(*dilations),
+            };
             // the inferred output shape already accounts for ceil_mode
             let out = output_shape(expr, id, operand)?;
             Tensor::F32(window::pool(f32_of(*x)?, &win, &out, window::PoolKind::Max))
         }
         L::AvgPool([x, kernel, strides, pads, dilations, _ceil, include_pad]) => {
-            let win = window::Window { kernel: a.dims(*kernel), strides: a.dims(*strides), pads: a.dims(*pads), dilations: a.dims(*dilations) };
+            let win = window::Window {
+                kernel: a.dims(*kernel),
+                strides: a.dims(*strides),
+                pads: a.dims(*pads),
+                dilations: a.dims(*dilations),
+            };
             let out = output_shape(expr, id, operand)?;
-            let kind = window::PoolKind::Average { count_include_pad: a.int(*include_pad) != 0 };
+            let kind = window::PoolKind::Average {
+                count_include_pad: a.int(*include_pad) != 0,
+            };
             Tensor::F32(window::pool(f32_of(*x)?, &win, &out, kind))
         }
         L::GlobalAvgPool(x) => Tensor::F32(window::global_pool(f32_of(*x)?, false)),
@@ -225,14 +336,21 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
 }
 
 /// The statically inferred shape of node `id`, from its operands' actual types.
-fn output_shape<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) -> &'v Tensor) -> Result<Vec<usize>, String> {
+fn output_shape<'v>(
+    expr: &RecExpr<TensorLang>,
+    id: Id,
+    operand: &dyn Fn(Id) -> &'v Tensor,
+) -> Result<Vec<usize>, String> {
     let node = &expr[id];
     let metas: BTreeMap<Id, Meta> = node
         .children()
         .iter()
         .map(|&c| {
             let meta = if expr[c].is_attribute() {
-                saturate_egraph::infer::infer(&expr[c], &|_| unreachable!("leaves have no children")).expect("leaves infer")
+                saturate_egraph::infer::infer(&expr[c], &|_| {
+                    unreachable!("leaves have no children")
+                })
+                .expect("leaves infer")
             } else {
                 Meta::Tensor(operand(c).ty())
             };
