@@ -332,3 +332,15 @@ fn unknown_model_extension() {
     let out = saturate(&["info", path.to_str().unwrap()]);
     assert_clean_failure(&out, &["unknown model format", ".onnx", ".sexp"]);
 }
+
+#[test]
+fn legacy_broadcast_attribute() {
+    let d = dir();
+    let model = Model::new(6)
+        .input("x", FLOAT, &[2, 3])
+        .init(f32_tensor("v", &[3], &[1.0, 2.0, 3.0]))
+        .node("Add", &["x", "v"], &["y"], vec![attr_int("broadcast", 1), attr_int("axis", 1)])
+        .output("y");
+    let out = run_model(&d, &model.bytes());
+    assert_clean_failure(&out, &["node `add_0` (Add)", "legacy `broadcast` attribute"]);
+}

@@ -99,6 +99,12 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
     if !matches!(domain, "" | "ai.onnx") {
         return Err(cx.unsupported_op());
     }
+    // before opset 7, elementwise ops broadcast only when asked to, with their own rule
+    // (`broadcast=1`, `axis`); without the attribute, shapes had to match, which
+    // numpy-style broadcasting computes the same way
+    if cx.imp.opset < 7 && cx.attr("broadcast").is_some_and(|a| a.i == Some(1)) {
+        return Err(cx.unsupported("the legacy `broadcast` attribute (opsets before 7)"));
+    }
     use TensorLang as L;
     let out = match op_type(node) {
         "Abs" => cx.unary(L::Abs)?,
