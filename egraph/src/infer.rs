@@ -44,9 +44,21 @@
 //! | `max_pool` | x, kernel, strides, pads, dilations, ceil_mode | [N,C,out…] |
 //! | `avg_pool` | x, kernel, strides, pads, dilations, ceil_mode, count_include_pad | [N,C,out…] |
 //! | `global_avg_pool`, `global_max_pool` | x [N,C,…] | [N,C,1,…] |
+//! | `pad` | x, pads [begins…, ends…] (non-negative), value | each dim grown by its pads |
+//!
+//! Fused ops, which rewrite rules introduce (each equals its decomposed form):
+//!
+//! | op | children | computes |
+//! |---|---|---|
+//! | `gelu`, `gelu_tanh` | x | `x·Φ(x)` exactly (erf), or with the tanh approximation |
+//! | `silu` | x | `x·sigmoid(x)` |
+//! | `rms_norm` | x, scale, axis, epsilon | `x / sqrt(mean(x², axes axis..) + eps) · scale` |
+//! | `matmul_bias_act` | a, b, bias, act | `act(matmul(a, b) + bias)`, bias broadcast to the product |
+//! | `conv_bias_act` | conv's seven children, act | `act(conv(…))` |
+//! | `attention` | q […,s,d], k […,t,d], v […,t,e], scale | `softmax(scale · q·kᵀ) · v` over the last axis |
 
 use crate::shape::{broadcast, reduced_shape, ShapeDisplay};
-use crate::{DType, IntList, Name, TensorLang, TensorType};
+use crate::{Activation, DType, IntList, Name, TensorLang, TensorType};
 use egg::Id;
 
 /// What an e-class (or a node of a program) denotes: a tensor of a static type, or an
@@ -59,6 +71,7 @@ pub enum Meta {
     Ints(Vec<i64>),
     DType(DType),
     Name(Name),
+    Act(Activation),
 }
 
 impl Meta {
@@ -81,6 +94,7 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
         L::Ints(v) => return Ok(Meta::Ints(v.0.clone())),
         L::DType(d) => return Ok(Meta::DType(*d)),
         L::Name(n) => return Ok(Meta::Name(*n)),
+        L::Act(a) => return Ok(Meta::Act(*a)),
 
         L::Input([_, d, s]) | L::Weight([_, d, s]) => TensorType::new(a.dtype(*d)?, a.dims(*s)?),
         L::Fill([v, s]) => {
@@ -336,6 +350,63 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
                 a.flag(*ceil)?,
             )?
         }
+        L::Pad([x, pads, value]) => {
+            let t = a.tensor(*x)?;
+            a.float(*value)?;
+            let pads = a.dims(*pads)?;
+            if pads.len() != 2 * t.rank() {
+                return Err(format!("pad needs {} values (begins, then ends) for {}", 2 * t.rank(), ShapeDisplay(&t.shape)));
+            }
+            let shape = (0..t.rank()).map(|i| t.shape[i] + pads[i] + pads[i + t.rank()]).collect();
+            TensorType::new(t.dtype, shape)
+        }
+        L::Gelu(x) | L::GeluTanh(x) | L::Silu(x) => a.tensor_of(*x, &[DType::F32])?.clone(),
+        L::RmsNorm([x, scale, axis, eps]) => {
+            let t = a.tensor_of(*x, &[DType::F32])?;
+            let axis = a.axis(*axis, t.rank())?;
+            a.float(*eps)?;
+            let normalized = &t.shape[axis..];
+            let p = a.tensor_of(*scale, &[DType::F32])?;
+            if broadcast(&p.shape, normalized).as_deref() != Some(normalized) {
+                return Err(format!(
+                    "rms_norm scale {} does not broadcast to the normalized dims {}",
+                    ShapeDisplay(&p.shape),
+                    ShapeDisplay(normalized)
+                ));
+            }
+            t.clone()
+        }
+        L::MatMulBiasAct([x, y, bias, act]) => {
+            a.act(*act)?;
+            let t = matmul(a.tensor_of(*x, &[DType::F32])?, a.tensor_of(*y, &[DType::F32])?)?;
+            let b = a.tensor_of(*bias, &[DType::F32])?;
+            if broadcast(&b.shape, &t.shape).as_deref() != Some(&t.shape[..]) {
+                return Err(format!("bias {} does not broadcast to the product {}", ShapeDisplay(&b.shape), ShapeDisplay(&t.shape)));
+            }
+            t
+        }
+        L::ConvBiasAct([x, w, b, strides, pads, dilations, group, act]) => {
+            a.act(*act)?;
+            conv(
+                a.tensor_of(*x, &[DType::F32])?,
+                a.tensor_of(*w, &[DType::F32])?,
+                a.tensor_of(*b, &[DType::F32])?,
+                &Window::read(&a, None, *strides, *pads, *dilations)?,
+                a.int(*group)?,
+            )?
+        }
+        L::Attention([q, k, v, scale]) => {
+            a.float(*scale)?;
+            let (q, k, v) = (a.tensor_of(*q, &[DType::F32])?, a.tensor_of(*k, &[DType::F32])?, a.tensor_of(*v, &[DType::F32])?);
+            if q.rank() < 2 || k.rank() < 2 || v.rank() < 2 {
+                return Err("attention needs q, k and v of rank ≥ 2".into());
+            }
+            let mut kt = k.clone();
+            let r = kt.rank();
+            kt.shape.swap(r - 2, r - 1);
+            let scores = matmul(q, &kt)?;
+            matmul(&scores, v)?
+        }
         L::GlobalAvgPool(x) | L::GlobalMaxPool(x) => {
             let t = a.tensor_of(*x, &[DType::F32])?;
             channel_dim(t, "global pooling")?;
@@ -408,6 +479,13 @@ impl<'a> Args<'_, 'a> {
         IntList(v.to_vec())
             .to_usizes()
             .ok_or_else(|| format!("shape {} has a negative dimension", IntList(v.to_vec())))
+    }
+
+    fn act(&self, id: Id) -> Result<crate::Activation, String> {
+        match (self.arg)(id) {
+            Meta::Act(a) => Ok(*a),
+            other => Err(format!("expected an activation attribute, found {other:?}")),
+        }
     }
 
     fn dtype(&self, id: Id) -> Result<DType, String> {

@@ -18,6 +18,7 @@
 //! | [`Ints`](TensorLang::Ints) | a bracketed list, no spaces | `[0,2,1,3]`, `[]` |
 //! | [`DType`](TensorLang::DType) | `f32`, `i64`, `bool` | `f32` |
 //! | [`Name`](TensorLang::Name) | `%` and a name | `%conv1_w` |
+//! | [`Act`](TensorLang::Act) | `act_` and an activation | `act_relu`, `act_id` |
 //!
 //! Model inputs, weights and splat constants are the sources of a graph:
 //! `(input %x f32 [1,3,224,224])`, `(weight %w f32 [64,3,7,7])`, `(fill 0.5 [1])`.
@@ -104,6 +105,17 @@ define_language! {
         "avg_pool" = AvgPool([Id; 7]),
         "global_avg_pool" = GlobalAvgPool(Id),
         "global_max_pool" = GlobalMaxPool(Id),
+        "pad" = Pad([Id; 3]),
+
+        // fused ops that rewrite rules introduce; each computes what its decomposed
+        // form computes, in one kernel
+        "gelu" = Gelu(Id),
+        "gelu_tanh" = GeluTanh(Id),
+        "silu" = Silu(Id),
+        "rms_norm" = RmsNorm([Id; 4]),
+        "matmul_bias_act" = MatMulBiasAct([Id; 4]),
+        "conv_bias_act" = ConvBiasAct([Id; 8]),
+        "attention" = Attention([Id; 4]),
 
         // attribute leaves; parsed in this order, so an integer never reads as a float
         Int(i64),
@@ -111,6 +123,7 @@ define_language! {
         Ints(IntList),
         DType(DType),
         Name(Name),
+        Act(Activation),
     }
 }
 
@@ -125,12 +138,67 @@ impl TensorLang {
                 | TensorLang::Ints(_)
                 | TensorLang::DType(_)
                 | TensorLang::Name(_)
+                | TensorLang::Act(_)
         )
     }
 
     /// The op name as written in S-expressions (`conv`, `add`, …), or the leaf's text.
     pub fn op_name(&self) -> String {
         self.to_string()
+    }
+}
+
+/// The activation an epilogue-fused op applies to its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Activation {
+    /// No activation: the identity.
+    Id,
+    Relu,
+    Gelu,
+    GeluTanh,
+    Sigmoid,
+    Tanh,
+    Silu,
+}
+
+impl Activation {
+    pub const ALL: [Activation; 7] = [
+        Activation::Id,
+        Activation::Relu,
+        Activation::Gelu,
+        Activation::GeluTanh,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Silu,
+    ];
+
+    /// The spelling in S-expressions: `act_id`, `act_relu`, … (distinct from op names).
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Id => "act_id",
+            Activation::Relu => "act_relu",
+            Activation::Gelu => "act_gelu",
+            Activation::GeluTanh => "act_gelu_tanh",
+            Activation::Sigmoid => "act_sigmoid",
+            Activation::Tanh => "act_tanh",
+            Activation::Silu => "act_silu",
+        }
+    }
+}
+
+impl fmt::Display for Activation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Activation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Activation::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| format!("`{s}` is not an activation (act_id, act_relu, act_gelu, …)"))
     }
 }
 

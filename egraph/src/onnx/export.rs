@@ -2,11 +2,12 @@
 //! produced can run anywhere ONNX runs (and be checked against onnxruntime).
 //!
 //! Each TensorLang op becomes one ONNX node, with attributes as attributes or constant
-//! inputs as the opset wants them. Weights become initializers of the same name; `fill`
+//! inputs as the opset wants them; fused ops (gelu, rms_norm, attention, epilogues) are
+//! written in their decomposed form, which standard ONNX runtimes execute. Weights become initializers of the same name; `fill`
 //! constants become `ConstantOfShape`, so a splat weight costs a few bytes. An output
 //! computed by an op is that op's output; other outputs (an input or weight passed
-//! through, a value output twice) are `Identity` nodes. Importing an exported graph gives
-//! the same graph back.
+//! through, a value output twice) are `Identity` nodes. Importing an exported graph
+//! without fused ops gives the same graph back.
 
 use super::proto::{
     attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
@@ -16,7 +17,7 @@ use super::proto::{
 use super::tensor::tensor_to_proto;
 use crate::infer::Meta;
 use crate::shape::unique_name;
-use crate::{Error, Graph, Result, Tensor, TensorLang, TensorType};
+use crate::{Activation, Error, Graph, Result, Tensor, TensorLang, TensorType};
 use egg::{Id, Language};
 use prost::Message;
 use std::collections::HashSet;
@@ -446,6 +447,57 @@ impl Exporter<'_> {
                 ];
                 self.emit(id, "AveragePool", vec![x(0)], attrs)
             }
+            L::Pad([input, pads, value]) => {
+                let _ = input;
+                let pads = self.ints_const(&format!("v{id}_pads"), self.ints(*pads));
+                let value = self.constant(&format!("v{id}_value"), Tensor::scalar_f32(self.float(*value)));
+                self.emit(id, "Pad", vec![x(0), pads, value], vec![])
+            }
+            L::Gelu(_) => self.act(id, Activation::Gelu, x(0)),
+            L::GeluTanh(_) => self.act(id, Activation::GeluTanh, x(0)),
+            L::Silu(_) => self.act(id, Activation::Silu, x(0)),
+            L::RmsNorm([input, _, axis, eps]) => {
+                let rank = self.ty(*input).rank() as i64;
+                let squared = self.step(id, "Mul", vec![x(0), x(0)], vec![]);
+                let axes = self.ints_const(&format!("v{id}_axes"), (self.int(*axis)..rank).collect());
+                let mean = self.step(id, "ReduceMean", vec![squared, axes], vec![attr_int("keepdims", 1)]);
+                let eps = self.constant(&format!("v{id}_eps"), Tensor::scalar_f32(self.float(*eps)));
+                let shifted = self.step(id, "Add", vec![mean, eps], vec![]);
+                let root = self.step(id, "Sqrt", vec![shifted], vec![]);
+                let normalized = self.step(id, "Div", vec![x(0), root], vec![]);
+                self.emit(id, "Mul", vec![normalized, x(1)], vec![])
+            }
+            L::MatMulBiasAct([.., act]) => {
+                let product = self.step(id, "MatMul", vec![x(0), x(1)], vec![]);
+                let biased = self.step(id, "Add", vec![product, x(2)], vec![]);
+                let act = self.activation(*act);
+                self.act(id, act, biased)
+            }
+            L::ConvBiasAct([_, w, _, strides, pads, dilations, group, act]) => {
+                let kernel = self.ty(*w).shape[2..].iter().map(|&d| d as i64).collect::<Vec<_>>();
+                let attrs = vec![
+                    attr_ints("kernel_shape", kernel),
+                    attr_ints("strides", self.ints(*strides)),
+                    attr_ints("pads", self.ints(*pads)),
+                    attr_ints("dilations", self.ints(*dilations)),
+                    attr_int("group", self.int(*group)),
+                ];
+                let conv = self.step(id, "Conv", vec![x(0), x(1), x(2)], attrs);
+                let act = self.activation(*act);
+                self.act(id, act, conv)
+            }
+            L::Attention([_, k, _, scale]) => {
+                let rank = self.ty(*k).rank() as i64;
+                let mut perm: Vec<i64> = (0..rank).collect();
+                perm.swap(rank as usize - 2, rank as usize - 1);
+                let kt = self.step(id, "Transpose", vec![x(1)], vec![attr_ints("perm", perm)]);
+                let scores = self.step(id, "MatMul", vec![x(0), kt], vec![]);
+                let scale = self.constant(&format!("v{id}_scale"), Tensor::scalar_f32(self.float(*scale)));
+                let scaled = self.step(id, "Mul", vec![scores, scale], vec![]);
+                let probs = self.step(id, "Softmax", vec![scaled], vec![attr_int("axis", -1)]);
+                self.emit(id, "MatMul", vec![probs, x(2)], vec![])
+            }
+            L::Act(_) => unreachable!("handled by the caller"),
             L::GlobalAvgPool(_) => self.emit(id, "GlobalAveragePool", vec![x(0)], vec![]),
             L::GlobalMaxPool(_) => self.emit(id, "GlobalMaxPool", vec![x(0)], vec![]),
             L::Input(_) | L::Int(_) | L::Float(_) | L::Ints(_) | L::DType(_) | L::Name(_) => {
@@ -453,6 +505,61 @@ impl Exporter<'_> {
             }
         }
         Ok(())
+    }
+
+    fn activation(&self, id: Id) -> Activation {
+        match &self.metas[usize::from(id)] {
+            Meta::Act(a) => *a,
+            other => unreachable!("checked graphs have activations here, found {other:?}"),
+        }
+    }
+
+    /// Emits an intermediate node of the decomposition of node `id`; returns its output.
+    fn step(&mut self, id: Id, op: &str, inputs: Vec<String>, attrs: Vec<AttributeProto>) -> String {
+        let out = self.fresh(&format!("v{id}_{}", op.to_lowercase()));
+        self.nodes.push(node(op, inputs, vec![out.clone()], attrs));
+        out
+    }
+
+    /// Emits `act(input)` as the value of node `id`, decomposed into standard ONNX ops
+    /// (Gelu only exists from opset 20).
+    fn act(&mut self, id: Id, act: Activation, input: String) {
+        let scalar = |ex: &mut Self, v: f32| ex.constant(&format!("v{id}_c"), Tensor::scalar_f32(v));
+        match act {
+            Activation::Id => self.emit(id, "Identity", vec![input], vec![]),
+            Activation::Relu => self.emit(id, "Relu", vec![input], vec![]),
+            Activation::Sigmoid => self.emit(id, "Sigmoid", vec![input], vec![]),
+            Activation::Tanh => self.emit(id, "Tanh", vec![input], vec![]),
+            Activation::Silu => {
+                let gate = self.step(id, "Sigmoid", vec![input.clone()], vec![]);
+                self.emit(id, "Mul", vec![input, gate], vec![])
+            }
+            Activation::Gelu => {
+                let root2 = scalar(self, std::f32::consts::SQRT_2);
+                let scaled = self.step(id, "Div", vec![input.clone(), root2], vec![]);
+                let erf = self.step(id, "Erf", vec![scaled], vec![]);
+                let one = scalar(self, 1.0);
+                let shifted = self.step(id, "Add", vec![erf, one], vec![]);
+                let product = self.step(id, "Mul", vec![input, shifted], vec![]);
+                let half = scalar(self, 0.5);
+                self.emit(id, "Mul", vec![product, half], vec![])
+            }
+            Activation::GeluTanh => {
+                let square = self.step(id, "Mul", vec![input.clone(), input.clone()], vec![]);
+                let cube = self.step(id, "Mul", vec![square, input.clone()], vec![]);
+                let coefficient = scalar(self, 0.044715);
+                let term = self.step(id, "Mul", vec![cube, coefficient], vec![]);
+                let inner = self.step(id, "Add", vec![input.clone(), term], vec![]);
+                let k = scalar(self, (2.0 / std::f32::consts::PI).sqrt());
+                let scaled = self.step(id, "Mul", vec![inner, k], vec![]);
+                let tanh = self.step(id, "Tanh", vec![scaled], vec![]);
+                let one = scalar(self, 1.0);
+                let shifted = self.step(id, "Add", vec![tanh, one], vec![]);
+                let product = self.step(id, "Mul", vec![input, shifted], vec![]);
+                let half = scalar(self, 0.5);
+                self.emit(id, "Mul", vec![product, half], vec![])
+            }
+        }
     }
 
     /// The value of `id` expanded to `shape` if it has another (broadcastable) shape.

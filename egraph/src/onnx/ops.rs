@@ -19,76 +19,16 @@ use crate::{DType, Error, IntList, Result, Tensor, TensorLang, TensorType};
 use egg::Id;
 
 /// The ONNX ops (default domain) that import supports, in alphabetical order.
+#[rustfmt::skip]
 pub const SUPPORTED_OPS: &[&str] = &[
-    "Abs",
-    "Add",
-    "And",
-    "AveragePool",
-    "BatchNormalization",
-    "Cast",
-    "CastLike",
-    "Ceil",
-    "Clip",
-    "Concat",
-    "Constant",
-    "ConstantOfShape",
-    "Conv",
-    "Div",
-    "Dropout",
-    "Equal",
-    "Erf",
-    "Exp",
-    "Expand",
-    "Flatten",
-    "Floor",
-    "Gather",
-    "Gemm",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "Greater",
-    "GreaterOrEqual",
-    "Identity",
-    "LRN",
-    "LayerNormalization",
-    "LeakyRelu",
-    "Less",
-    "LessOrEqual",
-    "Log",
-    "LogSoftmax",
-    "MatMul",
-    "Max",
-    "MaxPool",
-    "Mean",
-    "Min",
-    "Mul",
-    "Neg",
-    "Not",
-    "Or",
-    "Pow",
-    "Range",
-    "Reciprocal",
-    "ReduceMax",
-    "ReduceMean",
-    "ReduceMin",
-    "ReduceSum",
-    "Relu",
-    "Reshape",
-    "Shape",
-    "Sigmoid",
-    "Size",
-    "Slice",
-    "Softmax",
-    "Split",
-    "Sqrt",
-    "Squeeze",
-    "Sub",
-    "Sum",
-    "Tanh",
-    "Tile",
-    "Transpose",
-    "Unsqueeze",
-    "Where",
-    "Xor",
+    "Abs", "Add", "And", "AveragePool", "BatchNormalization", "Cast", "CastLike", "Ceil", "Clip",
+    "Concat", "Constant", "ConstantOfShape", "Conv", "Div", "Dropout", "Equal", "Erf", "Exp",
+    "Expand", "Flatten", "Floor", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
+    "Greater", "GreaterOrEqual", "Identity", "LRN", "LayerNormalization", "LeakyRelu", "Less",
+    "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg",
+    "Not", "Or", "Pad", "Pow", "Range", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceMin",
+    "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Size", "Slice", "Softmax", "Split", "Sqrt",
+    "Squeeze", "Sub", "Sum", "Tanh", "Tile", "Transpose", "Unsqueeze", "Where", "Xor",
 ];
 
 /// Lowers one ONNX node; returns the node of each of its outputs (`None` for outputs
@@ -260,6 +200,12 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "Conv" => conv(&mut cx)?,
         "MaxPool" => pool(&mut cx, true)?,
         "AveragePool" => pool(&mut cx, false)?,
+        "Pad" => pad(&mut cx)?,
+        "Gelu" => match cx.string_attr("approximate", "none")?.as_str() {
+            "none" => cx.unary(L::Gelu)?,
+            "tanh" => cx.unary(L::GeluTanh)?,
+            other => return Err(cx.attr_error(format!("approximate `{other}` is not none or tanh"))),
+        },
         "GlobalAveragePool" => cx.unary(L::GlobalAvgPool)?,
         "GlobalMaxPool" => cx.unary(L::GlobalMaxPool)?,
 
@@ -1111,6 +1057,54 @@ fn pool(cx: &mut Cx, max: bool) -> Result<Id> {
         let inc = cx.imp.b.int(include as i64);
         cx.add(TensorLang::AvgPool([x, k, s, p, d, c, inc]))
     }
+}
+
+/// Pad in constant mode: pads as an attribute before opset 11, as an input after (with
+/// optional `axes` from opset 18).
+fn pad(cx: &mut Cx) -> Result<Id> {
+    let x = cx.input(0)?;
+    let rank = cx.rank(x);
+    let mode = cx.string_attr("mode", "constant")?;
+    if mode != "constant" {
+        return Err(cx.unsupported(&format!("Pad mode `{mode}` (only constant)")));
+    }
+    let (pads, value, axes) = if cx.imp.opset < 11 {
+        let pads = cx.ints_attr("pads")?.ok_or_else(|| cx.attr_error("attribute `pads` is required".into()))?;
+        (pads, cx.float_attr("value", 0.0)?, None)
+    } else {
+        let value = match cx.input_name(2) {
+            Some(_) => {
+                let v = cx.const_input(2)?;
+                if v.len() != 1 || v.dtype() != DType::F32 {
+                    return Err(cx.unsupported("a Pad value that is not one f32"));
+                }
+                v.to_f32_vec()[0]
+            }
+            None => 0.0,
+        };
+        let axes = cx.input_name(3).map(|_| cx.const_ints(3)).transpose()?;
+        (cx.const_ints(1)?, value, axes)
+    };
+    let axes: Vec<usize> = match axes {
+        Some(axes) => axes
+            .iter()
+            .map(|&a| normalize_axis(a, rank).ok_or_else(|| cx.attr_error(format!("axis {a} is outside the rank {rank}"))))
+            .collect::<Result<_>>()?,
+        None => (0..rank).collect(),
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(cx.attr_error(format!("pads needs {} values, found {}", 2 * axes.len(), pads.len())));
+    }
+    if pads.iter().any(|&p| p < 0) {
+        return Err(cx.unsupported("negative pads (cropping)"));
+    }
+    let mut full = vec![0i64; 2 * rank];
+    for (i, &axis) in axes.iter().enumerate() {
+        full[axis] = pads[i];
+        full[axis + rank] = pads[i + axes.len()];
+    }
+    let (p, v) = (cx.imp.b.ints(full), cx.imp.b.float(value));
+    cx.add(TensorLang::Pad([x, p, v]))
 }
 
 /// Dropout is the identity at inference; its mask output is all true.

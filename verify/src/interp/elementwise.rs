@@ -6,7 +6,7 @@
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
 use saturate_egraph::shape::broadcast;
-use saturate_egraph::{DType, Tensor};
+use saturate_egraph::{Activation, DType, Tensor};
 
 /// A one-operand elementwise function.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +66,27 @@ impl Unary {
             Unary::Not => unreachable!("not is boolean"),
         }
     }
+}
+
+/// The activation functions of fused epilogues, in f64.
+pub fn activation(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::Id => x,
+        Activation::Relu => Unary::Relu.apply(x),
+        Activation::Sigmoid => Unary::Sigmoid.apply(x),
+        Activation::Tanh => x.tanh(),
+        Activation::Silu => x / (1.0 + (-x).exp()),
+        Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+        Activation::GeluTanh => {
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+        }
+    }
+}
+
+/// Applies an activation to every element.
+pub fn activate(x: &ndarray::ArrayD<f32>, act: Activation) -> ndarray::ArrayD<f32> {
+    x.mapv(|v| activation(act, v as f64) as f32)
 }
 
 pub fn unary(x: &Tensor, op: Unary) -> Result<Tensor, String> {

@@ -131,3 +131,16 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: usize) -> Result<Tensor, Strin
     }
     Ok(per_dtype!(x, a => go(a, &flat, idx.shape(), axis)))
 }
+
+/// Pads every axis with `pads[i]` elements before and `pads[i + rank]` after, all equal
+/// to `value`.
+pub fn pad(x: &Tensor, pads: &[usize], value: f32) -> Result<Tensor, String> {
+    let a = x.as_f32().ok_or("pad takes an f32 tensor")?;
+    let rank = a.ndim();
+    let shape: Vec<usize> = (0..rank).map(|i| a.shape()[i] + pads[i] + pads[i + rank]).collect();
+    let mut out = ArrayD::from_elem(IxDyn(&shape), value);
+    let region: Vec<ndarray::SliceInfoElem> =
+        (0..rank).map(|i| ndarray::SliceInfoElem::from(pads[i]..pads[i] + a.shape()[i])).collect();
+    out.slice_mut(region.as_slice()).assign(a);
+    Ok(Tensor::F32(out))
+}

@@ -89,3 +89,14 @@ pub(crate) fn dot_f64(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f64> {
     let b = b.mapv(|v| v as f64);
     a.dot(&b)
 }
+
+/// Scaled dot-product attention: `softmax(scale · q·kᵀ) · v`, softmax over the last axis.
+pub fn attention(q: &ArrayD<f32>, k: &ArrayD<f32>, v: &ArrayD<f32>, scale: f32) -> Result<ArrayD<f32>, String> {
+    let mut kt = k.view();
+    let r = kt.ndim();
+    kt.swap_axes(r - 2, r - 1);
+    let scores = matmul(q, &kt.to_owned())?.mapv(|s| (s as f64 * scale as f64) as f32);
+    let last = scores.ndim() - 1;
+    let probs = super::reduce::softmax(&scores, last, false);
+    matmul(&probs, v)
+}

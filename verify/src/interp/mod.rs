@@ -18,7 +18,7 @@ pub mod window;
 
 use ndarray::ArrayD;
 use saturate_egraph::onnx::ConstantFolder;
-use saturate_egraph::{DType, Graph, Id, Language, Meta, RecExpr, Tensor, TensorLang};
+use saturate_egraph::{Activation, DType, Graph, Id, Language, Meta, RecExpr, Tensor, TensorLang};
 use std::collections::BTreeMap;
 
 /// Why a run failed: bad inputs, or a runtime error in a node (an index out of range,
@@ -328,6 +328,24 @@ pub fn eval_node<'v>(
             };
             Tensor::F32(window::pool(f32_of(*x)?, &win, &out, kind))
         }
+        L::Pad([x, pads, value]) => layout::pad(operand(*x), &a.dims(*pads), a.float(*value))?,
+        L::Gelu(x) => Tensor::F32(elementwise::activate(f32_of(*x)?, Activation::Gelu)),
+        L::GeluTanh(x) => Tensor::F32(elementwise::activate(f32_of(*x)?, Activation::GeluTanh)),
+        L::Silu(x) => Tensor::F32(elementwise::activate(f32_of(*x)?, Activation::Silu)),
+        L::RmsNorm([x, scale, axis, eps]) => {
+            Tensor::F32(reduce::rms_norm(f32_of(*x)?, f32_of(*scale)?, a.int(*axis) as usize, a.float(*eps)))
+        }
+        L::MatMulBiasAct([x, y, bias, act]) => {
+            let product = linalg::matmul(f32_of(*x)?, f32_of(*y)?)?;
+            let biased = elementwise::binary(&Tensor::F32(product), operand(*bias), Binary::Add)?;
+            Tensor::F32(elementwise::activate(biased.as_f32().expect("f32"), a.act(*act)))
+        }
+        L::ConvBiasAct([x, w, b, strides, pads, dilations, group, act]) => {
+            let win = window::Window { kernel: f32_of(*w)?.shape()[2..].to_vec(), strides: a.dims(*strides), pads: a.dims(*pads), dilations: a.dims(*dilations) };
+            let conv = window::conv(f32_of(*x)?, f32_of(*w)?, f32_of(*b)?, &win, a.int(*group) as usize);
+            Tensor::F32(elementwise::activate(&conv, a.act(*act)))
+        }
+        L::Attention([q, k, v, scale]) => Tensor::F32(linalg::attention(f32_of(*q)?, f32_of(*k)?, f32_of(*v)?, a.float(*scale))?),
         L::GlobalAvgPool(x) => Tensor::F32(window::global_pool(f32_of(*x)?, false)),
         L::GlobalMaxPool(x) => Tensor::F32(window::global_pool(f32_of(*x)?, true)),
 
@@ -396,6 +414,13 @@ impl Attrs<'_> {
 
     fn axes(&self, id: Id) -> Vec<usize> {
         self.dims(id)
+    }
+
+    fn act(&self, id: Id) -> Activation {
+        match &self.expr[id] {
+            TensorLang::Act(a) => *a,
+            other => panic!("type checking guarantees an activation here, found {other}"),
+        }
     }
 
     fn dtype(&self, id: Id) -> DType {

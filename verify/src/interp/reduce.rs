@@ -153,6 +153,25 @@ pub fn layer_norm(
         .map_collect(|&n, &s, &b| (n * s as f64 + b as f64) as f32))
 }
 
+/// Root-mean-square normalization over the axes from `axis` on:
+/// `x / sqrt(mean(x²) + eps) · scale`.
+pub fn rms_norm(x: &ArrayD<f32>, scale: &ArrayD<f32>, axis: usize, eps: f32) -> ArrayD<f32> {
+    let inner: usize = x.shape()[axis..].iter().product();
+    let x = x.as_standard_layout();
+    let flat = x.as_slice().expect("standard layout");
+    let mut normalized = Vec::with_capacity(flat.len());
+    if inner > 0 {
+        for row in flat.chunks(inner) {
+            let mean_square = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / row.len() as f64;
+            let inv = 1.0 / (mean_square + eps as f64).sqrt();
+            normalized.extend(row.iter().map(|&v| v as f64 * inv));
+        }
+    }
+    let shape = x.shape().to_vec();
+    let normalized = ArrayD::from_shape_vec(IxDyn(&shape), normalized).expect("sizes match");
+    ndarray::Zip::from(&normalized).and(&view_as(scale, &shape)).map_collect(|&n, &s| (n * s as f64) as f32)
+}
+
 /// Inference batch norm over channel axis 1.
 pub fn batch_norm(
     x: &ArrayD<f32>,
