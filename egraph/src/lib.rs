@@ -26,7 +26,7 @@ pub mod shape;
 pub mod stats;
 pub mod tensor;
 
-pub use analysis::{ClassData, ShapeAnalysis, TensorEGraph};
+pub use analysis::{ClassData, Facts, ShapeAnalysis, Sign, TensorEGraph};
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use graph::{Graph, GraphBuilder, Port};
