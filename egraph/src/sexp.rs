@@ -340,8 +340,9 @@ fn read_range(path: &Path, offset: u64, len: usize) -> std::io::Result<Vec<u8>> 
     Ok(buf)
 }
 
-/// Splits text into top-level forms with the line each starts on, dropping comments.
-fn split_forms(text: &str) -> std::result::Result<Vec<(usize, String)>, (usize, String)> {
+/// Splits text into top-level forms with the line each starts on, dropping `;` comments
+/// (outside strings). Also used by the rule-file parser.
+pub fn split_forms(text: &str) -> std::result::Result<Vec<(usize, String)>, (usize, String)> {
     let mut forms = Vec::new();
     let (mut depth, mut line, mut start_line) = (0usize, 1usize, 1usize);
     let (mut in_string, mut in_comment) = (false, false);
