@@ -5,8 +5,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use saturate_egraph::onnx::{read_tensor_file, write_tensor_file};
 use saturate_egraph::{sexp, stats::stats, Graph};
+use saturate_rewrites::Library;
 use saturate_verify::compare::{compare, ATOL, RTOL};
-use saturate_verify::conformance;
+use saturate_verify::{conformance, rulecheck};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -62,13 +63,11 @@ enum Command {
         json: bool,
     },
     /// Convert a model between ONNX and saturate's S-expression graph format.
-    #[command(
-        long_about = "Convert a model between ONNX and saturate's S-expression graph format; \
+    #[command(long_about = "Convert a model between ONNX and saturate's S-expression graph format; \
         the extension of OUT (.sexp or .onnx) picks the format.\n\n\
         In .sexp output, weights with more than 16 elements go to a side file next to OUT, with \
         the same name and the extension .weights. ONNX output uses opset 19. Reading the \
-        result back gives the same graph."
-    )]
+        result back gives the same graph.")]
     Convert {
         /// The model: a .onnx file or a .sexp graph.
         model: PathBuf,
@@ -79,13 +78,31 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Check rewrite rules: evaluate both sides of each on random instances.
+    #[command(long_about = "Check rewrite rules with the reference interpreter: for every rule, random \
+        instances of its left-hand side (shapes with broadcasting and size-1 dims, attributes, \
+        inputs with both signs, zeros and large magnitudes) are rewritten by the rule's own applier, \
+        and both sides are evaluated and compared (rtol 1e-3, atol 1e-4). A rule that disagrees is \
+        reported by name with a counterexample graph, and the command exits 1.\n\n\
+        With no FILE, checks the built-in library.")]
+    CheckRules {
+        /// Rule files to check (default: the built-in library).
+        files: Vec<PathBuf>,
+        /// Distinct instances each rule must agree on.
+        #[arg(long, default_value_t = 6)]
+        instances: usize,
+        /// Seed of the random instances.
+        #[arg(long, default_value_t = 0x5A7)]
+        seed: u64,
+        /// Check only rules whose name contains this text.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Run the ONNX backend test data through the interpreter and print the table.
-    #[command(
-        long_about = "Run the ONNX backend test data (onnx==1.22.0) through the reference \
+    #[command(long_about = "Run the ONNX backend test data (onnx==1.22.0) through the reference \
         interpreter: every node test, then the nine light models. Prints, per supported op, \
         passed/total, and totals over supported ops and over all 1765 tests.\n\n\
-        Fetch the data first with scripts/fetch-onnx-data."
-    )]
+        Fetch the data first with scripts/fetch-onnx-data.")]
     Conformance {
         /// The extracted data (holding node/ and light/); default: data/onnx-1.22.0 in the
         /// source tree, or $SATURATE_ONNX_DATA.
@@ -109,25 +126,13 @@ enum Engine {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run {
-            model,
-            inputs,
-            output_dir,
-            engine: Engine::Interp,
-            force,
-            expected,
-        } => run(&model, &inputs, &output_dir, force, expected.as_deref()),
+        Command::Run { model, inputs, output_dir, engine: Engine::Interp, force, expected } => {
+            run(&model, &inputs, &output_dir, force, expected.as_deref())
+        }
         Command::Info { model, json } => info(&model, json),
-        Command::Convert {
-            model,
-            output,
-            force,
-        } => convert(&model, &output, force),
-        Command::Conformance {
-            data,
-            verbose,
-            no_models,
-        } => conformance_cmd(data, verbose, no_models),
+        Command::Convert { model, output, force } => convert(&model, &output, force),
+        Command::Conformance { data, verbose, no_models } => conformance_cmd(data, verbose, no_models),
+        Command::CheckRules { files, instances, seed, only } => check_rules(&files, instances, seed, only.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -145,23 +150,14 @@ fn run(
     force: bool,
     expected: Option<&Path>,
 ) -> Result<ExitCode> {
-    let inputs = input_files
-        .iter()
-        .map(|p| read_tensor_file(p).map(|(_, t)| t))
-        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = input_files.iter().map(|p| read_tensor_file(p).map(|(_, t)| t)).collect::<Result<Vec<_>, _>>()?;
     let (graph, inputs) = saturate_verify::load_for_inputs(model, inputs)?;
     let outputs = saturate_verify::run(&graph, &inputs)?;
-    std::fs::create_dir_all(output_dir)
-        .with_context(|| format!("cannot create {}", output_dir.display()))?;
-    let paths: Vec<PathBuf> = (0..outputs.len())
-        .map(|i| output_dir.join(format!("output_{i}.pb")))
-        .collect();
+    std::fs::create_dir_all(output_dir).with_context(|| format!("cannot create {}", output_dir.display()))?;
+    let paths: Vec<PathBuf> = (0..outputs.len()).map(|i| output_dir.join(format!("output_{i}.pb"))).collect();
     if !force {
         if let Some(existing) = paths.iter().find(|p| p.exists()) {
-            bail!(
-                "{} already exists; pass --force to overwrite",
-                existing.display()
-            );
+            bail!("{} already exists; pass --force to overwrite", existing.display());
         }
     }
     for ((port, tensor), path) in graph.outputs.iter().zip(&outputs).zip(&paths) {
@@ -179,19 +175,11 @@ fn run(
             Ok(()) => println!("output {i} (`{}`) matches {}", port.name, path.display()),
             Err(m) => {
                 all_match = false;
-                println!(
-                    "output {i} (`{}`) DIFFERS from {}: {m}",
-                    port.name,
-                    path.display()
-                );
+                println!("output {i} (`{}`) DIFFERS from {}: {m}", port.name, path.display());
             }
         }
     }
-    Ok(if all_match {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if all_match { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn info(model: &Path, json: bool) -> Result<ExitCode> {
@@ -199,10 +187,7 @@ fn info(model: &Path, json: bool) -> Result<ExitCode> {
     let metas = graph.check()?;
     let s = stats(&graph)?;
     let ports = |ports: &[saturate_egraph::Port]| -> Vec<(String, String)> {
-        ports
-            .iter()
-            .map(|p| (p.name.clone(), graph.tensor_type(&metas, p.id).to_string()))
-            .collect()
+        ports.iter().map(|p| (p.name.clone(), graph.tensor_type(&metas, p.id).to_string())).collect()
     };
     let (inputs, outputs) = (ports(&graph.inputs), ports(&graph.outputs));
     let histogram = graph.op_histogram();
@@ -233,11 +218,7 @@ fn info(model: &Path, json: bool) -> Result<ExitCode> {
         group_digits(s.weight_params),
         group_digits(s.fill_params)
     );
-    println!(
-        "flops   {} per run ({:.3} GFLOP)",
-        group_digits(s.flops as usize),
-        s.flops as f64 / 1e9
-    );
+    println!("flops   {} per run ({:.3} GFLOP)", group_digits(s.flops as usize), s.flops as f64 / 1e9);
     println!("ops     {} nodes", s.ops);
     let width = histogram.keys().map(String::len).max().unwrap_or(0);
     let mut by_count: Vec<_> = histogram.iter().collect();
@@ -264,23 +245,13 @@ fn convert(model: &Path, output: &Path, force: bool) -> Result<ExitCode> {
     let to_sexp = match output.extension().and_then(|e| e.to_str()) {
         Some("sexp") => true,
         Some("onnx") => false,
-        _ => bail!(
-            "{}: the output must be a .sexp or .onnx file",
-            output.display()
-        ),
+        _ => bail!("{}: the output must be a .sexp or .onnx file", output.display()),
     };
     let side = output.with_extension("weights");
     if !force {
-        let written: &[&Path] = if to_sexp {
-            &[output, side.as_path()]
-        } else {
-            &[output]
-        };
+        let written: &[&Path] = if to_sexp { &[output, side.as_path()] } else { &[output] };
         if let Some(existing) = written.iter().find(|p| p.exists()) {
-            bail!(
-                "{} already exists; pass --force to overwrite",
-                existing.display()
-            );
+            bail!("{} already exists; pass --force to overwrite", existing.display());
         }
     }
     let graph: Graph = saturate_verify::load_model(model)?;
@@ -289,13 +260,49 @@ fn convert(model: &Path, output: &Path, force: bool) -> Result<ExitCode> {
     } else {
         saturate_egraph::onnx::save(&graph, output)?;
     }
-    let weights = if to_sexp && side.exists() {
-        format!(" and {}", side.display())
-    } else {
-        String::new()
-    };
+    let weights = if to_sexp && side.exists() { format!(" and {}", side.display()) } else { String::new() };
     println!("wrote {}{weights}", output.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn check_rules(files: &[PathBuf], instances: usize, seed: u64, only: Option<&str>) -> Result<ExitCode> {
+    let mut library = Library::default();
+    if files.is_empty() {
+        library = Library::builtin()?;
+    }
+    for f in files {
+        library.add_file(f)?;
+    }
+    let rules: Vec<_> = library.rules.iter().filter(|r| only.is_none_or(|o| r.name.contains(o))).cloned().collect();
+    let opts = rulecheck::CheckOptions { instances, seed, ..Default::default() };
+    let start = Instant::now();
+    let verdicts = rulecheck::check_rules(&rules, &opts);
+    let (mut ok, mut bad, mut unchecked) = (0, 0, 0);
+    for (rule, verdict) in rules.iter().zip(&verdicts) {
+        match verdict {
+            rulecheck::Verdict::Agrees { .. } => ok += 1,
+            rulecheck::Verdict::Disagrees(cx) => {
+                bad += 1;
+                println!(
+                    "UNSOUND {} ({}:{}): {}\ncounterexample:\n{}",
+                    rule.name, rule.file, rule.line, cx.reason, cx.graph
+                );
+            }
+            rulecheck::Verdict::Unchecked { instances, reason } => {
+                unchecked += 1;
+                println!(
+                    "UNCHECKED {} ({}:{}): only {instances} instance(s) where it applies; last reason: {reason}",
+                    rule.name, rule.file, rule.line
+                );
+            }
+        }
+    }
+    println!(
+        "{} rules: {ok} agree on ≥ {instances} instances, {bad} disagree, {unchecked} unchecked ({:.1} s)",
+        rules.len(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(if bad + unchecked == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn conformance_cmd(data: Option<PathBuf>, verbose: bool, no_models: bool) -> Result<ExitCode> {
@@ -315,11 +322,7 @@ fn conformance_cmd(data: Option<PathBuf>, verbose: bool, no_models: bool) -> Res
     if tty {
         eprintln!("\r{:<80}", "");
     }
-    println!(
-        "ONNX {} node tests ({:.1} s)\n",
-        conformance::ONNX_VERSION,
-        start.elapsed().as_secs_f64()
-    );
+    println!("ONNX {} node tests ({:.1} s)\n", conformance::ONNX_VERSION, start.elapsed().as_secs_f64());
     print!("{}", conformance::render_table(&results));
     let mut bad = 0;
     for t in results.iter().filter(|t| conformance::is_supported(&t.op)) {
@@ -345,15 +348,8 @@ fn conformance_cmd(data: Option<PathBuf>, verbose: bool, no_models: bool) -> Res
                     format!("MISMATCH: {why}")
                 }
             };
-            println!(
-                "  {:<14} load {:>6.2} s  run {:>6.2} s  {status}",
-                m.name, m.load_seconds, m.run_seconds
-            );
+            println!("  {:<14} load {:>6.2} s  run {:>6.2} s  {status}", m.name, m.load_seconds, m.run_seconds);
         }
     }
-    Ok(if bad == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -14,10 +14,7 @@ fn run_model(dir: &TempDir, model: &[u8]) -> std::process::Output {
     let path = dir.path().join("model.onnx");
     std::fs::write(&path, model).unwrap();
     let input = dir.path().join("x.pb");
-    write_tensor(
-        &input,
-        &f32_tensor("x", &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
-    );
+    write_tensor(&input, &f32_tensor("x", &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
     let out = dir.path().join("out");
     saturate(&[
         "run",
@@ -47,9 +44,7 @@ fn truncated_file() {
 #[test]
 fn garbage_file() {
     let d = dir();
-    let garbage: Vec<u8> = (0..4096u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     let out = run_model(&d, &garbage);
     assert_clean_failure(&out, &["is not a valid ONNX file"]);
 }
@@ -64,30 +59,15 @@ fn text_file_instead_of_a_model() {
 #[test]
 fn unsupported_op_names_the_op_the_node_and_the_supported_list() {
     let d = dir();
-    let model = Model::new(13)
-        .input("x", FLOAT, &[2, 3])
-        .node("Hardmax", &["x"], &["y"], vec![])
-        .output("y");
+    let model = Model::new(13).input("x", FLOAT, &[2, 3]).node("Hardmax", &["x"], &["y"], vec![]).output("y");
     let out = run_model(&d, &model.bytes());
-    assert_clean_failure(
-        &out,
-        &[
-            "op `Hardmax`",
-            "node `hardmax_0`",
-            "Supported ONNX ops:",
-            "Conv",
-            "MatMul",
-        ],
-    );
+    assert_clean_failure(&out, &["op `Hardmax`", "node `hardmax_0`", "Supported ONNX ops:", "Conv", "MatMul"]);
 }
 
 #[test]
 fn op_from_another_domain() {
     let d = dir();
-    let mut model = Model::new(13)
-        .input("x", FLOAT, &[2, 3])
-        .node("Relu", &["x"], &["y"], vec![])
-        .output("y");
+    let mut model = Model::new(13).input("x", FLOAT, &[2, 3]).node("Relu", &["x"], &["y"], vec![]).output("y");
     model.graph.node[0].domain = Some("com.microsoft".into());
     let out = run_model(&d, &model.bytes());
     assert_clean_failure(&out, &["op `Relu` from domain `com.microsoft`"]);
@@ -96,18 +76,9 @@ fn op_from_another_domain() {
 #[test]
 fn tensor_nobody_produces() {
     let d = dir();
-    let model = Model::new(13)
-        .input("x", FLOAT, &[2, 3])
-        .node("Add", &["x", "ghost"], &["y"], vec![])
-        .output("y");
+    let model = Model::new(13).input("x", FLOAT, &[2, 3]).node("Add", &["x", "ghost"], &["y"], vec![]).output("y");
     let out = run_model(&d, &model.bytes());
-    assert_clean_failure(
-        &out,
-        &[
-            "node `add_0` reads tensor `ghost`",
-            "no node, graph input or initializer produces",
-        ],
-    );
+    assert_clean_failure(&out, &["node `add_0` reads tensor `ghost`", "no node, graph input or initializer produces"]);
 }
 
 #[test]
@@ -127,11 +98,8 @@ fn raw_data_of_the_wrong_length_names_the_initializer() {
     let d = dir();
     let mut w = f32_tensor("weights", &[3, 4], &[0.0; 12]);
     w.raw_data.as_mut().unwrap().truncate(40);
-    let model = Model::new(13)
-        .input("x", FLOAT, &[2, 3])
-        .init(w)
-        .node("MatMul", &["x", "weights"], &["y"], vec![])
-        .output("y");
+    let model =
+        Model::new(13).input("x", FLOAT, &[2, 3]).init(w).node("MatMul", &["x", "weights"], &["y"], vec![]).output("y");
     let out = run_model(&d, &model.bytes());
     assert_clean_failure(&out, &["initializer `weights`", "40 bytes", "needs 48"]);
 }
@@ -145,10 +113,7 @@ fn incompatible_shapes_name_the_node_and_the_shapes() {
         .node("Add", &["x", "v"], &["y"], vec![])
         .output("y");
     let out = run_model(&d, &model.bytes());
-    assert_clean_failure(
-        &out,
-        &["node `add_0` (Add)", "[2,3]", "[4]", "do not broadcast"],
-    );
+    assert_clean_failure(&out, &["node `add_0` (Add)", "[2,3]", "[4]", "do not broadcast"]);
 }
 
 #[test]
@@ -160,14 +125,7 @@ fn matmul_shape_mismatch() {
         .node("MatMul", &["x", "w"], &["y"], vec![])
         .output("y");
     let out = run_model(&d, &model.bytes());
-    assert_clean_failure(
-        &out,
-        &[
-            "node `matmul_0` (MatMul)",
-            "inner dimensions differ",
-            "[2,3] × [4,2]",
-        ],
-    );
+    assert_clean_failure(&out, &["node `matmul_0` (MatMul)", "inner dimensions differ", "[2,3] × [4,2]"]);
 }
 
 #[test]
@@ -211,16 +169,8 @@ fn wrong_number_of_inputs() {
     let d = dir();
     let model = d.path().join("model.onnx");
     small_model().write(&model);
-    let out = saturate(&[
-        "run",
-        model.to_str().unwrap(),
-        "--output-dir",
-        d.path().join("o").to_str().unwrap(),
-    ]);
-    assert_clean_failure(
-        &out,
-        &["takes 1 input(s) (`x`: f32[2,3]), but 0 were given"],
-    );
+    let out = saturate(&["run", model.to_str().unwrap(), "--output-dir", d.path().join("o").to_str().unwrap()]);
+    assert_clean_failure(&out, &["takes 1 input(s) (`x`: f32[2,3]), but 0 were given"]);
 }
 
 #[test]
@@ -268,18 +218,9 @@ fn missing_input_file() {
 #[test]
 fn unsupported_element_type() {
     let d = dir();
-    let model = Model::new(13)
-        .input("x", 10, &[2, 3])
-        .node("Relu", &["x"], &["y"], vec![])
-        .output("y");
+    let model = Model::new(13).input("x", 10, &[2, 3]).node("Relu", &["x"], &["y"], vec![]).output("y");
     let out = run_model(&d, &model.bytes());
-    assert_clean_failure(
-        &out,
-        &[
-            "tensor `x` has element type FLOAT16",
-            "supports f32, i64 and bool",
-        ],
-    );
+    assert_clean_failure(&out, &["tensor `x` has element type FLOAT16", "supports f32, i64 and bool"]);
 }
 
 #[test]
@@ -288,11 +229,8 @@ fn symbolic_dimension() {
     let mut model = small_model();
     let dim = &mut model.graph.input[0].r#type.as_mut().unwrap().value;
     if let Some(saturate_egraph::onnx::proto::type_proto::Value::TensorType(t)) = dim {
-        t.shape.as_mut().unwrap().dim[0].value = Some(
-            saturate_egraph::onnx::proto::tensor_shape_proto::dimension::Value::DimParam(
-                "batch".into(),
-            ),
-        );
+        t.shape.as_mut().unwrap().dim[0].value =
+            Some(saturate_egraph::onnx::proto::tensor_shape_proto::dimension::Value::DimParam("batch".into()));
     }
     let out = run_model(&d, &model.bytes());
     assert_clean_failure(&out, &["dimension `batch` is symbolic", "static shapes"]);
@@ -315,11 +253,8 @@ fn computed_shape_that_is_not_constant() {
 fn sexp_syntax_error_names_file_and_line() {
     let d = dir();
     let path = d.path().join("g.sexp");
-    std::fs::write(
-        &path,
-        "(saturate-graph 1)\n(input %x f32 [2])\n(let $1 (frobnicate %x))\n(output \"y\" $1)\n",
-    )
-    .unwrap();
+    std::fs::write(&path, "(saturate-graph 1)\n(input %x f32 [2])\n(let $1 (frobnicate %x))\n(output \"y\" $1)\n")
+        .unwrap();
     let out = saturate(&["info", path.to_str().unwrap()]);
     assert_clean_failure(&out, &["g.sexp:3:", "unknown op `frobnicate`"]);
 }

@@ -8,11 +8,7 @@ use support::*;
 
 /// relu(x · w + b) for the weights of [`small_model`], computed by hand.
 fn small_model_expected(x: &[f32; 6]) -> Vec<f32> {
-    let w = [
-        [0.5, -1.0, 2.0, 0.0],
-        [1.5, 0.25, -0.5, 1.0],
-        [-2.0, 0.75, 1.0, -1.0],
-    ];
+    let w = [[0.5, -1.0, 2.0, 0.0], [1.5, 0.25, -0.5, 1.0], [-2.0, 0.75, 1.0, -1.0]];
     let b = [0.1, 0.2, -0.3, 0.4];
     let mut y = Vec::new();
     for row in 0..2 {
@@ -41,11 +37,7 @@ fn run_writes_named_outputs_with_the_right_values() {
         "--output-dir",
         out_dir.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (name, y) = read_tensor_file(&out_dir.join("output_0.pb")).unwrap();
     assert_eq!(name.as_deref(), Some("y"));
     assert_eq!(y.shape(), &[2, 4]);
@@ -87,10 +79,7 @@ fn run_checks_expected_outputs() {
     let expected_dir = d.path().join("expected");
     std::fs::create_dir(&expected_dir).unwrap();
     let mut wrong = small_model_expected(&x);
-    write_tensor(
-        &expected_dir.join("output_0.pb"),
-        &f32_tensor("y", &[2, 4], &wrong),
-    );
+    write_tensor(&expected_dir.join("output_0.pb"), &f32_tensor("y", &[2, 4], &wrong));
     let args = |out: &str| {
         vec![
             "run".to_string(),
@@ -108,17 +97,10 @@ fn run_checks_expected_outputs() {
     assert!(stdout(&ok).contains("matches"));
 
     wrong[3] += 1.0;
-    write_tensor(
-        &expected_dir.join("output_0.pb"),
-        &f32_tensor("y", &[2, 4], &wrong),
-    );
+    write_tensor(&expected_dir.join("output_0.pb"), &f32_tensor("y", &[2, 4], &wrong));
     let bad = saturate(&args("b").iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!bad.status.success());
-    assert!(
-        stdout(&bad).contains("DIFFERS") && stdout(&bad).contains("1 of 8 values differ"),
-        "{}",
-        stdout(&bad)
-    );
+    assert!(stdout(&bad).contains("DIFFERS") && stdout(&bad).contains("1 of 8 values differ"), "{}", stdout(&bad));
 }
 
 #[test]
@@ -129,13 +111,7 @@ fn info_reports_ports_ops_parameters_and_flops() {
     let out = saturate(&["info", model.to_str().unwrap()]);
     assert!(out.status.success());
     let text = stdout(&out);
-    for needle in [
-        "input   x: f32[2,3]",
-        "output  y: f32[2,4]",
-        "params  16 (16 in weights",
-        "matmul",
-        "relu",
-    ] {
+    for needle in ["input   x: f32[2,3]", "output  y: f32[2,4]", "params  16 (16 in weights", "matmul", "relu"] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
     let json = saturate(&["info", model.to_str().unwrap(), "--json"]);
@@ -149,34 +125,16 @@ fn info_reports_ports_ops_parameters_and_flops() {
 #[test]
 fn convert_writes_a_graph_that_runs_the_same() {
     let d = tempfile::tempdir().unwrap();
-    let example =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer");
     let sexp = d.path().join("layer.sexp");
-    let out = saturate(&[
-        "convert",
-        example.join("model.onnx").to_str().unwrap(),
-        "-o",
-        sexp.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = saturate(&["convert", example.join("model.onnx").to_str().unwrap(), "-o", sexp.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(d.path().join("layer.weights").exists());
-    let again = saturate(&[
-        "convert",
-        example.join("model.onnx").to_str().unwrap(),
-        "-o",
-        sexp.to_str().unwrap(),
-    ]);
+    let again = saturate(&["convert", example.join("model.onnx").to_str().unwrap(), "-o", sexp.to_str().unwrap()]);
     assert_clean_failure(&again, &["already exists", "--force"]);
 
     let mut outputs: Vec<Tensor> = Vec::new();
-    for (model, dir) in [
-        (example.join("model.onnx"), "from_onnx"),
-        (sexp.clone(), "from_sexp"),
-    ] {
+    for (model, dir) in [(example.join("model.onnx"), "from_onnx"), (sexp.clone(), "from_sexp")] {
         let out_dir = d.path().join(dir);
         let run = saturate(&[
             "run",
@@ -188,18 +146,10 @@ fn convert_writes_a_graph_that_runs_the_same() {
             "--expected",
             example.to_str().unwrap(),
         ]);
-        assert!(
-            run.status.success(),
-            "{}{}",
-            stdout(&run),
-            String::from_utf8_lossy(&run.stderr)
-        );
+        assert!(run.status.success(), "{}{}", stdout(&run), String::from_utf8_lossy(&run.stderr));
         outputs.push(read_tensor_file(&out_dir.join("output_0.pb")).unwrap().1);
     }
-    assert_eq!(
-        outputs[0], outputs[1],
-        "the .sexp graph computes exactly what the .onnx model does"
-    );
+    assert_eq!(outputs[0], outputs[1], "the .sexp graph computes exactly what the .onnx model does");
 }
 
 #[test]
@@ -216,9 +166,5 @@ fn every_command_has_help() {
         assert!(stdout(&out).contains("Usage:"), "{cmd:?}: {}", stdout(&out));
     }
     let run_help = stdout(&saturate(&["run", "--help"]));
-    assert!(
-        run_help.contains("--input")
-            && run_help.contains("--output-dir")
-            && run_help.contains("--engine")
-    );
+    assert!(run_help.contains("--input") && run_help.contains("--output-dir") && run_help.contains("--engine"));
 }

@@ -21,11 +21,7 @@ fn data() -> std::path::PathBuf {
 fn node_tests_pass_or_are_reported_unsupported() {
     let results = conformance::run_node_tests(&data().join("node"), |_| {}).unwrap();
     println!("{}", conformance::render_table(&results));
-    assert_eq!(
-        results.len(),
-        1765,
-        "the pinned release has 1765 node tests"
-    );
+    assert_eq!(results.len(), 1765, "the pinned release has 1765 node tests");
     let failures: Vec<String> = results
         .iter()
         .filter_map(|t| match &t.outcome {
@@ -33,17 +29,12 @@ fn node_tests_pass_or_are_reported_unsupported() {
             _ => None,
         })
         .collect();
+    assert!(failures.is_empty(), "{} node tests failed:\n{}", failures.len(), failures.join("\n"));
+    let passed = results.iter().filter(|t| conformance::is_supported(&t.op) && t.outcome == Outcome::Passed).count();
     assert!(
-        failures.is_empty(),
-        "{} node tests failed:\n{}",
-        failures.len(),
-        failures.join("\n")
+        passed >= SUPPORTED_PASSED_AT_LEAST,
+        "only {passed} node tests of supported ops passed, expected at least {SUPPORTED_PASSED_AT_LEAST}"
     );
-    let passed = results
-        .iter()
-        .filter(|t| conformance::is_supported(&t.op) && t.outcome == Outcome::Passed)
-        .count();
-    assert!(passed >= SUPPORTED_PASSED_AT_LEAST, "only {passed} node tests of supported ops passed, expected at least {SUPPORTED_PASSED_AT_LEAST}");
 }
 
 /// Supported ops whose node tests all use element types saturate does not support;
@@ -60,10 +51,7 @@ fn every_supported_op_passes_a_node_test() {
         .copied()
         .filter(|op| !TESTED_IN_OPS_RS.contains(op) && table.get(*op).is_none_or(|t| t.passed == 0))
         .collect();
-    assert!(
-        untested.is_empty(),
-        "supported ops without a passing node test: {untested:?}"
-    );
+    assert!(untested.is_empty(), "supported ops without a passing node test: {untested:?}");
 }
 
 #[test]
@@ -73,10 +61,7 @@ fn light_models_match_their_expected_outputs() {
     let mut mismatches = Vec::new();
     for path in paths {
         let m = conformance::run_light_model(&path);
-        println!(
-            "{:<14} load {:.2} s, run {:.2} s: {:?}",
-            m.name, m.load_seconds, m.run_seconds, m.outcome
-        );
+        println!("{:<14} load {:.2} s, run {:.2} s: {:?}", m.name, m.load_seconds, m.run_seconds, m.outcome);
         if m.outcome != Outcome::Passed {
             mismatches.push(format!("{}: {:?}", m.name, m.outcome));
         }
@@ -107,9 +92,11 @@ fn exported_node_test_models_import_back_unchanged() {
             .unwrap_or_else(|e| panic!("{}: exported model does not import: {e}", dir.display()));
         let fused = graph.expr.as_ref().iter().any(|n| matches!(n, TensorLang::Gelu(_) | TensorLang::GeluTanh(_)));
         if fused {
-            let (a, b) = (saturate_verify::run(&graph, &inputs).unwrap(), saturate_verify::run(&back, &inputs).unwrap());
+            let (a, b) =
+                (saturate_verify::run(&graph, &inputs).unwrap(), saturate_verify::run(&back, &inputs).unwrap());
             for (x, y) in a.iter().zip(&b) {
-                saturate_verify::compare::compare(y, x, 1e-3, 1e-4).unwrap_or_else(|m| panic!("{}: {m}", dir.display()));
+                saturate_verify::compare::compare(y, x, 1e-3, 1e-4)
+                    .unwrap_or_else(|m| panic!("{}: {m}", dir.display()));
             }
         } else {
             assert!(back == graph, "{}: the exported model imports as a different graph", dir.display());

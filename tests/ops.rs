@@ -11,8 +11,7 @@ use std::collections::HashMap;
 use support::*;
 
 fn run_model(model: &Model, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
-    let graph = onnx::import_model(&model.proto(), None, &Interpreter, &HashMap::new())
-        .map_err(|e| e.to_string())?;
+    let graph = onnx::import_model(&model.proto(), None, &Interpreter, &HashMap::new()).map_err(|e| e.to_string())?;
     run(&graph, inputs).map_err(|e| e.to_string())
 }
 
@@ -26,10 +25,8 @@ fn i64s(shape: &[usize], v: &[i64]) -> Tensor {
 
 #[test]
 fn cast_truncates_toward_zero_and_maps_nonzero_to_true() {
-    let to_i64 = Model::new(13)
-        .input("x", FLOAT, &[5])
-        .node("Cast", &["x"], &["y"], vec![attr_int("to", 7)])
-        .output("y");
+    let to_i64 =
+        Model::new(13).input("x", FLOAT, &[5]).node("Cast", &["x"], &["y"], vec![attr_int("to", 7)]).output("y");
     let y = run_model(&to_i64, &[f32s(&[5], &[1.9, -1.9, 0.0, 2.5, -0.5])]).unwrap();
     assert_eq!(y[0], i64s(&[5], &[1, -1, 0, 2, 0]));
 
@@ -61,11 +58,7 @@ fn equal_broadcasts_and_compares_exactly() {
         .node("Equal", &["a", "b"], &["e"], vec![])
         .node("Cast", &["e"], &["y"], vec![attr_int("to", 7)])
         .output("y");
-    let y = run_model(
-        &model,
-        &[i64s(&[2, 3], &[1, 2, 3, 3, 2, 1]), i64s(&[3], &[1, 2, 1])],
-    )
-    .unwrap();
+    let y = run_model(&model, &[i64s(&[2, 3], &[1, 2, 3, 3, 2, 1]), i64s(&[3], &[1, 2, 1])]).unwrap();
     assert_eq!(y[0], i64s(&[2, 3], &[1, 1, 0, 0, 1, 1]));
 
     let floats = Model::new(13)
@@ -73,18 +66,8 @@ fn equal_broadcasts_and_compares_exactly() {
         .input("b", FLOAT, &[3])
         .node("Equal", &["a", "b"], &["y"], vec![])
         .output("y");
-    let y = run_model(
-        &floats,
-        &[
-            f32s(&[3], &[0.0, f32::NAN, 1.0]),
-            f32s(&[3], &[-0.0, f32::NAN, 1.0000001]),
-        ],
-    )
-    .unwrap();
-    assert_eq!(
-        y[0].as_bool().unwrap().iter().copied().collect::<Vec<_>>(),
-        vec![true, false, false]
-    );
+    let y = run_model(&floats, &[f32s(&[3], &[0.0, f32::NAN, 1.0]), f32s(&[3], &[-0.0, f32::NAN, 1.0000001])]).unwrap();
+    assert_eq!(y[0].as_bool().unwrap().iter().copied().collect::<Vec<_>>(), vec![true, false, false]);
 }
 
 #[test]
@@ -97,11 +80,7 @@ fn integer_division_by_zero_is_an_error_not_a_crash() {
     let err = run_model(&model, &[i64s(&[2], &[4, 5]), i64s(&[2], &[2, 0])]).unwrap_err();
     assert!(err.contains("integer division by zero"), "{err}");
     let ok = run_model(&model, &[i64s(&[2], &[7, -7]), i64s(&[2], &[2, 2])]).unwrap();
-    assert_eq!(
-        ok[0],
-        i64s(&[2], &[3, -3]),
-        "integer division truncates toward zero"
-    );
+    assert_eq!(ok[0], i64s(&[2], &[3, -3]), "integer division truncates toward zero");
 }
 
 #[test]
@@ -112,18 +91,7 @@ fn gather_index_out_of_range_is_an_error() {
         .node("Gather", &["x", "i"], &["y"], vec![])
         .output("y");
     let err = run_model(&model, &[f32s(&[3], &[1.0, 2.0, 3.0]), i64s(&[2], &[0, 3])]).unwrap_err();
-    assert!(
-        err.contains("gather index 3 is out of range for axis 0 of size 3"),
-        "{err}"
-    );
-    let ok = run_model(
-        &model,
-        &[f32s(&[3], &[1.0, 2.0, 3.0]), i64s(&[2], &[-1, 0])],
-    )
-    .unwrap();
-    assert_eq!(
-        ok[0],
-        f32s(&[2], &[3.0, 1.0]),
-        "negative indices count from the end"
-    );
+    assert!(err.contains("gather index 3 is out of range for axis 0 of size 3"), "{err}");
+    let ok = run_model(&model, &[f32s(&[3], &[1.0, 2.0, 3.0]), i64s(&[2], &[-1, 0])]).unwrap();
+    assert_eq!(ok[0], f32s(&[2], &[3.0, 1.0]), "negative indices count from the end");
 }

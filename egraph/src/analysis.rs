@@ -138,7 +138,9 @@ pub fn facts<'a>(node: &TensorLang, child: &dyn Fn(Id) -> &'a ClassData) -> Fact
 
     let splat = match node {
         L::Fill([v, _]) => float(*v),
-        L::Reshape([x, _]) | L::Flatten([x, _]) | L::Squeeze([x, _]) | L::Unsqueeze([x, _]) | L::Expand([x, _]) => f(*x).splat,
+        L::Reshape([x, _]) | L::Flatten([x, _]) | L::Squeeze([x, _]) | L::Unsqueeze([x, _]) | L::Expand([x, _]) => {
+            f(*x).splat
+        }
         L::Transpose([x, _]) | L::Slice([x, ..]) => f(*x).splat,
         _ => None,
     };
@@ -163,9 +165,13 @@ pub fn facts<'a>(node: &TensorLang, child: &dyn Fn(Id) -> &'a ClassData) -> Fact
             Some(lo) if lo >= 0.0 => Sign::NonNegative,
             _ => f(*x).sign,
         },
-        L::Reshape([x, _]) | L::Flatten([x, _]) | L::Squeeze([x, _]) | L::Unsqueeze([x, _]) | L::Expand([x, _]) => f(*x).sign,
+        L::Reshape([x, _]) | L::Flatten([x, _]) | L::Squeeze([x, _]) | L::Unsqueeze([x, _]) | L::Expand([x, _]) => {
+            f(*x).sign
+        }
         L::Transpose([x, _]) | L::Slice([x, ..]) | L::Gather([x, ..]) => f(*x).sign,
-        L::ReduceSum([x, ..]) | L::ReduceMean([x, ..]) | L::ReduceMax([x, ..]) | L::ReduceMin([x, ..]) => nonneg_if(nonneg(*x)),
+        L::ReduceSum([x, ..]) | L::ReduceMean([x, ..]) | L::ReduceMax([x, ..]) | L::ReduceMin([x, ..]) => {
+            nonneg_if(nonneg(*x))
+        }
         L::MaxPool([x, ..]) | L::AvgPool([x, ..]) => nonneg_if(nonneg(*x)),
         L::Pad([x, _, v]) => nonneg_if(nonneg(*x) && float(*v).is_some_and(|v| v >= 0.0)),
         L::Conv([x, w, b, ..]) => nonneg_if(nonneg(*x) && nonneg(*w) && nonneg(*b)),

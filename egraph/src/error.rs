@@ -7,72 +7,42 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
 
     #[error("{path} is not a valid ONNX file: {reason}")]
     Decode { path: PathBuf, reason: String },
 
     #[error("node `{node}` uses op `{op}`{domain}, which saturate does not support.\nSupported ONNX ops: {supported}")]
-    UnsupportedOp {
-        op: String,
-        domain: String,
-        node: String,
-        supported: String,
-    },
+    UnsupportedOp { op: String, domain: String, node: String, supported: String },
 
     #[error("node `{node}` ({op}): {what} is not supported")]
-    Unsupported {
-        node: String,
-        op: String,
-        what: String,
-    },
+    Unsupported { node: String, op: String, what: String },
 
-    #[error("tensor `{tensor}` has element type {dtype}, which saturate does not support (it supports f32, i64 and bool)")]
+    #[error(
+        "tensor `{tensor}` has element type {dtype}, which saturate does not support (it supports f32, i64 and bool)"
+    )]
     UnsupportedType { tensor: String, dtype: String },
 
     #[error("node `{node}` ({op}) needs input `{input}` to be a constant: saturate compiles for static shapes, so shapes, axes and sizes must be known before running")]
-    NeedsConstant {
-        node: String,
-        op: String,
-        input: String,
-    },
+    NeedsConstant { node: String, op: String, input: String },
 
-    #[error(
-        "node `{node}` reads tensor `{tensor}`, which no node, graph input or initializer produces"
-    )]
+    #[error("node `{node}` reads tensor `{tensor}`, which no node, graph input or initializer produces")]
     MissingTensor { node: String, tensor: String },
 
     #[error("the graph has a cycle: {nodes} depend on each other")]
     Cycle { nodes: String },
 
     #[error("initializer `{name}`: raw_data holds {got} bytes, but {ty} needs {expected}")]
-    RawDataLength {
-        name: String,
-        ty: String,
-        expected: usize,
-        got: usize,
-    },
+    RawDataLength { name: String, ty: String, expected: usize, got: usize },
 
     #[error("tensor `{name}`: {reason}")]
     BadTensor { name: String, reason: String },
 
     #[error("node `{node}` ({op}): {reason}")]
-    Shape {
-        node: String,
-        op: String,
-        reason: String,
-    },
+    Shape { node: String, op: String, reason: String },
 
     #[error("{file}:{line}: {reason}")]
-    Syntax {
-        file: String,
-        line: usize,
-        reason: String,
-    },
+    Syntax { file: String, line: usize, reason: String },
 
     #[error("{0}")]
     Invalid(String),

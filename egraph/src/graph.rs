@@ -40,9 +40,7 @@ impl Graph {
         let mut metas: Vec<Meta> = Vec::with_capacity(self.expr.len());
         for (id, node) in self.expr.items() {
             if node.any(|c| c >= id) {
-                return Err(Error::Invalid(format!(
-                    "node {id} ({node}) refers to a later node"
-                )));
+                return Err(Error::Invalid(format!("node {id} ({node}) refers to a later node")));
             }
             let meta = infer(node, &|c| &metas[usize::from(c)]).map_err(|reason| Error::Shape {
                 node: format!("#{id}"),
@@ -56,10 +54,7 @@ impl Graph {
 
     /// The type of a tensor node. Panics if `id` is an attribute leaf; use on ports.
     pub fn tensor_type(&self, metas: &[Meta], id: Id) -> TensorType {
-        metas[usize::from(id)]
-            .tensor()
-            .expect("a port is a tensor")
-            .clone()
+        metas[usize::from(id)].tensor().expect("a port is a tensor").clone()
     }
 
     /// Checks that the graph is well-formed: every node well-typed, inputs are input
@@ -68,18 +63,12 @@ impl Graph {
         let metas = self.metas()?;
         for port in &self.inputs {
             if !matches!(self.expr[port.id], TensorLang::Input(_)) {
-                return Err(Error::Invalid(format!(
-                    "graph input `{}` is not an input node",
-                    port.name
-                )));
+                return Err(Error::Invalid(format!("graph input `{}` is not an input node", port.name)));
             }
         }
         for port in self.inputs.iter().chain(&self.outputs) {
             if metas[usize::from(port.id)].tensor().is_none() {
-                return Err(Error::Invalid(format!(
-                    "port `{}` is not a tensor",
-                    port.name
-                )));
+                return Err(Error::Invalid(format!("port `{}` is not a tensor", port.name)));
             }
         }
         for (id, node) in self.expr.items() {
@@ -94,12 +83,7 @@ impl Graph {
                             reason: format!("declared {declared} but its data is {}", t.ty()),
                         })
                     }
-                    None => {
-                        return Err(Error::BadTensor {
-                            name: name.into(),
-                            reason: "has no data".into(),
-                        })
-                    }
+                    None => return Err(Error::BadTensor { name: name.into(), reason: "has no data".into() }),
                 }
             }
         }
@@ -142,22 +126,8 @@ impl Graph {
             }
             map[&root]
         };
-        let inputs = self
-            .inputs
-            .iter()
-            .map(|p| Port {
-                name: p.name.clone(),
-                id: copy(p.id, &mut b),
-            })
-            .collect();
-        let outputs = self
-            .outputs
-            .iter()
-            .map(|p| Port {
-                name: p.name.clone(),
-                id: copy(p.id, &mut b),
-            })
-            .collect();
+        let inputs = self.inputs.iter().map(|p| Port { name: p.name.clone(), id: copy(p.id, &mut b) }).collect();
+        let outputs = self.outputs.iter().map(|p| Port { name: p.name.clone(), id: copy(p.id, &mut b) }).collect();
         let used: Vec<&str> = b
             .expr
             .as_ref()
@@ -170,16 +140,9 @@ impl Graph {
                 _ => None,
             })
             .collect();
-        let weights = used
-            .into_iter()
-            .filter_map(|n| self.weights.get(n).map(|t| (n.to_string(), t.clone())))
-            .collect();
-        Graph {
-            expr: b.expr,
-            inputs,
-            outputs,
-            weights,
-        }
+        let weights =
+            used.into_iter().filter_map(|n| self.weights.get(n).map(|t| (n.to_string(), t.clone()))).collect();
+        Graph { expr: b.expr, inputs, outputs, weights }
     }
 
     /// Number of nodes per op name (attribute leaves and sources — inputs, weights and
@@ -188,10 +151,7 @@ impl Graph {
         let mut hist = BTreeMap::new();
         for node in self.expr.as_ref() {
             if !node.is_attribute()
-                && !matches!(
-                    node,
-                    TensorLang::Input(_) | TensorLang::Weight(_) | TensorLang::Fill(_)
-                )
+                && !matches!(node, TensorLang::Input(_) | TensorLang::Weight(_) | TensorLang::Fill(_))
             {
                 *hist.entry(node.to_string()).or_insert(0) += 1;
             }
@@ -281,21 +241,18 @@ impl GraphBuilder {
     /// Adds `(input %name dtype shape)`.
     pub fn input(&mut self, name: &str, ty: &TensorType) -> Id {
         let children = [self.name(name), self.dtype(ty.dtype), self.dims(&ty.shape)];
-        self.add(TensorLang::Input(children))
-            .expect("input nodes are well-formed")
+        self.add(TensorLang::Input(children)).expect("input nodes are well-formed")
     }
 
     /// Adds `(weight %name dtype shape)`.
     pub fn weight(&mut self, name: &str, ty: &TensorType) -> Id {
         let children = [self.name(name), self.dtype(ty.dtype), self.dims(&ty.shape)];
-        self.add(TensorLang::Weight(children))
-            .expect("weight nodes are well-formed")
+        self.add(TensorLang::Weight(children)).expect("weight nodes are well-formed")
     }
 
     /// Adds `(fill value shape)`.
     pub fn fill(&mut self, value: f32, shape: &[usize]) -> Id {
         let children = [self.float(value), self.dims(shape)];
-        self.add(TensorLang::Fill(children))
-            .expect("fill nodes are well-formed")
+        self.add(TensorLang::Fill(children)).expect("fill nodes are well-formed")
     }
 }

@@ -131,11 +131,9 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             a.binary(*ab, &[DType::F32, DType::I64], None)?
         }
         L::Pow(ab) => a.binary(*ab, &[DType::F32], None)?,
-        L::Equal(ab) | L::Less(ab) | L::Greater(ab) => a.binary(
-            *ab,
-            &[DType::F32, DType::I64, DType::Bool],
-            Some(DType::Bool),
-        )?,
+        L::Equal(ab) | L::Less(ab) | L::Greater(ab) => {
+            a.binary(*ab, &[DType::F32, DType::I64, DType::Bool], Some(DType::Bool))?
+        }
         L::And(ab) | L::Or(ab) => a.binary(*ab, &[DType::Bool], None)?,
         L::Where([c, x, y]) => {
             let c = a.tensor_of(*c, &[DType::Bool])?;
@@ -145,10 +143,7 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             TensorType::new(x.dtype, broadcast_or_err(&c.shape, &xy)?)
         }
 
-        L::MatMul([x, y]) => matmul(
-            a.tensor_of(*x, &[DType::F32])?,
-            a.tensor_of(*y, &[DType::F32])?,
-        )?,
+        L::MatMul([x, y]) => matmul(a.tensor_of(*x, &[DType::F32])?, a.tensor_of(*y, &[DType::F32])?)?,
         L::Gemm([x, y, c, alpha, beta, ta, tb]) => {
             a.float(*alpha)?;
             a.float(*beta)?;
@@ -166,11 +161,8 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
         | L::ReduceMax([x, axes, keep])
         | L::ReduceMin([x, axes, keep]) => {
             let order_only = matches!(node, L::ReduceMax(_) | L::ReduceMin(_));
-            let dtypes: &[DType] = if order_only {
-                &[DType::F32, DType::I64, DType::Bool]
-            } else {
-                &[DType::F32, DType::I64]
-            };
+            let dtypes: &[DType] =
+                if order_only { &[DType::F32, DType::I64, DType::Bool] } else { &[DType::F32, DType::I64] };
             let t = a.tensor_of(*x, dtypes)?;
             let axes = a.axes(*axes, t.rank())?;
             TensorType::new(t.dtype, reduced_shape(&t.shape, &axes, a.flag(*keep)?))
@@ -201,12 +193,7 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             let t = a.tensor_of(*x, &[DType::F32])?;
             a.float(*eps)?;
             let channels = channel_dim(t, "batch_norm")?;
-            for (what, p) in [
-                ("scale", scale),
-                ("bias", bias),
-                ("mean", mean),
-                ("var", var),
-            ] {
+            for (what, p) in [("scale", scale), ("bias", bias), ("mean", mean), ("var", var)] {
                 let p = a.tensor_of(*p, &[DType::F32])?;
                 if p.shape != [channels] {
                     return Err(format!(
@@ -250,10 +237,7 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
                 return Err(format!("flatten axis {axis} is outside 0..={}", t.rank()));
             }
             let (outer, inner) = t.shape.split_at(axis as usize);
-            TensorType::new(
-                t.dtype,
-                vec![outer.iter().product(), inner.iter().product()],
-            )
+            TensorType::new(t.dtype, vec![outer.iter().product(), inner.iter().product()])
         }
         L::Squeeze([x, axes]) => {
             let t = a.tensor(*x)?;
@@ -265,10 +249,7 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
                     t.shape[bad]
                 ));
             }
-            let shape = (0..t.rank())
-                .filter(|i| !axes.contains(i))
-                .map(|i| t.shape[i])
-                .collect();
+            let shape = (0..t.rank()).filter(|i| !axes.contains(i)).map(|i| t.shape[i]).collect();
             TensorType::new(t.dtype, shape)
         }
         L::Unsqueeze([x, axes]) => {
@@ -276,15 +257,7 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             let rank = t.rank() + a.ints(*axes)?.len();
             let axes = a.axes(*axes, rank)?;
             let mut dims = t.shape.iter();
-            let shape = (0..rank)
-                .map(|i| {
-                    if axes.contains(&i) {
-                        1
-                    } else {
-                        *dims.next().unwrap()
-                    }
-                })
-                .collect();
+            let shape = (0..rank).map(|i| if axes.contains(&i) { 1 } else { *dims.next().unwrap() }).collect();
             TensorType::new(t.dtype, shape)
         }
         L::Transpose([x, perm]) => {
@@ -335,27 +308,23 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
         )?,
         L::MaxPool([x, kernel, strides, pads, dilations, ceil]) => {
             let t = a.tensor_of(*x, &[DType::F32])?;
-            pool(
-                t,
-                &Window::read(&a, Some(*kernel), *strides, *pads, *dilations)?,
-                a.flag(*ceil)?,
-            )?
+            pool(t, &Window::read(&a, Some(*kernel), *strides, *pads, *dilations)?, a.flag(*ceil)?)?
         }
         L::AvgPool([x, kernel, strides, pads, dilations, ceil, include_pad]) => {
             let t = a.tensor_of(*x, &[DType::F32])?;
             a.flag(*include_pad)?;
-            pool(
-                t,
-                &Window::read(&a, Some(*kernel), *strides, *pads, *dilations)?,
-                a.flag(*ceil)?,
-            )?
+            pool(t, &Window::read(&a, Some(*kernel), *strides, *pads, *dilations)?, a.flag(*ceil)?)?
         }
         L::Pad([x, pads, value]) => {
             let t = a.tensor(*x)?;
             a.float(*value)?;
             let pads = a.dims(*pads)?;
             if pads.len() != 2 * t.rank() {
-                return Err(format!("pad needs {} values (begins, then ends) for {}", 2 * t.rank(), ShapeDisplay(&t.shape)));
+                return Err(format!(
+                    "pad needs {} values (begins, then ends) for {}",
+                    2 * t.rank(),
+                    ShapeDisplay(&t.shape)
+                ));
             }
             let shape = (0..t.rank()).map(|i| t.shape[i] + pads[i] + pads[i + t.rank()]).collect();
             TensorType::new(t.dtype, shape)
@@ -381,7 +350,11 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             let t = matmul(a.tensor_of(*x, &[DType::F32])?, a.tensor_of(*y, &[DType::F32])?)?;
             let b = a.tensor_of(*bias, &[DType::F32])?;
             if broadcast(&b.shape, &t.shape).as_deref() != Some(&t.shape[..]) {
-                return Err(format!("bias {} does not broadcast to the product {}", ShapeDisplay(&b.shape), ShapeDisplay(&t.shape)));
+                return Err(format!(
+                    "bias {} does not broadcast to the product {}",
+                    ShapeDisplay(&b.shape),
+                    ShapeDisplay(&t.shape)
+                ));
             }
             t
         }
@@ -397,7 +370,8 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
         }
         L::Attention([q, k, v, scale]) => {
             a.float(*scale)?;
-            let (q, k, v) = (a.tensor_of(*q, &[DType::F32])?, a.tensor_of(*k, &[DType::F32])?, a.tensor_of(*v, &[DType::F32])?);
+            let (q, k, v) =
+                (a.tensor_of(*q, &[DType::F32])?, a.tensor_of(*k, &[DType::F32])?, a.tensor_of(*v, &[DType::F32])?);
             if q.rank() < 2 || k.rank() < 2 || v.rank() < 2 {
                 return Err("attention needs q, k and v of rank ≥ 2".into());
             }
@@ -427,9 +401,7 @@ impl<'a> Args<'_, 'a> {
     fn tensor(&self, id: Id) -> Result<&'a TensorType, String> {
         match (self.arg)(id) {
             Meta::Tensor(t) => Ok(t),
-            other => Err(format!(
-                "expected a tensor operand, found the attribute {other:?}"
-            )),
+            other => Err(format!("expected a tensor operand, found the attribute {other:?}")),
         }
     }
 
@@ -468,17 +440,13 @@ impl<'a> Args<'_, 'a> {
     fn ints(&self, id: Id) -> Result<&'a [i64], String> {
         match (self.arg)(id) {
             Meta::Ints(v) => Ok(v),
-            other => Err(format!(
-                "expected an integer list attribute, found {other:?}"
-            )),
+            other => Err(format!("expected an integer list attribute, found {other:?}")),
         }
     }
 
     fn dims(&self, id: Id) -> Result<Vec<usize>, String> {
         let v = self.ints(id)?;
-        IntList(v.to_vec())
-            .to_usizes()
-            .ok_or_else(|| format!("shape {} has a negative dimension", IntList(v.to_vec())))
+        IntList(v.to_vec()).to_usizes().ok_or_else(|| format!("shape {} has a negative dimension", IntList(v.to_vec())))
     }
 
     fn act(&self, id: Id) -> Result<crate::Activation, String> {
@@ -498,38 +466,23 @@ impl<'a> Args<'_, 'a> {
     /// A normalized axis: in `0..rank`.
     fn axis(&self, id: Id, rank: usize) -> Result<usize, String> {
         let v = self.int(id)?;
-        usize::try_from(v)
-            .ok()
-            .filter(|&v| v < rank)
-            .ok_or_else(|| format!("axis {v} is outside 0..{rank}"))
+        usize::try_from(v).ok().filter(|&v| v < rank).ok_or_else(|| format!("axis {v} is outside 0..{rank}"))
     }
 
     /// Normalized axes: strictly increasing, each in `0..rank`.
     fn axes(&self, id: Id, rank: usize) -> Result<Vec<usize>, String> {
         let v = self.ints(id)?;
-        let ok =
-            v.iter().all(|&x| x >= 0 && (x as usize) < rank) && v.windows(2).all(|w| w[0] < w[1]);
+        let ok = v.iter().all(|&x| x >= 0 && (x as usize) < rank) && v.windows(2).all(|w| w[0] < w[1]);
         if !ok {
-            return Err(format!(
-                "axes {} must be increasing and within 0..{rank}",
-                IntList(v.to_vec())
-            ));
+            return Err(format!("axes {} must be increasing and within 0..{rank}", IntList(v.to_vec())));
         }
         Ok(v.iter().map(|&x| x as usize).collect())
     }
 
-    fn binary(
-        &self,
-        [x, y]: [Id; 2],
-        dtypes: &[DType],
-        result: Option<DType>,
-    ) -> Result<TensorType, String> {
+    fn binary(&self, [x, y]: [Id; 2], dtypes: &[DType], result: Option<DType>) -> Result<TensorType, String> {
         let (x, y) = (self.tensor_of(x, dtypes)?, self.tensor_of(y, dtypes)?);
         same_dtype(x, y)?;
-        Ok(TensorType::new(
-            result.unwrap_or(x.dtype),
-            broadcast_or_err(&x.shape, &y.shape)?,
-        ))
+        Ok(TensorType::new(result.unwrap_or(x.dtype), broadcast_or_err(&x.shape, &y.shape)?))
     }
 }
 
@@ -542,22 +495,13 @@ fn same_dtype(x: &TensorType, y: &TensorType) -> Result<(), String> {
 }
 
 fn broadcast_or_err(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
-    broadcast(a, b).ok_or_else(|| {
-        format!(
-            "shapes {} and {} do not broadcast",
-            ShapeDisplay(a),
-            ShapeDisplay(b)
-        )
-    })
+    broadcast(a, b).ok_or_else(|| format!("shapes {} and {} do not broadcast", ShapeDisplay(a), ShapeDisplay(b)))
 }
 
 /// The channel count of an `[N, C, …]` input.
 fn channel_dim(t: &TensorType, op: &str) -> Result<usize, String> {
     if t.rank() < 2 {
-        return Err(format!(
-            "{op} needs an input of rank ≥ 2 ([N,C,…]), got {}",
-            ShapeDisplay(&t.shape)
-        ));
+        return Err(format!("{op} needs an input of rank ≥ 2 ([N,C,…]), got {}", ShapeDisplay(&t.shape)));
     }
     Ok(t.shape[1])
 }
@@ -567,24 +511,12 @@ fn matmul(x: &TensorType, y: &TensorType) -> Result<TensorType, String> {
         return Err("matmul operands must have rank ≥ 1".into());
     }
     // promote 1-D operands to matrices, and drop the added dimension afterwards
-    let xs = if x.rank() == 1 {
-        vec![1, x.shape[0]]
-    } else {
-        x.shape.clone()
-    };
-    let ys = if y.rank() == 1 {
-        vec![y.shape[0], 1]
-    } else {
-        y.shape.clone()
-    };
+    let xs = if x.rank() == 1 { vec![1, x.shape[0]] } else { x.shape.clone() };
+    let ys = if y.rank() == 1 { vec![y.shape[0], 1] } else { y.shape.clone() };
     let (m, k) = (xs[xs.len() - 2], xs[xs.len() - 1]);
     let (k2, n) = (ys[ys.len() - 2], ys[ys.len() - 1]);
     if k != k2 {
-        return Err(format!(
-            "matmul inner dimensions differ: {} × {}",
-            ShapeDisplay(&x.shape),
-            ShapeDisplay(&y.shape)
-        ));
+        return Err(format!("matmul inner dimensions differ: {} × {}", ShapeDisplay(&x.shape), ShapeDisplay(&y.shape)));
     }
     let mut shape = broadcast_or_err(&xs[..xs.len() - 2], &ys[..ys.len() - 2])?;
     if x.rank() > 1 {
@@ -596,30 +528,12 @@ fn matmul(x: &TensorType, y: &TensorType) -> Result<TensorType, String> {
     Ok(TensorType::f32(shape))
 }
 
-fn gemm(
-    x: &TensorType,
-    y: &TensorType,
-    c: &TensorType,
-    ta: bool,
-    tb: bool,
-) -> Result<TensorType, String> {
+fn gemm(x: &TensorType, y: &TensorType, c: &TensorType, ta: bool, tb: bool) -> Result<TensorType, String> {
     if x.rank() != 2 || y.rank() != 2 {
-        return Err(format!(
-            "gemm needs 2-D operands, got {} and {}",
-            ShapeDisplay(&x.shape),
-            ShapeDisplay(&y.shape)
-        ));
+        return Err(format!("gemm needs 2-D operands, got {} and {}", ShapeDisplay(&x.shape), ShapeDisplay(&y.shape)));
     }
-    let (m, k) = if ta {
-        (x.shape[1], x.shape[0])
-    } else {
-        (x.shape[0], x.shape[1])
-    };
-    let (k2, n) = if tb {
-        (y.shape[1], y.shape[0])
-    } else {
-        (y.shape[0], y.shape[1])
-    };
+    let (m, k) = if ta { (x.shape[1], x.shape[0]) } else { (x.shape[0], x.shape[1]) };
+    let (k2, n) = if tb { (y.shape[1], y.shape[0]) } else { (y.shape[0], y.shape[1]) };
     if k != k2 {
         return Err(format!(
             "gemm inner dimensions differ: {}{} × {}{}",
@@ -630,10 +544,7 @@ fn gemm(
         ));
     }
     if broadcast(&c.shape, &[m, n]).as_deref() != Some(&[m, n][..]) {
-        return Err(format!(
-            "gemm bias {} does not broadcast to [{m},{n}]",
-            ShapeDisplay(&c.shape)
-        ));
+        return Err(format!("gemm bias {} does not broadcast to [{m},{n}]", ShapeDisplay(&c.shape)));
     }
     Ok(TensorType::f32(vec![m, n]))
 }
@@ -652,8 +563,7 @@ fn concat(a: &Args, children: &[Id]) -> Result<TensorType, String> {
     for &x in inputs {
         let t = a.tensor(x)?;
         same_dtype(first, t)?;
-        let compatible = t.rank() == first.rank()
-            && (0..t.rank()).all(|i| i == axis || t.shape[i] == first.shape[i]);
+        let compatible = t.rank() == first.rank() && (0..t.rank()).all(|i| i == axis || t.shape[i] == first.shape[i]);
         if !compatible {
             return Err(format!(
                 "cannot concatenate {} and {} along axis {axis}",
@@ -670,10 +580,7 @@ fn slice(a: &Args, x: Id, starts: Id, ends: Id, steps: Id) -> Result<TensorType,
     let t = a.tensor(x)?;
     let (starts, ends, steps) = (a.ints(starts)?, a.ints(ends)?, a.ints(steps)?);
     if starts.len() != t.rank() || ends.len() != t.rank() || steps.len() != t.rank() {
-        return Err(format!(
-            "slice needs one start, end and step per axis of {}",
-            ShapeDisplay(&t.shape)
-        ));
+        return Err(format!("slice needs one start, end and step per axis of {}", ShapeDisplay(&t.shape)));
     }
     let mut shape = Vec::with_capacity(t.rank());
     for i in 0..t.rank() {
@@ -690,11 +597,7 @@ fn slice(a: &Args, x: Id, starts: Id, ends: Id, steps: Id) -> Result<TensorType,
                 "slice axis {i} of size {dim}: start {start}, end {end}, step {step} is not normalized"
             ));
         }
-        let len = if step > 0 {
-            (end - start + step - 1) / step
-        } else {
-            (start - end + (-step) - 1) / (-step)
-        };
+        let len = if step > 0 { (end - start + step - 1) / step } else { (start - end + (-step) - 1) / (-step) };
         shape.push(len.max(0) as usize);
     }
     Ok(TensorType::new(t.dtype, shape))
@@ -709,20 +612,9 @@ struct Window {
 }
 
 impl Window {
-    fn read(
-        a: &Args,
-        kernel: Option<Id>,
-        strides: Id,
-        pads: Id,
-        dilations: Id,
-    ) -> Result<Window, String> {
+    fn read(a: &Args, kernel: Option<Id>, strides: Id, pads: Id, dilations: Id) -> Result<Window, String> {
         let kernel = kernel.map(|k| a.dims(k)).transpose()?;
-        let w = Window {
-            kernel,
-            strides: a.dims(strides)?,
-            pads: a.dims(pads)?,
-            dilations: a.dims(dilations)?,
-        };
+        let w = Window { kernel, strides: a.dims(strides)?, pads: a.dims(pads)?, dilations: a.dims(dilations)? };
         if w.strides.contains(&0) || w.dilations.contains(&0) {
             return Err("strides and dilations must be positive".into());
         }
@@ -746,28 +638,16 @@ impl Window {
     }
 
     /// Output size along spatial axis `i` for input size `input` and kernel size `k`.
-    fn output_size(
-        &self,
-        i: usize,
-        input: usize,
-        k: usize,
-        ceil_mode: bool,
-    ) -> Result<usize, String> {
+    fn output_size(&self, i: usize, input: usize, k: usize, ceil_mode: bool) -> Result<usize, String> {
         let spatial = self.strides.len();
         let padded = input + self.pads[i] + self.pads[i + spatial];
         let extent = (k - 1) * self.dilations[i] + 1;
         if k == 0 || padded < extent {
-            return Err(format!(
-                "window of extent {extent} does not fit spatial size {input} padded to {padded}"
-            ));
+            return Err(format!("window of extent {extent} does not fit spatial size {input} padded to {padded}"));
         }
         let s = self.strides[i];
         let span = padded - extent;
-        let mut out = if ceil_mode {
-            span.div_ceil(s)
-        } else {
-            span / s
-        } + 1;
+        let mut out = if ceil_mode { span.div_ceil(s) } else { span / s } + 1;
         // with ceil_mode, the last window must start inside the input or its left padding
         if ceil_mode && (out - 1) * s >= input + self.pads[i] {
             out -= 1;
@@ -776,13 +656,7 @@ impl Window {
     }
 }
 
-fn conv(
-    x: &TensorType,
-    w: &TensorType,
-    b: &TensorType,
-    win: &Window,
-    group: i64,
-) -> Result<TensorType, String> {
+fn conv(x: &TensorType, w: &TensorType, b: &TensorType, win: &Window, group: i64) -> Result<TensorType, String> {
     if x.rank() < 3 || w.rank() != x.rank() {
         return Err(format!(
             "conv needs input [N,C,…] and weight [M,C/group,…] of equal rank ≥ 3, got {} and {}",
@@ -793,10 +667,7 @@ fn conv(
     let spatial = x.rank() - 2;
     win.check_rank(spatial)?;
     let (c, m) = (x.shape[1], w.shape[0]);
-    let group = usize::try_from(group)
-        .ok()
-        .filter(|&g| g > 0)
-        .ok_or("conv group must be positive")?;
+    let group = usize::try_from(group).ok().filter(|&g| g > 0).ok_or("conv group must be positive")?;
     if c != w.shape[1] * group || m % group != 0 {
         return Err(format!(
             "conv input {} has {c} channels but weight {} with group {group} expects {}",
@@ -806,10 +677,7 @@ fn conv(
         ));
     }
     if b.shape != [m] {
-        return Err(format!(
-            "conv bias {} should be [{m}]",
-            ShapeDisplay(&b.shape)
-        ));
+        return Err(format!("conv bias {} should be [{m}]", ShapeDisplay(&b.shape)));
     }
     let mut shape = vec![x.shape[0], m];
     for i in 0..spatial {
@@ -866,10 +734,8 @@ mod tests {
     #[test]
     fn ceil_mode_pooling_drops_a_window_starting_in_the_padding() {
         // 5 wide, kernel 2, stride 2, no padding: floor gives 2, ceil gives 3
-        let floor = infer_expr("(max_pool (input %x f32 [1,1,5,5]) [2,2] [2,2] [0,0,0,0] [1,1] 0)")
-            .unwrap();
-        let ceil = infer_expr("(max_pool (input %x f32 [1,1,5,5]) [2,2] [2,2] [0,0,0,0] [1,1] 1)")
-            .unwrap();
+        let floor = infer_expr("(max_pool (input %x f32 [1,1,5,5]) [2,2] [2,2] [0,0,0,0] [1,1] 0)").unwrap();
+        let ceil = infer_expr("(max_pool (input %x f32 [1,1,5,5]) [2,2] [2,2] [0,0,0,0] [1,1] 1)").unwrap();
         assert_eq!((floor.shape[2], ceil.shape[2]), (2, 3));
     }
 

@@ -239,9 +239,7 @@ impl FromStr for Float {
         if !looks_float {
             return Err(format!("`{s}` is not a float (write 1.0, not 1)"));
         }
-        s.parse::<f32>()
-            .map(Float::new)
-            .map_err(|_| format!("`{s}` is not a float"))
+        s.parse::<f32>().map(Float::new).map_err(|_| format!("`{s}` is not a float"))
     }
 }
 
@@ -277,10 +275,7 @@ impl FromStr for Name {
 
 /// Whether `name` can be written after `%` as one S-expression atom.
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| !c.is_whitespace() && !matches!(c, '(' | ')' | '"' | ';' | '%'))
+    !name.is_empty() && name.chars().all(|c| !c.is_whitespace() && !matches!(c, '(' | ')' | '"' | ';' | '%'))
 }
 
 /// Makes an arbitrary tensor name (ONNX allows anything) writable as a [`Name`],
@@ -288,13 +283,7 @@ pub fn is_valid_name(name: &str) -> bool {
 pub fn sanitize_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
-        .map(|c| {
-            if c.is_whitespace() || matches!(c, '(' | ')' | '"' | ';' | '%') {
-                '_'
-            } else {
-                c
-            }
-        })
+        .map(|c| if c.is_whitespace() || matches!(c, '(' | ')' | '"' | ';' | '%') { '_' } else { c })
         .collect();
     if cleaned.is_empty() {
         "_".to_string()
@@ -334,22 +323,9 @@ mod tests {
 
     #[test]
     fn floats_print_back_to_the_same_bits() {
-        for v in [
-            0.02f32,
-            1e-5,
-            -3.0,
-            0.0,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            1.0e30,
-            7.0e-45,
-        ] {
+        for v in [0.02f32, 1e-5, -3.0, 0.0, f32::INFINITY, f32::NEG_INFINITY, 1.0e30, 7.0e-45] {
             let text = Float::new(v).to_string();
-            assert_eq!(
-                text.parse::<Float>().unwrap().get().to_bits(),
-                v.to_bits(),
-                "{text}"
-            );
+            assert_eq!(text.parse::<Float>().unwrap().get().to_bits(), v.to_bits(), "{text}");
         }
         assert!("1".parse::<Float>().is_err());
     }

@@ -39,33 +39,21 @@ const HEADER: &str = "(saturate-graph 1)";
 
 /// Reads a graph from a `.sexp` file; side files are resolved next to it.
 pub fn read_file(path: &Path) -> Result<Graph> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.into(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| Error::Io { action: "read", path: path.into(), source })?;
     parse(&text, &path.display().to_string(), path.parent())
 }
 
 /// Parses graph text. `file` names the source in errors; `base_dir` resolves side files
 /// (`None`: side files are an error).
 pub fn parse(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Graph> {
-    let mut reader = Reader {
-        file,
-        base_dir,
-        b: GraphBuilder::default(),
-        env: HashMap::new(),
-        line: 0,
-    };
+    let mut reader = Reader { file, base_dir, b: GraphBuilder::default(), env: HashMap::new(), line: 0 };
     let mut inputs = Vec::new();
     let mut outputs = Vec::new();
     let mut weights = BTreeMap::new();
     let forms = split_forms(text).map_err(|(line, reason)| reader.err_at(line, reason))?;
     if forms.first().map(|(_, f)| f.trim()) != Some(HEADER) {
-        return Err(reader.err_at(
-            forms.first().map_or(1, |f| f.0),
-            format!("a graph file starts with {HEADER}"),
-        ));
+        return Err(reader.err_at(forms.first().map_or(1, |f| f.0), format!("a graph file starts with {HEADER}")));
     }
     for (line, form) in &forms[1..] {
         reader.line = *line;
@@ -73,11 +61,7 @@ pub fn parse(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Graph> {
             .map_err(|e| reader.err(format!("malformed S-expression: {e}")))?;
         let items = match &sexp {
             Sexp::List(items) if !items.is_empty() => items,
-            _ => {
-                return Err(
-                    reader.err("expected a form like (input …), (weight …), (let …) or (output …)")
-                )
-            }
+            _ => return Err(reader.err("expected a form like (input …), (weight …), (let …) or (output …)")),
         };
         match (atom(&items[0]), &items[1..]) {
             (Some("input"), [name, dtype, shape, rest @ ..]) if rest.len() <= 1 => {
@@ -88,10 +72,7 @@ pub fn parse(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Graph> {
                     None => name.clone(),
                 };
                 reader.bind(&format!("%{name}"), id)?;
-                inputs.push(Port {
-                    name: model_name,
-                    id,
-                });
+                inputs.push(Port { name: model_name, id });
             }
             (Some("weight"), [name, dtype, shape, data]) => {
                 let (name, ty) = reader.declaration(name, dtype, shape)?;
@@ -112,33 +93,20 @@ pub fn parse(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Graph> {
                 let name = reader.atom_text(name, "an output name")?.to_string();
                 let id = reader.expr(body)?;
                 if reader.b.tensor_type(id).is_none() {
-                    return Err(
-                        reader.err(format!("output `{name}` is an attribute, not a tensor"))
-                    );
+                    return Err(reader.err(format!("output `{name}` is an attribute, not a tensor")));
                 }
                 outputs.push(Port { name, id });
             }
             (Some(head @ ("input" | "weight" | "let" | "output")), _) => {
-                return Err(reader.err(format!(
-                    "wrong number of parts in ({head} …); see the format in the docs"
-                )))
+                return Err(reader.err(format!("wrong number of parts in ({head} …); see the format in the docs")))
             }
             _ => return Err(reader.err("expected (input …), (weight …), (let …) or (output …)")),
         }
     }
     if outputs.is_empty() {
-        return Err(Error::Syntax {
-            file: file.into(),
-            line: 1,
-            reason: "the graph has no (output …)".into(),
-        });
+        return Err(Error::Syntax { file: file.into(), line: 1, reason: "the graph has no (output …)".into() });
     }
-    let graph = Graph {
-        expr: reader.b.expr,
-        inputs,
-        outputs,
-        weights,
-    };
+    let graph = Graph { expr: reader.b.expr, inputs, outputs, weights };
     Ok(graph.canonicalize())
 }
 
@@ -156,11 +124,7 @@ impl Reader<'_> {
     }
 
     fn err_at(&self, line: usize, reason: String) -> Error {
-        Error::Syntax {
-            file: self.file.into(),
-            line,
-            reason,
-        }
+        Error::Syntax { file: self.file.into(), line, reason }
     }
 
     fn atom_text<'s>(&self, s: &'s Sexp, what: &str) -> Result<&'s str> {
@@ -181,17 +145,9 @@ impl Reader<'_> {
             .strip_prefix('%')
             .filter(|n| is_valid_name(n))
             .ok_or_else(|| self.err(format!("`{name}` is not a name like %x")))?;
-        let dtype: DType = self
-            .atom_text(dtype, "a dtype")?
-            .parse()
-            .map_err(|e: String| self.err(e))?;
-        let shape: crate::IntList = self
-            .atom_text(shape, "a shape")?
-            .parse()
-            .map_err(|e: String| self.err(e))?;
-        let shape = shape
-            .to_usizes()
-            .ok_or_else(|| self.err("a shape cannot have negative dimensions"))?;
+        let dtype: DType = self.atom_text(dtype, "a dtype")?.parse().map_err(|e: String| self.err(e))?;
+        let shape: crate::IntList = self.atom_text(shape, "a shape")?.parse().map_err(|e: String| self.err(e))?;
+        let shape = shape.to_usizes().ok_or_else(|| self.err("a shape cannot have negative dimensions"))?;
         Ok((name.to_string(), TensorType::new(dtype, shape)))
     }
 
@@ -203,16 +159,10 @@ impl Reader<'_> {
         };
         match atom(&items[0]) {
             Some("values") => {
-                let texts: Vec<&str> = items[1..]
-                    .iter()
-                    .map(|s| self.atom_text(s, "a number"))
-                    .collect::<Result<_>>()?;
+                let texts: Vec<&str> =
+                    items[1..].iter().map(|s| self.atom_text(s, "a number")).collect::<Result<_>>()?;
                 if texts.len() != ty.numel() {
-                    return Err(self.err(format!(
-                        "{ty} needs {} values, found {}",
-                        ty.numel(),
-                        texts.len()
-                    )));
+                    return Err(self.err(format!("{ty} needs {} values, found {}", ty.numel(), texts.len())));
                 }
                 parse_values(ty, &texts).map_err(|e| self.err(e))
             }
@@ -222,9 +172,7 @@ impl Reader<'_> {
                     .atom_text(&items[2], "a byte offset")?
                     .parse()
                     .map_err(|_| self.err("the byte offset must be a non-negative integer"))?;
-                let dir = self
-                    .base_dir
-                    .ok_or_else(|| self.err("side files need the graph to be read from a file"))?;
+                let dir = self.base_dir.ok_or_else(|| self.err("side files need the graph to be read from a file"))?;
                 let path = dir.join(rel);
                 let bytes = read_range(&path, offset, ty.numel() * ty.dtype.byte_size())
                     .map_err(|e| self.err(format!("{}: {e}", path.display())))?;
@@ -243,11 +191,8 @@ impl Reader<'_> {
                 .copied()
                 .ok_or_else(|| self.err(format!("`{text}` is not defined before this line"))),
             Sexp::String(text) => {
-                let leaf = TensorLang::from_op(text, vec![]).map_err(|_| {
-                    self.err(format!(
-                        "`{text}` is not an integer, float, [list], dtype or op"
-                    ))
-                })?;
+                let leaf = TensorLang::from_op(text, vec![])
+                    .map_err(|_| self.err(format!("`{text}` is not an integer, float, [list], dtype or op")))?;
                 if !leaf.is_attribute() {
                     return Err(self.err(format!("op `{text}` needs operands")));
                 }
@@ -259,23 +204,18 @@ impl Reader<'_> {
                 };
                 let op = self.atom_text(head, "an op name")?;
                 if matches!(op, "input" | "weight") {
-                    return Err(self.err(format!(
-                        "declare {op}s with a top-level ({op} …) form and refer to them by %name"
-                    )));
+                    return Err(
+                        self.err(format!("declare {op}s with a top-level ({op} …) form and refer to them by %name"))
+                    );
                 }
-                let children = rest
-                    .iter()
-                    .map(|c| self.expr(c))
-                    .collect::<Result<Vec<_>>>()?;
+                let children = rest.iter().map(|c| self.expr(c)).collect::<Result<Vec<_>>>()?;
                 let node = TensorLang::from_op(op, children.clone()).map_err(|_| {
                     self.err(format!(
                         "unknown op `{op}` with {} operands (see `TensorLang` for the op list)",
                         children.len()
                     ))
                 })?;
-                self.b
-                    .add(node)
-                    .map_err(|reason| self.err(format!("({op} …): {reason}")))
+                self.b.add(node).map_err(|reason| self.err(format!("({op} …): {reason}")))
             }
             Sexp::Empty => Err(self.err("empty expression")),
         }
@@ -331,12 +271,8 @@ fn read_range(path: &Path, offset: u64, len: usize) -> std::io::Result<Vec<u8>> 
     let mut f = std::fs::File::open(path)?;
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = vec![0u8; len];
-    f.read_exact(&mut buf).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("needs {len} bytes at offset {offset}: {e}"),
-        )
-    })?;
+    f.read_exact(&mut buf)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("needs {len} bytes at offset {offset}: {e}")))?;
     Ok(buf)
 }
 
@@ -397,11 +333,8 @@ pub fn split_forms(text: &str) -> std::result::Result<Vec<(usize, String)>, (usi
 /// Writes `graph` to `path`; weights too large to inline go to a side file with the
 /// same stem and extension `.weights`.
 pub fn write_file(graph: &Graph, path: &Path) -> Result<()> {
-    let side_name = path
-        .with_extension("weights")
-        .file_name()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "graph.weights".into());
+    let side_name =
+        path.with_extension("weights").file_name().map(PathBuf::from).unwrap_or_else(|| "graph.weights".into());
     let mut side = Vec::new();
     let text = render(graph, &mut |t: &Tensor| {
         let offset = side.len();
@@ -409,11 +342,7 @@ pub fn write_file(graph: &Graph, path: &Path) -> Result<()> {
         format!("(file {:?} {offset})", side_name.display().to_string())
     });
     let write = |p: &Path, bytes: &[u8]| {
-        std::fs::write(p, bytes).map_err(|source| Error::Io {
-            action: "write",
-            path: p.into(),
-            source,
-        })
+        std::fs::write(p, bytes).map_err(|source| Error::Io { action: "write", path: p.into(), source })
     };
     if !side.is_empty() {
         write(&path.with_extension("weights"), &side)?;
@@ -429,9 +358,7 @@ pub fn to_string_inline(graph: &Graph) -> String {
 fn values_form(t: &Tensor) -> String {
     let mut s = String::from("(values");
     match t {
-        Tensor::F32(a) => a
-            .iter()
-            .for_each(|v| write!(s, " {}", Float::new(*v)).unwrap()),
+        Tensor::F32(a) => a.iter().for_each(|v| write!(s, " {}", Float::new(*v)).unwrap()),
         Tensor::I64(a) => a.iter().for_each(|v| write!(s, " {v}").unwrap()),
         Tensor::Bool(a) => a.iter().for_each(|v| write!(s, " {}", *v as u8).unwrap()),
     }
@@ -450,12 +377,7 @@ fn render(graph: &Graph, big_weight: &mut dyn FnMut(&Tensor) -> String) -> Strin
     // how each node is referred to: leaves and fills inline, everything else by name
     let mut refs: Vec<String> = Vec::with_capacity(g.expr.len());
     let mut next_let = 1;
-    let model_name = |id: Id| {
-        g.inputs
-            .iter()
-            .find(|p| p.id == id)
-            .map(|p| p.name.as_str())
-    };
+    let model_name = |id: Id| g.inputs.iter().find(|p| p.id == id).map(|p| p.name.as_str());
     for (id, node) in g.expr.items() {
         let text = match node {
             TensorLang::Input([name, dtype, shape]) => {
@@ -470,19 +392,9 @@ fn render(graph: &Graph, big_weight: &mut dyn FnMut(&Tensor) -> String) -> Strin
             TensorLang::Weight([name, dtype, shape]) => {
                 let name = g.name_of(*name);
                 let data = &g.weights[name];
-                let inline = data.len() <= INLINE_LIMIT
-                    && !data.as_f32().is_some_and(|a| a.iter().any(|v| v.is_nan()));
-                let form = if inline {
-                    values_form(data)
-                } else {
-                    big_weight(data)
-                };
-                writeln!(
-                    out,
-                    "(weight %{name} {} {} {form})",
-                    g.expr[*dtype], g.expr[*shape]
-                )
-                .unwrap();
+                let inline = data.len() <= INLINE_LIMIT && !data.as_f32().is_some_and(|a| a.iter().any(|v| v.is_nan()));
+                let form = if inline { values_form(data) } else { big_weight(data) };
+                writeln!(out, "(weight %{name} {} {} {form})", g.expr[*dtype], g.expr[*shape]).unwrap();
                 format!("%{name}")
             }
             n if n.is_attribute() => n.to_string(),
@@ -505,13 +417,7 @@ fn render(graph: &Graph, big_weight: &mut dyn FnMut(&Tensor) -> String) -> Strin
     }
     out.push_str(&body);
     for port in &g.outputs {
-        writeln!(
-            out,
-            "(output {:?} {})",
-            sanitize_quoted(&port.name),
-            refs[usize::from(port.id)]
-        )
-        .unwrap();
+        writeln!(out, "(output {:?} {})", sanitize_quoted(&port.name), refs[usize::from(port.id)]).unwrap();
     }
     out
 }
@@ -554,21 +460,13 @@ mod tests {
 
         let undefined = SMALL.replace("(add %h", "(add %nope");
         let err = parse(&undefined, "u.sexp", None).unwrap_err().to_string();
-        assert!(
-            err.starts_with("u.sexp:6:") && err.contains("%nope"),
-            "{err}"
-        );
+        assert!(err.starts_with("u.sexp:6:") && err.contains("%nope"), "{err}");
 
         let unclosed = SMALL.replace("(output \"h\" %h)", "(output \"h\" %h");
         let err = parse(&unclosed, "c.sexp", None).unwrap_err().to_string();
-        assert!(
-            err.contains("c.sexp:8:") && err.contains("not closed"),
-            "{err}"
-        );
+        assert!(err.contains("c.sexp:8:") && err.contains("not closed"), "{err}");
 
-        let err = parse("(input %x f32 [1])", "h.sexp", None)
-            .unwrap_err()
-            .to_string();
+        let err = parse("(input %x f32 [1])", "h.sexp", None).unwrap_err().to_string();
         assert!(err.contains("starts with (saturate-graph 1)"), "{err}");
     }
 

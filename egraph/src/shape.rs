@@ -147,10 +147,7 @@ impl FromStr for IntList {
         }
         inner
             .split(',')
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| format!("`{v}` in `{s}` is not an integer"))
-            })
+            .map(|v| v.parse::<i64>().map_err(|_| format!("`{v}` in `{s}` is not an integer")))
             .collect::<Result<_, _>>()
             .map(IntList)
     }

@@ -41,12 +41,7 @@ pub fn stats(graph: &Graph) -> Result<GraphStats> {
     Ok(s)
 }
 
-fn node_flops(
-    node: &TensorLang,
-    out: &TensorType,
-    ty: &dyn Fn(egg::Id) -> Option<TensorType>,
-    metas: &[Meta],
-) -> u64 {
+fn node_flops(node: &TensorLang, out: &TensorType, ty: &dyn Fn(egg::Id) -> Option<TensorType>, metas: &[Meta]) -> u64 {
     use TensorLang as L;
     let n = out.numel() as u64;
     let input = |i: usize| ty(node.children()[i]).map_or(0, |t| t.numel() as u64);
@@ -62,9 +57,7 @@ fn node_flops(
         L::Gemm([a, _, _, _, _, ta, _]) => {
             let a = ty(*a).map(|t| t.shape).unwrap_or_default();
             let transposed = matches!(metas[usize::from(*ta)], Meta::Int(1));
-            let k = if transposed { a.first() } else { a.get(1) }
-                .copied()
-                .unwrap_or(0) as u64;
+            let k = if transposed { a.first() } else { a.get(1) }.copied().unwrap_or(0) as u64;
             2 * n * k + n
         }
         L::Conv([_, w, ..]) => {
@@ -72,9 +65,7 @@ fn node_flops(
             let per_output: u64 = w[1..].iter().map(|&d| d as u64).product();
             2 * n * per_output + n
         }
-        L::MaxPool([_, k, ..]) | L::AvgPool([_, k, ..]) => {
-            n * ints(*k).iter().product::<i64>().max(1) as u64
-        }
+        L::MaxPool([_, k, ..]) | L::AvgPool([_, k, ..]) => n * ints(*k).iter().product::<i64>().max(1) as u64,
         L::GlobalAvgPool(_) | L::GlobalMaxPool(_) => input(0),
         L::ReduceSum(_) | L::ReduceMean(_) | L::ReduceMax(_) | L::ReduceMin(_) => input(0),
         L::Softmax(_) | L::LogSoftmax(_) => 5 * n,
@@ -85,12 +76,7 @@ fn node_flops(
             _ => n,
         },
         L::Input(_) | L::Weight(_) | L::Fill(_) => 0,
-        L::Reshape(_)
-        | L::Flatten(_)
-        | L::Squeeze(_)
-        | L::Unsqueeze(_)
-        | L::Transpose(_)
-        | L::Expand(_) => 0,
+        L::Reshape(_) | L::Flatten(_) | L::Squeeze(_) | L::Unsqueeze(_) | L::Transpose(_) | L::Expand(_) => 0,
         L::Concat(_) | L::Slice(_) | L::Gather(_) | L::Cast(_) => 0,
         _ if node.is_attribute() => 0,
         _ => n, // elementwise

@@ -105,8 +105,6 @@ impl Tensor {
     pub fn splat_value(&self) -> Option<f32> {
         let a = self.as_f32()?;
         let first = *a.iter().next()?;
-        a.iter()
-            .all(|v| v.to_bits() == first.to_bits())
-            .then_some(first)
+        a.iter().all(|v| v.to_bits() == first.to_bits()).then_some(first)
     }
 }

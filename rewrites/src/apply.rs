@@ -29,7 +29,8 @@ pub fn to_rewrite(rule: &DirectedRule, counts: Arc<ApplyCounts>) -> Rewrite<Tens
     let applier = RuleApplier::new(rule, counts);
     let name = rule.name.as_str();
     if rule.is_multi() {
-        let parts: Vec<(Var, PatternAst<TensorLang>)> = rule.lhs.iter().map(|(v, p)| (v.expect("multi-rules bind every part"), p.clone())).collect();
+        let parts: Vec<(Var, PatternAst<TensorLang>)> =
+            rule.lhs.iter().map(|(v, p)| (v.expect("multi-rules bind every part"), p.clone())).collect();
         Rewrite::new(name, MultiPattern::new(parts), applier).expect("rules are validated when parsed")
     } else {
         Rewrite::new(name, Pattern::new(rule.lhs[0].1.clone()), applier).expect("rules are validated when parsed")
@@ -53,14 +54,28 @@ pub struct RuleApplier {
 }
 
 impl RuleApplier {
-    fn new(rule: &DirectedRule, counts: Arc<ApplyCounts>) -> Self {
-        let lets = rule.lets.iter().map(|(v, call)| (*v, functions::lookup(&call.name).expect("validated"), resolve(&call.args))).collect();
-        let guards = rule.guards.iter().map(|call| (guards::lookup(&call.name).expect("validated"), resolve(&call.args))).collect();
+    pub fn new(rule: &DirectedRule, counts: Arc<ApplyCounts>) -> Self {
+        let lets = rule
+            .lets
+            .iter()
+            .map(|(v, call)| (*v, functions::lookup(&call.name).expect("validated"), resolve(&call.args)))
+            .collect();
+        let guards = rule
+            .guards
+            .iter()
+            .map(|call| (guards::lookup(&call.name).expect("validated"), resolve(&call.args)))
+            .collect();
         RuleApplier { rhs: rule.rhs.clone(), lets, guards, counts }
     }
 
+    /// The right-hand sides, each with the variable of the class it rewrites (`None`: the
+    /// matched class).
+    pub fn rhs(&self) -> &Side {
+        &self.rhs
+    }
+
     /// Binds the lets and checks the guards; `None` if the rule does not apply here.
-    fn prepare(&self, egraph: &mut TensorEGraph, subst: &Subst) -> Option<Subst> {
+    pub fn prepare(&self, egraph: &mut TensorEGraph, subst: &Subst) -> Option<Subst> {
         let mut subst = subst.clone();
         for (var, function, args) in &self.lets {
             let leaf = {
@@ -123,7 +138,12 @@ pub fn typecheck(egraph: &TensorEGraph, pattern: &PatternAst<TensorLang>, subst:
 }
 
 impl Applier<TensorLang, ShapeAnalysis> for RuleApplier {
-    fn apply_matches(&self, egraph: &mut TensorEGraph, matches: &[SearchMatches<TensorLang>], _rule: Symbol) -> Vec<Id> {
+    fn apply_matches(
+        &self,
+        egraph: &mut TensorEGraph,
+        matches: &[SearchMatches<TensorLang>],
+        _rule: Symbol,
+    ) -> Vec<Id> {
         let mut changed = Vec::new();
         for m in matches {
             for subst in &m.substs {
@@ -152,7 +172,14 @@ impl Applier<TensorLang, ShapeAnalysis> for RuleApplier {
         changed
     }
 
-    fn apply_one(&self, egraph: &mut TensorEGraph, eclass: Id, subst: &Subst, _ast: Option<&PatternAst<TensorLang>>, rule: Symbol) -> Vec<Id> {
+    fn apply_one(
+        &self,
+        egraph: &mut TensorEGraph,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<TensorLang>>,
+        rule: Symbol,
+    ) -> Vec<Id> {
         let matches = [SearchMatches { eclass, substs: vec![subst.clone()], ast: None }];
         self.apply_matches(egraph, &matches, rule)
     }

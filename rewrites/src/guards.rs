@@ -271,7 +271,10 @@ pub static GUARDS: &[Guard] = &[
 
 fn swaps_last_two(p: &[i64]) -> bool {
     let n = p.len();
-    n >= 2 && p[..n - 2].iter().enumerate().all(|(i, &v)| v == i as i64) && p[n - 2] == n as i64 - 1 && p[n - 1] == n as i64 - 2
+    n >= 2
+        && p[..n - 2].iter().enumerate().all(|(i, &v)| v == i as i64)
+        && p[n - 2] == n as i64 - 1
+        && p[n - 1] == n as i64 - 2
 }
 
 /// Whether `c` broadcast to `y` ([N,C,…]) is constant except along axis 1.

@@ -25,4 +25,4 @@ pub mod schedule;
 
 pub use library::Library;
 pub use rule::{DirectedRule, RuleError};
-pub use saturate::{egraph_of, saturate, Limits, SaturationReport, Saturated};
+pub use saturate::{egraph_of, saturate, Limits, Saturated, SaturationReport};

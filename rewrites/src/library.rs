@@ -78,7 +78,8 @@ impl Library {
 
     /// The egg rewrites, with a counter of rejected applications per rule.
     pub fn compile(&self) -> Compiled {
-        let counts: HashMap<String, Arc<ApplyCounts>> = self.rules.iter().map(|r| (r.name.clone(), Arc::default())).collect();
+        let counts: HashMap<String, Arc<ApplyCounts>> =
+            self.rules.iter().map(|r| (r.name.clone(), Arc::default())).collect();
         let rewrites = self.rules.iter().map(|r| to_rewrite(r, counts[&r.name].clone())).collect();
         Compiled { rewrites, counts }
     }

@@ -120,19 +120,29 @@ impl DirectedRule {
 fn side_text(side: &Side) -> String {
     match side.as_slice() {
         [(None, p)] => p.to_string(),
-        parts => parts.iter().map(|(v, p)| format!("{} = {p}", v.map(|v| v.to_string()).unwrap_or_default())).collect::<Vec<_>>().join(", "),
+        parts => parts
+            .iter()
+            .map(|(v, p)| format!("{} = {p}", v.map(|v| v.to_string()).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
 /// Parses a rule file into directed rules. `theme` is recorded on each rule; `file`
 /// names the source in errors.
 pub fn parse_rules(text: &str, file: &str, theme: &str) -> Result<Vec<DirectedRule>, RuleError> {
-    let err = |line: usize, rule: Option<&str>, reason: String| RuleError { file: file.into(), line, rule: rule.map(String::from), reason };
+    let err = |line: usize, rule: Option<&str>, reason: String| RuleError {
+        file: file.into(),
+        line,
+        rule: rule.map(String::from),
+        reason,
+    };
     let forms = split_forms(text).map_err(|(line, reason)| err(line, None, reason))?;
     let mut rules = Vec::new();
     let mut names = HashSet::new();
     for (line, form) in forms {
-        let sexp = symbolic_expressions::parser::parse_str(&form).map_err(|e| err(line, None, format!("malformed S-expression: {e}")))?;
+        let sexp = symbolic_expressions::parser::parse_str(&form)
+            .map_err(|e| err(line, None, format!("malformed S-expression: {e}")))?;
         let parsed = parse_form(&sexp).map_err(|(rule, reason)| err(line, rule.as_deref(), reason))?;
         for mut rule in parsed {
             if !names.insert(rule.name.clone()) {
@@ -162,7 +172,9 @@ fn parse_form(sexp: &Sexp) -> Result<Vec<DirectedRule>, FormError> {
     }
     let (lhs, rhs, options) = match (kind, &items[2..]) {
         ("rewrite" | "birewrite" | "multirewrite", [lhs, rhs, options @ ..]) => (lhs, rhs, options),
-        ("rewrite" | "birewrite" | "multirewrite", _) => return Err(fail(format!("({kind} NAME LHS RHS …) needs both sides"))),
+        ("rewrite" | "birewrite" | "multirewrite", _) => {
+            return Err(fail(format!("({kind} NAME LHS RHS …) needs both sides")))
+        }
         (other, _) => return Err(fail(format!("unknown form `{other}`; expected rewrite, birewrite or multirewrite"))),
     };
     let (lhs, rhs) = if kind == "multirewrite" {
@@ -171,7 +183,8 @@ fn parse_form(sexp: &Sexp) -> Result<Vec<DirectedRule>, FormError> {
         (vec![(None, parse_pattern(lhs).map_err(fail)?)], vec![(None, parse_pattern(rhs).map_err(fail)?)])
     };
     let (lets, guards) = parse_options(options).map_err(fail)?;
-    let rule = DirectedRule { name: name.into(), theme: String::new(), file: String::new(), line: 0, lhs, rhs, lets, guards };
+    let rule =
+        DirectedRule { name: name.into(), theme: String::new(), file: String::new(), line: 0, lhs, rhs, lets, guards };
     validate(&rule).map_err(fail)?;
     if kind != "birewrite" {
         return Ok(vec![rule]);
@@ -179,7 +192,8 @@ fn parse_form(sexp: &Sexp) -> Result<Vec<DirectedRule>, FormError> {
     if !rule.lets.is_empty() {
         return Err(fail("a birewrite cannot have :let (the reverse direction would not bind it)".into()));
     }
-    let reverse = DirectedRule { name: format!("{name}-rev"), lhs: rule.rhs.clone(), rhs: rule.lhs.clone(), ..rule.clone() };
+    let reverse =
+        DirectedRule { name: format!("{name}-rev"), lhs: rule.rhs.clone(), rhs: rule.lhs.clone(), ..rule.clone() };
     validate(&reverse).map_err(|reason| fail(format!("in the reverse direction: {reason}")))?;
     Ok(vec![rule, reverse])
 }
@@ -202,7 +216,8 @@ fn text(s: &Sexp) -> String {
 
 fn parse_pattern(s: &Sexp) -> Result<PatternAst<TensorLang>, String> {
     let t = text(s);
-    t.parse::<PatternAst<TensorLang>>().map_err(|e| format!("pattern `{t}`: {}", describe_parse_error(&t, &e.to_string())))
+    t.parse::<PatternAst<TensorLang>>()
+        .map_err(|e| format!("pattern `{t}`: {}", describe_parse_error(&t, &e.to_string())))
 }
 
 fn describe_parse_error(pattern: &str, egg_message: &str) -> String {
@@ -238,7 +253,8 @@ fn parse_multi_side(s: &Sexp) -> Result<Side, String> {
         .iter()
         .map(|part| match part {
             Sexp::List(pair) if pair.len() == 2 => {
-                let var: Var = atom(&pair[0]).and_then(|v| v.parse().ok()).ok_or("each part starts with a ?variable")?;
+                let var: Var =
+                    atom(&pair[0]).and_then(|v| v.parse().ok()).ok_or("each part starts with a ?variable")?;
                 Ok((Some(var), parse_pattern(&pair[1])?))
             }
             _ => Err("each part of a multirewrite side is (?var PATTERN)".to_string()),
@@ -257,7 +273,8 @@ fn parse_options(options: &[Sexp]) -> Result<(Vec<(Var, Call)>, Vec<Call>), Stri
                 rest = &tail[1..];
             }
             Some(":let") => {
-                let var: Var = tail.first().and_then(atom).and_then(|v| v.parse().ok()).ok_or(":let needs a ?variable")?;
+                let var: Var =
+                    tail.first().and_then(atom).and_then(|v| v.parse().ok()).ok_or(":let needs a ?variable")?;
                 let call = tail.get(1).ok_or(":let ?v needs a (FUNCTION ARG…)")?;
                 lets.push((var, parse_call(call)?));
                 rest = &tail[2..];
@@ -274,7 +291,8 @@ fn parse_call(s: &Sexp) -> Result<Call, String> {
     let args = items[1..]
         .iter()
         .map(|a| {
-            let t = atom(a).ok_or_else(|| format!("argument `{}` of ({name} …) must be a variable or a literal", text(a)))?;
+            let t = atom(a)
+                .ok_or_else(|| format!("argument `{}` of ({name} …) must be a variable or a literal", text(a)))?;
             if let Ok(v) = t.parse::<Var>() {
                 return Ok(Arg::Var(v));
             }
@@ -291,14 +309,16 @@ fn parse_call(s: &Sexp) -> Result<Call, String> {
 fn validate(rule: &DirectedRule) -> Result<(), String> {
     let mut bound: HashSet<Var> = rule.lhs_vars().into_iter().collect();
     for (var, call) in &rule.lets {
-        let f = functions::lookup(&call.name).ok_or_else(|| format!("unknown function `{}` (see `saturate rules --functions`)", call.name))?;
+        let f = functions::lookup(&call.name)
+            .ok_or_else(|| format!("unknown function `{}` (see `saturate rules --functions`)", call.name))?;
         check_call(call, f.arity, &bound)?;
         if !bound.insert(*var) {
             return Err(format!(":let {var} rebinds a variable"));
         }
     }
     for call in &rule.guards {
-        let g = guards::lookup(&call.name).ok_or_else(|| format!("unknown guard `{}` (see `saturate rules --guards`)", call.name))?;
+        let g = guards::lookup(&call.name)
+            .ok_or_else(|| format!("unknown guard `{}` (see `saturate rules --guards`)", call.name))?;
         check_call(call, g.arity, &bound)?;
     }
     for (var, pat) in &rule.rhs {
@@ -369,7 +389,10 @@ mod tests {
             ("(rewrite a (add ?x ?y) ?z)", "t.rules:1: rule `a`: ?z is used on the right-hand side but bound nowhere"),
             ("\n(rewrite b (frob ?x) ?x)", "t.rules:2: rule `b`: pattern `(frob ?x)`: unknown op `frob`"),
             ("(rewrite c (relu ?x) ?x :when (no-such-guard ?x))", "unknown guard `no-such-guard`"),
-            ("(rewrite d (relu ?x) ?x)\n(rewrite d (abs ?x) ?x)", "t.rules:2: rule `d`: a rule of this name is already defined"),
+            (
+                "(rewrite d (relu ?x) ?x)\n(rewrite d (abs ?x) ?x)",
+                "t.rules:2: rule `d`: a rule of this name is already defined",
+            ),
             ("(rewrite e (relu ?x) ?x :when (non-negative ?x ?x))", "`non-negative` takes 1 argument(s), given 2"),
             ("(rewrite f (relu ?x)", "this form is not closed"),
             ("(rewrite g (relu ?x) ?x :when (non-negative ?y))", "uses ?y, which is not bound"),

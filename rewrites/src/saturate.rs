@@ -85,7 +85,12 @@ pub fn egraph_of(graph: &Graph) -> (TensorEGraph, Vec<Id>) {
 }
 
 /// Saturates `graph` with `library` under `limits`; `progress` sees each iteration.
-pub fn saturate(graph: &Graph, library: &Library, limits: &Limits, mut progress: impl FnMut(&IterationReport) + 'static) -> Saturated {
+pub fn saturate(
+    graph: &Graph,
+    library: &Library,
+    limits: &Limits,
+    mut progress: impl FnMut(&IterationReport) + 'static,
+) -> Saturated {
     let (egraph, roots) = egraph_of(graph);
     let compiled = library.compile();
     let scheduler = ParallelBackoff::new(limits.match_limit, limits.ban_length, limits.parallel);

@@ -73,7 +73,8 @@ impl RewriteScheduler<TensorLang, ShapeAnalysis> for ParallelBackoff {
             .iter()
             .map(|rw| {
                 let s = self.stats.entry(rw.name).or_default();
-                (iteration >= s.banned_until).then(|| self.match_limit.checked_shl(s.times_banned as u32).unwrap_or(usize::MAX))
+                (iteration >= s.banned_until)
+                    .then(|| self.match_limit.checked_shl(s.times_banned as u32).unwrap_or(usize::MAX))
             })
             .collect();
         let search = |(rw, limit): (&&'a Rewrite<TensorLang, ShapeAnalysis>, &Option<usize>)| match limit {

@@ -5,9 +5,8 @@
 
 use prost::Message;
 use saturate_egraph::onnx::proto::{
-    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
-    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use std::path::Path;
 use std::process::{Command, Output};
@@ -23,13 +22,7 @@ pub struct Model {
 
 impl Model {
     pub fn new(opset: i64) -> Self {
-        Model {
-            graph: GraphProto {
-                name: Some("test".into()),
-                ..Default::default()
-            },
-            opset,
-        }
+        Model { graph: GraphProto { name: Some("test".into()), ..Default::default() }, opset }
     }
 
     pub fn input(mut self, name: &str, elem: i32, dims: &[i64]) -> Self {
@@ -47,13 +40,7 @@ impl Model {
         self
     }
 
-    pub fn node(
-        mut self,
-        op: &str,
-        inputs: &[&str],
-        outputs: &[&str],
-        attrs: Vec<AttributeProto>,
-    ) -> Self {
+    pub fn node(mut self, op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> Self {
         self.graph.node.push(NodeProto {
             op_type: Some(op.into()),
             name: Some(format!("{}_{}", op.to_lowercase(), self.graph.node.len())),
@@ -68,10 +55,7 @@ impl Model {
     pub fn proto(&self) -> ModelProto {
         ModelProto {
             ir_version: Some(8),
-            opset_import: vec![OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(self.opset),
-            }],
+            opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(self.opset) }],
             graph: Some(self.graph.clone()),
             ..Default::default()
         }
@@ -99,10 +83,7 @@ fn value_info(name: &str, elem: i32, dims: Option<&[i64]>) -> ValueInfoProto {
     ValueInfoProto {
         name: Some(name.into()),
         r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(elem),
-                shape,
-            })),
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: Some(elem), shape })),
             ..Default::default()
         }),
         ..Default::default()
@@ -164,19 +145,13 @@ pub fn attr_float(name: &str, v: f32) -> AttributeProto {
 
 /// Runs the `saturate` binary built for these tests.
 pub fn saturate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_saturate"))
-        .args(args)
-        .output()
-        .expect("saturate runs")
+    Command::new(env!("CARGO_BIN_EXE_saturate")).args(args).output().expect("saturate runs")
 }
 
 /// Asserts that a run failed cleanly: non-zero exit, every `needles` in stderr, no panic.
 pub fn assert_clean_failure(out: &Output, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "expected failure, got success; stderr: {stderr}"
-    );
+    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "saturate panicked: {stderr}");
     for needle in needles {
         assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
@@ -191,13 +166,7 @@ pub fn stdout(out: &Output) -> String {
 pub fn small_model() -> Model {
     Model::new(13)
         .input("x", FLOAT, &[2, 3])
-        .init(f32_tensor(
-            "w",
-            &[3, 4],
-            &[
-                0.5, -1.0, 2.0, 0.0, 1.5, 0.25, -0.5, 1.0, -2.0, 0.75, 1.0, -1.0,
-            ],
-        ))
+        .init(f32_tensor("w", &[3, 4], &[0.5, -1.0, 2.0, 0.0, 1.5, 0.25, -0.5, 1.0, -2.0, 0.75, 1.0, -1.0]))
         .init(f32_tensor("b", &[4], &[0.1, 0.2, -0.3, 0.4]))
         .node("MatMul", &["x", "w"], &["xw"], vec![])
         .node("Add", &["xw", "b"], &["z"], vec![])

@@ -23,9 +23,7 @@ impl std::fmt::Display for Mismatch {
 /// (integers and booleans exactly).
 pub fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Result<(), Mismatch> {
     if actual.ty() != expected.ty() {
-        return Err(Mismatch {
-            reason: format!("got {}, expected {}", actual.ty(), expected.ty()),
-        });
+        return Err(Mismatch { reason: format!("got {}, expected {}", actual.ty(), expected.ty()) });
     }
     let shape = actual.shape().to_vec();
     let at = |flat: usize| -> Vec<usize> {
@@ -68,44 +66,20 @@ pub fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Resu
                 }),
             }
         }
-        (Tensor::I64(a), Tensor::I64(b)) => exact(
-            a.iter().zip(b.iter()).position(|(x, y)| x != y),
-            a.len(),
-            |i| {
-                format!(
-                    "at {:?}: got {}, expected {}",
-                    at(i),
-                    a.iter().nth(i).unwrap(),
-                    b.iter().nth(i).unwrap()
-                )
-            },
-        ),
-        (Tensor::Bool(a), Tensor::Bool(b)) => exact(
-            a.iter().zip(b.iter()).position(|(x, y)| x != y),
-            a.len(),
-            |i| {
-                format!(
-                    "at {:?}: got {}, expected {}",
-                    at(i),
-                    a.iter().nth(i).unwrap(),
-                    b.iter().nth(i).unwrap()
-                )
-            },
-        ),
+        (Tensor::I64(a), Tensor::I64(b)) => exact(a.iter().zip(b.iter()).position(|(x, y)| x != y), a.len(), |i| {
+            format!("at {:?}: got {}, expected {}", at(i), a.iter().nth(i).unwrap(), b.iter().nth(i).unwrap())
+        }),
+        (Tensor::Bool(a), Tensor::Bool(b)) => exact(a.iter().zip(b.iter()).position(|(x, y)| x != y), a.len(), |i| {
+            format!("at {:?}: got {}, expected {}", at(i), a.iter().nth(i).unwrap(), b.iter().nth(i).unwrap())
+        }),
         _ => unreachable!("types were compared above"),
     }
 }
 
-fn exact(
-    first_bad: Option<usize>,
-    len: usize,
-    describe: impl Fn(usize) -> String,
-) -> Result<(), Mismatch> {
+fn exact(first_bad: Option<usize>, len: usize, describe: impl Fn(usize) -> String) -> Result<(), Mismatch> {
     match first_bad {
         None => Ok(()),
-        Some(i) => Err(Mismatch {
-            reason: format!("{} (of {len} values)", describe(i)),
-        }),
+        Some(i) => Err(Mismatch { reason: format!("{} (of {len} values)", describe(i)) }),
     }
 }
 

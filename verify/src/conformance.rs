@@ -33,10 +33,7 @@ pub const ONNX_VERSION: &str = "1.22.0";
 pub fn data_dir() -> PathBuf {
     match std::env::var_os("SATURATE_ONNX_DATA") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("data")
-            .join(format!("onnx-{ONNX_VERSION}")),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("data").join(format!("onnx-{ONNX_VERSION}")),
     }
 }
 
@@ -80,10 +77,7 @@ pub fn node_test_dirs(node_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Runs every node test under `node_dir`, calling `progress` after each one.
-pub fn run_node_tests(
-    node_dir: &Path,
-    mut progress: impl FnMut(&NodeTest),
-) -> std::io::Result<Vec<NodeTest>> {
+pub fn run_node_tests(node_dir: &Path, mut progress: impl FnMut(&NodeTest)) -> std::io::Result<Vec<NodeTest>> {
     let dirs = node_test_dirs(node_dir)?;
     let ops = single_node_ops(&dirs);
     let mut results = Vec::with_capacity(dirs.len());
@@ -98,10 +92,7 @@ pub fn run_node_tests(
 /// Runs one node test folder: `model.onnx` and `test_data_set_*/{input,output}_N.pb`.
 /// `ops` maps single-node test names to their op (see [`run_node_tests`]).
 fn run_node_test(dir: &Path, ops: &BTreeMap<String, String>) -> NodeTest {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let op = test_op(&name, ops);
     let outcome = match catch_unwind(AssertUnwindSafe(|| node_test_outcome(dir))) {
         Ok(outcome) => outcome,
@@ -112,10 +103,7 @@ fn run_node_test(dir: &Path, ops: &BTreeMap<String, String>) -> NodeTest {
 
 fn node_test_outcome(dir: &Path) -> Outcome {
     let mut sets: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
-            .collect(),
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect(),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     sets.sort();
@@ -133,9 +121,7 @@ fn node_test_outcome(dir: &Path) -> Outcome {
     for set in sets {
         let load = |prefix: &str| -> Result<Vec<Tensor>, saturate_egraph::Error> {
             let mut tensors = Vec::new();
-            while let Some(path) =
-                Some(set.join(format!("{prefix}_{}.pb", tensors.len()))).filter(|p| p.exists())
-            {
+            while let Some(path) = Some(set.join(format!("{prefix}_{}.pb", tensors.len()))).filter(|p| p.exists()) {
                 tensors.push(read_tensor_file(&path)?.1);
             }
             Ok(tensors)
@@ -153,11 +139,7 @@ fn node_test_outcome(dir: &Path) -> Outcome {
             Err(e) => return Outcome::Failed(format!("run: {e}")),
         };
         if outputs.len() != expected.len() {
-            return Outcome::Failed(format!(
-                "{} outputs, expected {}",
-                outputs.len(),
-                expected.len()
-            ));
+            return Outcome::Failed(format!("{} outputs, expected {}", outputs.len(), expected.len()));
         }
         for (i, (got, want)) in outputs.iter().zip(&expected).enumerate() {
             if let Err(m) = compare(got, want, RTOL, ATOL) {
@@ -192,10 +174,7 @@ fn single_node_ops(dirs: &[PathBuf]) -> BTreeMap<String, String> {
             continue;
         };
         if let Some([node]) = model.graph.as_ref().map(|g| g.node.as_slice()) {
-            let name = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             ops.insert(name, node.op_type.clone().unwrap_or_default());
         }
     }
@@ -266,13 +245,7 @@ pub fn render_table(results: &[NodeTest]) -> String {
     let mut out = String::from("op                      passed/total  (unsupported, failed)\n");
     let mut supported = Tally::default();
     for (op, t) in table.iter().filter(|(op, _)| is_supported(op)) {
-        out.push_str(&format!(
-            "{op:<24}{:>6}/{:<6} ({}, {})\n",
-            t.passed,
-            t.total(),
-            t.unsupported,
-            t.failed
-        ));
+        out.push_str(&format!("{op:<24}{:>6}/{:<6} ({}, {})\n", t.passed, t.total(), t.unsupported, t.failed));
         supported.passed += t.passed;
         supported.unsupported += t.unsupported;
         supported.failed += t.failed;
@@ -285,11 +258,7 @@ pub fn render_table(results: &[NodeTest]) -> String {
         }
         acc
     });
-    let covered: BTreeSet<&str> = table
-        .keys()
-        .map(String::as_str)
-        .filter(|op| is_supported(op))
-        .collect();
+    let covered: BTreeSet<&str> = table.keys().map(String::as_str).filter(|op| is_supported(op)).collect();
     out.push_str(&format!(
         "\nsupported ops ({} with tests): {}/{} passed ({} unsupported features, {} failed)\n",
         covered.len(),
@@ -331,24 +300,15 @@ pub fn light_model_paths(light_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn arange_input(shape: &[usize]) -> Tensor {
     let n = shape.iter().product::<usize>();
     let values: Vec<f32> = (0..n).map(|i| (i as f64 / n as f64) as f32).collect();
-    Tensor::F32(
-        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), values).expect("size matches"),
-    )
+    Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), values).expect("size matches"))
 }
 
 /// Runs a light model on the runner's input and compares with `<name>_output_0.pb`.
 /// DenseNet-121 gets rtol 2e-3, as in the ONNX runner.
 pub fn run_light_model(path: &Path) -> LightModel {
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().trim_start_matches("light_").to_string())
-        .unwrap_or_default();
-    let mut result = LightModel {
-        name: name.clone(),
-        outcome: Outcome::Passed,
-        load_seconds: 0.0,
-        run_seconds: 0.0,
-    };
+    let name =
+        path.file_stem().map(|s| s.to_string_lossy().trim_start_matches("light_").to_string()).unwrap_or_default();
+    let mut result = LightModel { name: name.clone(), outcome: Outcome::Passed, load_seconds: 0.0, run_seconds: 0.0 };
     let outcome = catch_unwind(AssertUnwindSafe(|| -> Outcome {
         let start = Instant::now();
         let graph = match crate::load_model(path) {
@@ -360,11 +320,8 @@ pub fn run_light_model(path: &Path) -> LightModel {
             Ok(m) => m,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
-        let inputs: Vec<Tensor> = graph
-            .inputs
-            .iter()
-            .map(|p| arange_input(&graph.tensor_type(&metas, p.id).shape))
-            .collect();
+        let inputs: Vec<Tensor> =
+            graph.inputs.iter().map(|p| arange_input(&graph.tensor_type(&metas, p.id).shape)).collect();
         let start = Instant::now();
         let outputs = match run(&graph, &inputs) {
             Ok(o) => o,
@@ -382,8 +339,7 @@ pub fn run_light_model(path: &Path) -> LightModel {
             Err(m) => Outcome::Failed(m.to_string()),
         }
     }));
-    result.outcome = outcome
-        .unwrap_or_else(|panic| Outcome::Failed(format!("panic: {}", panic_message(&panic))));
+    result.outcome = outcome.unwrap_or_else(|panic| Outcome::Failed(format!("panic: {}", panic_message(&panic))));
     result
 }
 
@@ -403,14 +359,8 @@ mod tests {
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
         assert_eq!(test_op("test_softmax_axis_0_expanded", &single), "Softmax");
-        assert_eq!(
-            test_op("test_softmax_axis_0_expanded_ver18", &single),
-            "Softmax"
-        );
-        assert_eq!(
-            test_op("test_reduce_sum_square_y_expanded", &single),
-            "ReduceSumSquare"
-        );
+        assert_eq!(test_op("test_softmax_axis_0_expanded_ver18", &single), "Softmax");
+        assert_eq!(test_op("test_reduce_sum_square_y_expanded", &single), "ReduceSumSquare");
         assert_eq!(test_op("test_unknown_thing", &single), "(other)");
     }
 }

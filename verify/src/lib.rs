@@ -4,6 +4,7 @@
 //! - [`load`]: loading models (`.onnx` or `.sexp`) with the interpreter as the constant
 //!   folder of import;
 //! - [`compare`]: the tolerance rule outputs are compared with;
+//! - [`rulecheck`]: the rule checker, which evaluates both sides of every rewrite rule;
 //! - [`conformance`]: running the ONNX backend test data (node tests and the light model
 //!   zoo) through the interpreter.
 
@@ -11,6 +12,7 @@ pub mod compare;
 pub mod conformance;
 pub mod interp;
 pub mod load;
+pub mod rulecheck;
 
 pub use interp::{run, InterpError, Interpreter};
 pub use load::{load_for_inputs, load_model};

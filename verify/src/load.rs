@@ -29,11 +29,7 @@ pub fn load_for_inputs(path: &Path, inputs: Vec<Tensor>) -> Result<(Graph, Vec<T
         return Err(Error::Invalid(format!(
             "the model takes {} input(s) ({}), but {} were given",
             declared.len(),
-            declared
-                .iter()
-                .map(|(n, t)| format!("`{n}`: {t}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            declared.iter().map(|(n, t)| format!("`{n}`: {t}")).collect::<Vec<_>>().join(", "),
             inputs.len()
         )));
     }

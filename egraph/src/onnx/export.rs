@@ -10,9 +10,8 @@
 //! without fused ops gives the same graph back.
 
 use super::proto::{
-    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
-    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use super::tensor::tensor_to_proto;
 use crate::infer::Meta;
@@ -30,11 +29,7 @@ pub const EXPORT_OPSET: i64 = 19;
 /// Writes `graph` as an ONNX model file.
 pub fn save(graph: &Graph, path: &Path) -> Result<()> {
     let bytes = export_model(graph)?.encode_to_vec();
-    std::fs::write(path, bytes).map_err(|source| Error::Io {
-        action: "write",
-        path: path.into(),
-        source,
-    })
+    std::fs::write(path, bytes).map_err(|source| Error::Io { action: "write", path: path.into(), source })
 }
 
 /// Converts `graph` to an ONNX model.
@@ -60,10 +55,7 @@ pub fn export_model(graph: &Graph) -> Result<ModelProto> {
     }
     for port in &graph.outputs {
         let i = usize::from(port.id);
-        let is_op = !matches!(
-            graph.expr[port.id],
-            TensorLang::Input(_) | TensorLang::Weight(_)
-        );
+        let is_op = !matches!(graph.expr[port.id], TensorLang::Input(_) | TensorLang::Weight(_));
         if is_op && ex.names[i].is_empty() {
             ex.names[i] = port.name.clone();
         }
@@ -73,35 +65,20 @@ pub fn export_model(graph: &Graph) -> Result<ModelProto> {
             ex.lower(id, node)?;
         }
     }
-    let inputs = graph
-        .inputs
-        .iter()
-        .map(|p| value_info(&p.name, Some(&graph.tensor_type(&metas, p.id))))
-        .collect();
+    let inputs = graph.inputs.iter().map(|p| value_info(&p.name, Some(&graph.tensor_type(&metas, p.id)))).collect();
     let mut outputs = Vec::new();
     for port in &graph.outputs {
         let value = ex.names[usize::from(port.id)].clone();
         if value != port.name {
-            ex.nodes.push(node(
-                "Identity",
-                vec![value],
-                vec![port.name.clone()],
-                vec![],
-            ));
+            ex.nodes.push(node("Identity", vec![value], vec![port.name.clone()], vec![]));
         }
-        outputs.push(value_info(
-            &port.name,
-            Some(&graph.tensor_type(&metas, port.id)),
-        ));
+        outputs.push(value_info(&port.name, Some(&graph.tensor_type(&metas, port.id))));
     }
     Ok(ModelProto {
         ir_version: Some(9),
         producer_name: Some("saturate".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(EXPORT_OPSET),
-        }],
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(EXPORT_OPSET) }],
         graph: Some(GraphProto {
             name: Some("saturate".into()),
             node: ex.nodes,
@@ -155,9 +132,7 @@ impl Exporter<'_> {
     }
 
     fn ty(&self, id: Id) -> &TensorType {
-        self.metas[usize::from(id)]
-            .tensor()
-            .expect("operands are tensors")
+        self.metas[usize::from(id)].tensor().expect("operands are tensors")
     }
 
     /// An initializer holding `t`, for constant inputs such as shapes and axes.
@@ -173,11 +148,7 @@ impl Exporter<'_> {
 
     fn emit(&mut self, id: Id, op: &str, inputs: Vec<String>, attrs: Vec<AttributeProto>) {
         let assigned = &self.names[usize::from(id)];
-        let out = if assigned.is_empty() {
-            self.fresh(&format!("v{id}"))
-        } else {
-            assigned.clone()
-        };
+        let out = if assigned.is_empty() { self.fresh(&format!("v{id}")) } else { assigned.clone() };
         self.nodes.push(node(op, inputs, vec![out.clone()], attrs));
         self.names[usize::from(id)] = out;
     }
@@ -191,27 +162,14 @@ impl Exporter<'_> {
                 let name = self.g.name_of(*name).to_string();
                 // a weight that is itself an output keeps the name both share
                 let is_own_output = self.g.outputs.iter().any(|p| p.id == id && p.name == name);
-                let unique = if is_own_output {
-                    name.clone()
-                } else {
-                    self.fresh(&name)
-                };
-                self.inits
-                    .push(tensor_to_proto(&self.g.weights[&name], &unique));
+                let unique = if is_own_output { name.clone() } else { self.fresh(&name) };
+                self.inits.push(tensor_to_proto(&self.g.weights[&name], &unique));
                 self.names[usize::from(id)] = unique;
             }
             L::Fill([v, shape]) => {
                 let shape = self.ints_const(&format!("v{id}_shape"), self.ints(*shape));
-                let value = tensor_to_proto(
-                    &Tensor::F32(ndarray::arr1(&[self.float(*v)]).into_dyn()),
-                    "",
-                );
-                self.emit(
-                    id,
-                    "ConstantOfShape",
-                    vec![shape],
-                    vec![attr_tensor("value", value)],
-                );
+                let value = tensor_to_proto(&Tensor::F32(ndarray::arr1(&[self.float(*v)]).into_dyn()), "");
+                self.emit(id, "ConstantOfShape", vec![shape], vec![attr_tensor("value", value)]);
             }
             L::Neg(_) => self.emit(id, "Neg", vec![x(0)], vec![]),
             L::Abs(_) => self.emit(id, "Abs", vec![x(0)], vec![]),
@@ -292,26 +250,17 @@ impl Exporter<'_> {
                 let keep = attr_int("keepdims", self.int(*keep));
                 self.emit(id, op, vec![x(0), axes], vec![keep])
             }
-            L::Softmax([_, axis]) => self.emit(
-                id,
-                "Softmax",
-                vec![x(0)],
-                vec![attr_int("axis", self.int(*axis))],
-            ),
-            L::LogSoftmax([_, axis]) => self.emit(
-                id,
-                "LogSoftmax",
-                vec![x(0)],
-                vec![attr_int("axis", self.int(*axis))],
-            ),
+            L::Softmax([_, axis]) => self.emit(id, "Softmax", vec![x(0)], vec![attr_int("axis", self.int(*axis))]),
+            L::LogSoftmax([_, axis]) => {
+                self.emit(id, "LogSoftmax", vec![x(0)], vec![attr_int("axis", self.int(*axis))])
+            }
             L::LayerNorm([input, scale, bias, axis, eps]) => {
                 let axis = self.int(*axis);
                 let normalized = self.ty(*input).shape[axis as usize..].to_vec();
                 // ONNX wants scale and bias of the normalized shape; an absent bias is 0
                 let scale = self.full_shaped(*scale, &normalized, id);
                 let mut inputs = vec![x(0), scale];
-                let zero_bias =
-                    matches!(&self.g.expr[*bias], L::Fill([v, _]) if self.float(*v) == 0.0);
+                let zero_bias = matches!(&self.g.expr[*bias], L::Fill([v, _]) if self.float(*v) == 0.0);
                 if !zero_bias {
                     inputs.push(self.full_shaped(*bias, &normalized, id));
                 }
@@ -319,20 +268,12 @@ impl Exporter<'_> {
                     id,
                     "LayerNormalization",
                     inputs,
-                    vec![
-                        attr_int("axis", axis),
-                        attr_float("epsilon", self.float(*eps)),
-                    ],
+                    vec![attr_int("axis", axis), attr_float("epsilon", self.float(*eps))],
                 )
             }
             L::BatchNorm([.., eps]) => {
                 let inputs = (0..5).map(x).collect();
-                self.emit(
-                    id,
-                    "BatchNormalization",
-                    inputs,
-                    vec![attr_float("epsilon", self.float(*eps))],
-                )
+                self.emit(id, "BatchNormalization", inputs, vec![attr_float("epsilon", self.float(*eps))])
             }
             L::Lrn([_, size, alpha, beta, bias]) => {
                 let attrs = vec![
@@ -345,46 +286,24 @@ impl Exporter<'_> {
             }
             L::Reshape([_, shape]) => {
                 let shape = self.ints_const(&format!("v{id}_shape"), self.ints(*shape));
-                self.emit(
-                    id,
-                    "Reshape",
-                    vec![x(0), shape],
-                    vec![attr_int("allowzero", 1)],
-                )
+                self.emit(id, "Reshape", vec![x(0), shape], vec![attr_int("allowzero", 1)])
             }
-            L::Flatten([_, axis]) => self.emit(
-                id,
-                "Flatten",
-                vec![x(0)],
-                vec![attr_int("axis", self.int(*axis))],
-            ),
+            L::Flatten([_, axis]) => self.emit(id, "Flatten", vec![x(0)], vec![attr_int("axis", self.int(*axis))]),
             L::Squeeze([_, axes]) | L::Unsqueeze([_, axes]) => {
-                let op = if matches!(n, L::Squeeze(_)) {
-                    "Squeeze"
-                } else {
-                    "Unsqueeze"
-                };
+                let op = if matches!(n, L::Squeeze(_)) { "Squeeze" } else { "Unsqueeze" };
                 let axes = self.ints_const(&format!("v{id}_axes"), self.ints(*axes));
                 self.emit(id, op, vec![x(0), axes], vec![])
             }
-            L::Transpose([_, perm]) => self.emit(
-                id,
-                "Transpose",
-                vec![x(0)],
-                vec![attr_ints("perm", self.ints(*perm))],
-            ),
+            L::Transpose([_, perm]) => {
+                self.emit(id, "Transpose", vec![x(0)], vec![attr_ints("perm", self.ints(*perm))])
+            }
             L::Expand([_, shape]) => {
                 let shape = self.ints_const(&format!("v{id}_shape"), self.ints(*shape));
                 self.emit(id, "Expand", vec![x(0), shape], vec![])
             }
             L::Concat(children) => {
                 let inputs = children[1..].iter().map(|&c| self.name(c)).collect();
-                self.emit(
-                    id,
-                    "Concat",
-                    inputs,
-                    vec![attr_int("axis", self.int(children[0]))],
-                )
+                self.emit(id, "Concat", inputs, vec![attr_int("axis", self.int(children[0]))])
             }
             L::Slice([input, starts, ends, steps]) => {
                 let rank = self.ty(*input).rank();
@@ -406,17 +325,11 @@ impl Exporter<'_> {
                 ];
                 self.emit(id, "Slice", inputs, vec![])
             }
-            L::Gather([_, _, axis]) => self.emit(
-                id,
-                "Gather",
-                vec![x(0), x(1)],
-                vec![attr_int("axis", self.int(*axis))],
-            ),
+            L::Gather([_, _, axis]) => {
+                self.emit(id, "Gather", vec![x(0), x(1)], vec![attr_int("axis", self.int(*axis))])
+            }
             L::Conv([_, w, _, strides, pads, dilations, group]) => {
-                let kernel = self.ty(*w).shape[2..]
-                    .iter()
-                    .map(|&d| d as i64)
-                    .collect::<Vec<_>>();
+                let kernel = self.ty(*w).shape[2..].iter().map(|&d| d as i64).collect::<Vec<_>>();
                 let attrs = vec![
                     attr_ints("kernel_shape", kernel),
                     attr_ints("strides", self.ints(*strides)),
@@ -567,27 +480,14 @@ impl Exporter<'_> {
         if self.ty(id).shape == shape {
             return self.name(id);
         }
-        let target = self.ints_const(
-            &format!("v{at}_param_shape"),
-            shape.iter().map(|&d| d as i64).collect(),
-        );
+        let target = self.ints_const(&format!("v{at}_param_shape"), shape.iter().map(|&d| d as i64).collect());
         let out = self.fresh(&format!("v{at}_param"));
-        self.nodes.push(node(
-            "Expand",
-            vec![self.name(id), target],
-            vec![out.clone()],
-            vec![],
-        ));
+        self.nodes.push(node("Expand", vec![self.name(id), target], vec![out.clone()], vec![]));
         out
     }
 }
 
-fn node(
-    op: &str,
-    inputs: Vec<String>,
-    outputs: Vec<String>,
-    attrs: Vec<AttributeProto>,
-) -> NodeProto {
+fn node(op: &str, inputs: Vec<String>, outputs: Vec<String>, attrs: Vec<AttributeProto>) -> NodeProto {
     NodeProto {
         op_type: Some(op.into()),
         name: outputs.first().map(|o| format!("{op}_{o}")),
@@ -614,10 +514,7 @@ fn value_info(name: &str, ty: Option<&TensorType>) -> ValueInfoProto {
     });
     ValueInfoProto {
         name: Some(name.into()),
-        r#type: tensor.map(|t| TypeProto {
-            value: Some(type_proto::Value::TensorType(t)),
-            ..Default::default()
-        }),
+        r#type: tensor.map(|t| TypeProto { value: Some(type_proto::Value::TensorType(t)), ..Default::default() }),
         ..Default::default()
     }
 }
@@ -641,12 +538,7 @@ fn attr_float(name: &str, v: f32) -> AttributeProto {
 }
 
 fn attr_ints(name: &str, v: Vec<i64>) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(AttributeType::Ints as i32),
-        ints: v,
-        ..Default::default()
-    }
+    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Ints as i32), ints: v, ..Default::default() }
 }
 
 fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {

@@ -25,27 +25,15 @@ pub fn load(path: &Path, folder: &dyn ConstantFolder) -> Result<Graph> {
 
 /// Reads and decodes an ONNX model file, without importing it.
 pub fn decode_model(path: &Path) -> Result<ModelProto> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.into(),
-        source,
-    })?;
-    let decode_err = |reason: String| Error::Decode {
-        path: path.into(),
-        reason,
-    };
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { action: "read", path: path.into(), source })?;
+    let decode_err = |reason: String| Error::Decode { path: path.into(), reason };
     if bytes.is_empty() {
         return Err(decode_err("the file is empty".into()));
     }
-    let model = ModelProto::decode(bytes.as_slice()).map_err(|e| {
-        decode_err(format!(
-            "protobuf decoding failed ({e}); truncated or not an ONNX model?"
-        ))
-    })?;
+    let model = ModelProto::decode(bytes.as_slice())
+        .map_err(|e| decode_err(format!("protobuf decoding failed ({e}); truncated or not an ONNX model?")))?;
     if model.graph.is_none() {
-        return Err(decode_err(
-            "the model has no graph (is this an ONNX model?)".into(),
-        ));
+        return Err(decode_err("the model has no graph (is this an ONNX model?)".into()));
     }
     Ok(model)
 }
@@ -56,11 +44,7 @@ pub fn runtime_inputs(model: &ModelProto) -> Result<Vec<(String, TensorType)>> {
     let Some(graph) = model.graph.as_ref() else {
         return Ok(Vec::new());
     };
-    let initializers: HashSet<&str> = graph
-        .initializer
-        .iter()
-        .filter_map(|t| t.name.as_deref())
-        .collect();
+    let initializers: HashSet<&str> = graph.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
     graph
         .input
         .iter()
@@ -80,10 +64,7 @@ pub fn check_output_kinds(model: &ModelProto) -> Result<()> {
         if let Some(code) = tensor.and_then(|t| t.elem_type).filter(|&c| c != 0) {
             if DType::from_onnx_code(code).is_none() {
                 let name = vi.name.clone().unwrap_or_default();
-                return Err(Error::UnsupportedType {
-                    tensor: name,
-                    dtype: onnx_type_name(code).into(),
-                });
+                return Err(Error::UnsupportedType { tensor: name, dtype: onnx_type_name(code).into() });
             }
         }
     }
@@ -93,12 +74,7 @@ pub fn check_output_kinds(model: &ModelProto) -> Result<()> {
 /// The tensor type of a value, `None` if undeclared; an error for non-tensor kinds.
 fn tensor_kind(vi: &ValueInfoProto) -> Result<Option<&type_proto::Tensor>> {
     let name = vi.name.clone().unwrap_or_default();
-    let kind = |k: &str| {
-        Err(Error::UnsupportedType {
-            tensor: name.clone(),
-            dtype: k.into(),
-        })
-    };
+    let kind = |k: &str| Err(Error::UnsupportedType { tensor: name.clone(), dtype: k.into() });
     match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(t)) => Ok(Some(t)),
         Some(type_proto::Value::SequenceType(_)) => kind("sequence"),
@@ -120,10 +96,7 @@ pub fn import_model(
     folder: &dyn ConstantFolder,
     bindings: &HashMap<String, Tensor>,
 ) -> Result<Graph> {
-    let graph = model
-        .graph
-        .as_ref()
-        .ok_or_else(|| Error::Invalid("the model has no graph".into()))?;
+    let graph = model.graph.as_ref().ok_or_else(|| Error::Invalid("the model has no graph".into()))?;
     let opset = model
         .opset_import
         .iter()
@@ -140,11 +113,7 @@ pub fn import_model(
         base_dir,
     };
 
-    let initializers: HashSet<&str> = graph
-        .initializer
-        .iter()
-        .filter_map(|t| t.name.as_deref())
-        .collect();
+    let initializers: HashSet<&str> = graph.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
     let mut inputs = Vec::new();
     for vi in &graph.input {
         let name = vi.name.clone().unwrap_or_default();
@@ -187,22 +156,17 @@ pub fn import_model(
     let mut outputs = Vec::new();
     for vi in &graph.output {
         let name = vi.name.clone().unwrap_or_default();
-        let id = *imp.values.get(&name).ok_or_else(|| Error::MissingTensor {
-            node: "(graph output)".into(),
-            tensor: name.clone(),
-        })?;
+        let id = *imp
+            .values
+            .get(&name)
+            .ok_or_else(|| Error::MissingTensor { node: "(graph output)".into(), tensor: name.clone() })?;
         check_declared_output(vi, imp.b.tensor_type(id).expect("values are tensors"))?;
         outputs.push(Port { name, id });
     }
     if outputs.is_empty() {
         return Err(Error::Invalid("the model's graph has no outputs".into()));
     }
-    let graph = Graph {
-        expr: imp.b.expr,
-        inputs,
-        outputs,
-        weights: imp.weights,
-    };
+    let graph = Graph { expr: imp.b.expr, inputs, outputs, weights: imp.weights };
     Ok(graph.canonicalize())
 }
 
@@ -255,9 +219,7 @@ impl Importer<'_> {
                 _ => None,
             },
             TensorLang::Fill([v, shape]) => match (self.b.node(*v), self.b.node(*shape)) {
-                (TensorLang::Float(v), TensorLang::Ints(s)) => {
-                    Some(Tensor::filled(&s.to_usizes()?, v.get()))
-                }
+                (TensorLang::Float(v), TensorLang::Ints(s)) => Some(Tensor::filled(&s.to_usizes()?, v.get())),
                 _ => None,
             },
             _ => None,
@@ -274,29 +236,19 @@ impl Importer<'_> {
             reason: format!("{op}: {reason}"),
         })?;
         let node = self.b.node(id).clone();
-        let tensor_children: Vec<Id> = node
-            .children()
-            .iter()
-            .copied()
-            .filter(|&c| self.b.tensor_type(c).is_some())
-            .collect();
+        let tensor_children: Vec<Id> =
+            node.children().iter().copied().filter(|&c| self.b.tensor_type(c).is_some()).collect();
         let foldable = !node.is_attribute()
-            && !matches!(
-                node,
-                TensorLang::Input(_) | TensorLang::Weight(_) | TensorLang::Fill(_)
-            )
+            && !matches!(node, TensorLang::Input(_) | TensorLang::Weight(_) | TensorLang::Fill(_))
             && tensor_children.iter().all(|&c| self.is_const(c));
         if !foldable {
             return Ok(id);
         }
-        let value = self
-            .folder
-            .fold(&self.b.expr, id, &self.weights)
-            .map_err(|reason| Error::Shape {
-                node: node_name(at),
-                op: op_type(at).into(),
-                reason: format!("evaluating constant {op}: {reason}"),
-            })?;
+        let value = self.folder.fold(&self.b.expr, id, &self.weights).map_err(|reason| Error::Shape {
+            node: node_name(at),
+            op: op_type(at).into(),
+            reason: format!("evaluating constant {op}: {reason}"),
+        })?;
         let hint = at.output.first().cloned().unwrap_or_else(|| node_name(at));
         Ok(self.constant(value, &hint))
     }
@@ -319,10 +271,7 @@ pub(crate) fn op_type(node: &NodeProto) -> &str {
 
 /// Orders nodes so each comes after the producers of its inputs. Fails on a read of a
 /// value nobody produces, and on cycles.
-fn topological_order<'n>(
-    nodes: &'n [NodeProto],
-    known: &HashMap<String, Id>,
-) -> Result<Vec<&'n NodeProto>> {
+fn topological_order<'n>(nodes: &'n [NodeProto], known: &HashMap<String, Id>) -> Result<Vec<&'n NodeProto>> {
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         for o in n.output.iter().filter(|o| !o.is_empty()) {
@@ -337,10 +286,7 @@ fn topological_order<'n>(
                 waiting[i] += 1;
                 consumers[p].push(i);
             } else if !known.contains_key(input) {
-                return Err(Error::MissingTensor {
-                    node: node_name(n),
-                    tensor: input.clone(),
-                });
+                return Err(Error::MissingTensor { node: node_name(n), tensor: input.clone() });
             }
         }
     }
@@ -361,9 +307,7 @@ fn topological_order<'n>(
             .take(8)
             .map(|i| format!("`{}`", node_name(&nodes[i])))
             .collect();
-        return Err(Error::Cycle {
-            nodes: stuck.join(", "),
-        });
+        return Err(Error::Cycle { nodes: stuck.join(", ") });
     }
     Ok(order)
 }
@@ -371,33 +315,22 @@ fn topological_order<'n>(
 /// The static type declared for a graph input.
 fn value_type(vi: &ValueInfoProto) -> Result<TensorType> {
     let name = vi.name.clone().unwrap_or_default();
-    let bad = |reason: String| Error::BadTensor {
-        name: name.clone(),
-        reason,
-    };
+    let bad = |reason: String| Error::BadTensor { name: name.clone(), reason };
     let tensor = tensor_kind(vi)?.ok_or_else(|| bad("the graph input has no type".into()))?;
     let code = tensor.elem_type.unwrap_or(0);
-    let dtype = DType::from_onnx_code(code).ok_or_else(|| Error::UnsupportedType {
-        tensor: name.clone(),
-        dtype: onnx_type_name(code).into(),
-    })?;
-    let dims = tensor
-        .shape
-        .as_ref()
-        .ok_or_else(|| bad("the input has no shape; saturate needs static shapes".into()))?;
+    let dtype = DType::from_onnx_code(code)
+        .ok_or_else(|| Error::UnsupportedType { tensor: name.clone(), dtype: onnx_type_name(code).into() })?;
+    let dims =
+        tensor.shape.as_ref().ok_or_else(|| bad("the input has no shape; saturate needs static shapes".into()))?;
     let shape = dims
         .dim
         .iter()
         .map(|d| match &d.value {
-            Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => {
-                Ok(*v as usize)
+            Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => Ok(*v as usize),
+            Some(super::proto::tensor_shape_proto::dimension::Value::DimParam(p)) => {
+                Err(bad(format!("dimension `{p}` is symbolic; saturate needs static shapes")))
             }
-            Some(super::proto::tensor_shape_proto::dimension::Value::DimParam(p)) => Err(bad(
-                format!("dimension `{p}` is symbolic; saturate needs static shapes"),
-            )),
-            _ => Err(bad(
-                "a dimension has no size; saturate needs static shapes".into()
-            )),
+            _ => Err(bad("a dimension has no size; saturate needs static shapes".into())),
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(TensorType::new(dtype, shape))
@@ -406,8 +339,7 @@ fn value_type(vi: &ValueInfoProto) -> Result<TensorType> {
 /// Checks an output's inferred type against the one the model declares, where it
 /// declares a complete one.
 fn check_declared_output(vi: &ValueInfoProto, inferred: &TensorType) -> Result<()> {
-    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
+    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         return Ok(());
     };
     let name = vi.name.clone().unwrap_or_default();
@@ -427,11 +359,7 @@ fn check_declared_output(vi: &ValueInfoProto, inferred: &TensorType) -> Result<(
         s.dim
             .iter()
             .map(|d| match &d.value {
-                Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v))
-                    if *v >= 0 =>
-                {
-                    Some(*v as usize)
-                }
+                Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => Some(*v as usize),
                 _ => None,
             })
             .collect()

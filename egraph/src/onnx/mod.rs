@@ -29,8 +29,7 @@ pub use export::{export_model, save, EXPORT_OPSET};
 pub use import::{check_output_kinds, decode_model, import_model, load, runtime_inputs};
 pub use ops::SUPPORTED_OPS;
 pub use tensor::{
-    read_tensor_file, tensor_from_le_bytes, tensor_from_proto, tensor_to_le_bytes, tensor_to_proto,
-    write_tensor_file,
+    read_tensor_file, tensor_from_le_bytes, tensor_from_proto, tensor_to_le_bytes, tensor_to_proto, write_tensor_file,
 };
 
 use crate::{Tensor, TensorLang};
@@ -41,10 +40,5 @@ use std::collections::BTreeMap;
 /// nodes). Import uses it to fold shape computations and weight-only subgraphs.
 pub trait ConstantFolder {
     /// The value of node `id` of `expr`; weight data is in `weights`.
-    fn fold(
-        &self,
-        expr: &RecExpr<TensorLang>,
-        id: Id,
-        weights: &BTreeMap<String, Tensor>,
-    ) -> Result<Tensor, String>;
+    fn fold(&self, expr: &RecExpr<TensorLang>, id: Id, weights: &BTreeMap<String, Tensor>) -> Result<Tensor, String>;
 }

@@ -69,12 +69,8 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "Cast" => {
             let x = cx.input(0)?;
             let code = cx.int_attr("to", None)?;
-            let dtype = DType::from_onnx_code(code as i32).ok_or_else(|| {
-                cx.unsupported(&format!(
-                    "casting to {}",
-                    crate::dtype::onnx_type_name(code as i32)
-                ))
-            })?;
+            let dtype = DType::from_onnx_code(code as i32)
+                .ok_or_else(|| cx.unsupported(&format!("casting to {}", crate::dtype::onnx_type_name(code as i32))))?;
             let d = cx.imp.b.dtype(dtype);
             cx.add(L::Cast([x, d]))?
         }
@@ -94,11 +90,8 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "Greater" => cx.binary(L::Greater)?,
         "LessOrEqual" | "GreaterOrEqual" => {
             let (a, b) = (cx.input(0)?, cx.input(1)?);
-            let strict = if op_type(node) == "LessOrEqual" {
-                cx.add(L::Less([a, b]))?
-            } else {
-                cx.add(L::Greater([a, b]))?
-            };
+            let strict =
+                if op_type(node) == "LessOrEqual" { cx.add(L::Less([a, b]))? } else { cx.add(L::Greater([a, b]))? };
             let eq = cx.add(L::Equal([a, b]))?;
             cx.add(L::Or([strict, eq]))?
         }
@@ -135,11 +128,8 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "LRN" => {
             let x = cx.input(0)?;
             let size = cx.int_attr("size", None)?;
-            let (alpha, beta, bias) = (
-                cx.float_attr("alpha", 1e-4)?,
-                cx.float_attr("beta", 0.75)?,
-                cx.float_attr("bias", 1.0)?,
-            );
+            let (alpha, beta, bias) =
+                (cx.float_attr("alpha", 1e-4)?, cx.float_attr("beta", 0.75)?, cx.float_attr("bias", 1.0)?);
             let b = &mut cx.imp.b;
             let attrs = [b.int(size), b.float(alpha), b.float(beta), b.float(bias)];
             cx.add(L::Lrn([x, attrs[0], attrs[1], attrs[2], attrs[3]]))?
@@ -162,9 +152,7 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "Transpose" => {
             let x = cx.input(0)?;
             let rank = cx.rank(x);
-            let perm = cx
-                .ints_attr("perm")?
-                .unwrap_or_else(|| (0..rank as i64).rev().collect());
+            let perm = cx.ints_attr("perm")?.unwrap_or_else(|| (0..rank as i64).rev().collect());
             let p = cx.imp.b.ints(perm);
             cx.add(L::Transpose([x, p]))?
         }
@@ -180,9 +168,7 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "Tile" => tile(&mut cx)?,
         "Concat" => {
             let inputs = cx.present_inputs();
-            let first = *inputs
-                .first()
-                .ok_or_else(|| cx.attr_error("Concat needs at least one input".into()))?;
+            let first = *inputs.first().ok_or_else(|| cx.attr_error("Concat needs at least one input".into()))?;
             let axis = cx.axis_attr("axis", None, cx.rank(first))?;
             let mut children = vec![cx.imp.b.int(axis as i64)];
             children.extend(inputs);
@@ -268,37 +254,20 @@ impl Cx<'_, '_, '_> {
             None | Some("") | Some("ai.onnx") => String::new(),
             Some(d) => format!(" from domain `{d}`"),
         };
-        Error::UnsupportedOp {
-            op: self.op(),
-            domain,
-            node: self.name(),
-            supported: SUPPORTED_OPS.join(", "),
-        }
+        Error::UnsupportedOp { op: self.op(), domain, node: self.name(), supported: SUPPORTED_OPS.join(", ") }
     }
 
     fn unsupported(&self, what: &str) -> Error {
-        Error::Unsupported {
-            node: self.name(),
-            op: self.op(),
-            what: what.into(),
-        }
+        Error::Unsupported { node: self.name(), op: self.op(), what: what.into() }
     }
 
     fn attr_error(&self, reason: String) -> Error {
-        Error::Shape {
-            node: self.name(),
-            op: self.op(),
-            reason,
-        }
+        Error::Shape { node: self.name(), op: self.op(), reason }
     }
 
     /// Names of the inputs that are present (ONNX marks omitted optional inputs with "").
     fn input_name(&self, i: usize) -> Option<&str> {
-        self.node
-            .input
-            .get(i)
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
+        self.node.input.get(i).map(String::as_str).filter(|s| !s.is_empty())
     }
 
     fn opt_input(&self, i: usize) -> Option<Id> {
@@ -309,17 +278,13 @@ impl Cx<'_, '_, '_> {
         match self.input_name(i) {
             None => Err(self.attr_error(format!("input {i} is required"))),
             Some(name) => self.imp.value(name).ok_or_else(|| {
-                self.unsupported(&format!(
-                    "reading `{name}`, an optional output its producer does not compute here"
-                ))
+                self.unsupported(&format!("reading `{name}`, an optional output its producer does not compute here"))
             }),
         }
     }
 
     fn present_inputs(&self) -> Vec<Id> {
-        (0..self.node.input.len())
-            .filter_map(|i| self.opt_input(i))
-            .collect()
+        (0..self.node.input.len()).filter_map(|i| self.opt_input(i)).collect()
     }
 
     fn ty(&self, id: Id) -> &TensorType {
@@ -337,13 +302,11 @@ impl Cx<'_, '_, '_> {
     /// The value of input `i`, which must be a constant (shapes are static in saturate).
     fn const_input(&self, i: usize) -> Result<Tensor> {
         let id = self.input(i)?;
-        self.imp
-            .const_value(id)
-            .ok_or_else(|| Error::NeedsConstant {
-                node: self.name(),
-                op: self.op(),
-                input: self.input_name(i).unwrap_or("").to_string(),
-            })
+        self.imp.const_value(id).ok_or_else(|| Error::NeedsConstant {
+            node: self.name(),
+            op: self.op(),
+            input: self.input_name(i).unwrap_or("").to_string(),
+        })
     }
 
     fn const_ints(&self, i: usize) -> Result<Vec<i64>> {
@@ -359,20 +322,12 @@ impl Cx<'_, '_, '_> {
     }
 
     fn constant(&mut self, t: Tensor) -> Id {
-        let hint = self
-            .node
-            .output
-            .first()
-            .cloned()
-            .unwrap_or_else(|| self.name());
+        let hint = self.node.output.first().cloned().unwrap_or_else(|| self.name());
         self.imp.constant(t, &hint)
     }
 
     fn attr(&self, name: &str) -> Option<&AttributeProto> {
-        self.node
-            .attribute
-            .iter()
-            .find(|a| a.name.as_deref() == Some(name))
+        self.node.attribute.iter().find(|a| a.name.as_deref() == Some(name))
     }
 
     fn attr_kind(a: &AttributeProto) -> Option<AttributeType> {
@@ -381,9 +336,7 @@ impl Cx<'_, '_, '_> {
 
     fn int_attr(&self, name: &str, default: Option<i64>) -> Result<i64> {
         match (self.attr(name), default) {
-            (Some(a), _) => {
-                a.i.ok_or_else(|| self.attr_error(format!("attribute `{name}` must be an integer")))
-            }
+            (Some(a), _) => a.i.ok_or_else(|| self.attr_error(format!("attribute `{name}` must be an integer"))),
             (None, Some(d)) => Ok(d),
             (None, None) => Err(self.attr_error(format!("attribute `{name}` is required"))),
         }
@@ -391,9 +344,7 @@ impl Cx<'_, '_, '_> {
 
     fn float_attr(&self, name: &str, default: f32) -> Result<f32> {
         match self.attr(name) {
-            Some(a) => {
-                a.f.ok_or_else(|| self.attr_error(format!("attribute `{name}` must be a float")))
-            }
+            Some(a) => a.f.ok_or_else(|| self.attr_error(format!("attribute `{name}` must be a float"))),
             None => Ok(default),
         }
     }
@@ -403,9 +354,7 @@ impl Cx<'_, '_, '_> {
             Some(a) if Self::attr_kind(a) == Some(AttributeType::Ints) || !a.ints.is_empty() => {
                 Ok(Some(a.ints.clone()))
             }
-            Some(_) => {
-                Err(self.attr_error(format!("attribute `{name}` must be a list of integers")))
-            }
+            Some(_) => Err(self.attr_error(format!("attribute `{name}` must be a list of integers"))),
             None => Ok(None),
         }
     }
@@ -423,15 +372,10 @@ impl Cx<'_, '_, '_> {
 
     fn tensor_attr(&self, a: &AttributeProto) -> Result<Tensor> {
         let t = a.t.as_ref().ok_or_else(|| {
-            self.attr_error(format!(
-                "attribute `{}` must be a tensor",
-                a.name.as_deref().unwrap_or("")
-            ))
+            self.attr_error(format!("attribute `{}` must be a tensor", a.name.as_deref().unwrap_or("")))
         })?;
         tensor_from_proto(t, self.imp.base_dir).map_err(|e| match e {
-            Error::BadTensor { reason, .. } => {
-                self.unsupported(&format!("its tensor attribute: {reason}"))
-            }
+            Error::BadTensor { reason, .. } => self.unsupported(&format!("its tensor attribute: {reason}")),
             other => other,
         })
     }
@@ -439,8 +383,7 @@ impl Cx<'_, '_, '_> {
     /// An axis attribute normalized against `rank`.
     fn axis_attr(&self, name: &str, default: Option<i64>, rank: usize) -> Result<usize> {
         let axis = self.int_attr(name, default)?;
-        normalize_axis(axis, rank)
-            .ok_or_else(|| self.attr_error(format!("{name} {axis} is outside [-{rank}, {rank})")))
+        normalize_axis(axis, rank).ok_or_else(|| self.attr_error(format!("{name} {axis} is outside [-{rank}, {rank})")))
     }
 
     /// Axes normalized against `rank`, sorted; duplicates are an error.
@@ -448,9 +391,9 @@ impl Cx<'_, '_, '_> {
         let mut out = axes
             .iter()
             .map(|&a| {
-                normalize_axis(a, rank).map(|a| a as i64).ok_or_else(|| {
-                    self.attr_error(format!("axis {a} is outside [-{rank}, {rank})"))
-                })
+                normalize_axis(a, rank)
+                    .map(|a| a as i64)
+                    .ok_or_else(|| self.attr_error(format!("axis {a} is outside [-{rank}, {rank})")))
             })
             .collect::<Result<Vec<_>>>()?;
         out.sort_unstable();
@@ -473,9 +416,7 @@ impl Cx<'_, '_, '_> {
     /// Folds a variadic op (Sum, Max, Min) into a left-to-right chain of binary ones.
     fn variadic(&mut self, op: fn([Id; 2]) -> TensorLang) -> Result<Id> {
         let inputs = self.present_inputs();
-        let (&first, rest) = inputs
-            .split_first()
-            .ok_or_else(|| self.attr_error("needs at least one input".into()))?;
+        let (&first, rest) = inputs.split_first().ok_or_else(|| self.attr_error("needs at least one input".into()))?;
         if rest.is_empty() {
             // a single operand is returned as is; Max(x) is x
             return Ok(first);
@@ -488,13 +429,7 @@ impl Cx<'_, '_, '_> {
     }
 
     /// Resolves `auto_pad` to explicit pads for a window of `kernel` over `spatial`.
-    fn pads(
-        &self,
-        spatial: &[usize],
-        kernel: &[usize],
-        strides: &[usize],
-        dilations: &[usize],
-    ) -> Result<Vec<usize>> {
+    fn pads(&self, spatial: &[usize], kernel: &[usize], strides: &[usize], dilations: &[usize]) -> Result<Vec<usize>> {
         let n = spatial.len();
         let auto = self.string_attr("auto_pad", "NOTSET")?;
         match auto.as_str() {
@@ -504,8 +439,7 @@ impl Cx<'_, '_, '_> {
                     .to_usizes()
                     .ok_or_else(|| self.attr_error("negative pads are not supported".into()))?;
                 if pads.len() != 2 * n {
-                    return Err(self
-                        .attr_error(format!("pads needs {} values for {n} spatial dims", 2 * n)));
+                    return Err(self.attr_error(format!("pads needs {} values for {n} spatial dims", 2 * n)));
                 }
                 Ok(pads)
             }
@@ -517,19 +451,16 @@ impl Cx<'_, '_, '_> {
                     let extent = (kernel[i] - 1) * dilations[i] + 1;
                     let total = ((out - 1) * strides[i] + extent).saturating_sub(spatial[i]);
                     let small = total / 2;
-                    let (begin, end) = if auto == "SAME_UPPER" {
-                        (small, total - small)
-                    } else {
-                        (total - small, small)
-                    };
+                    let (begin, end) =
+                        if auto == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
                     pads[i] = begin;
                     pads[i + n] = end;
                 }
                 Ok(pads)
             }
-            other => Err(self.attr_error(format!(
-                "auto_pad `{other}` is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID"
-            ))),
+            other => {
+                Err(self.attr_error(format!("auto_pad `{other}` is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")))
+            }
         }
     }
 
@@ -537,23 +468,14 @@ impl Cx<'_, '_, '_> {
     fn spatial_attr(&self, name: &str, n: usize) -> Result<Vec<usize>> {
         let v = self.ints_attr(name)?.unwrap_or_else(|| vec![1; n]);
         if v.len() != n || v.iter().any(|&x| x < 1) {
-            return Err(self.attr_error(format!(
-                "{name} needs {n} positive values, got {}",
-                IntList(v)
-            )));
+            return Err(self.attr_error(format!("{name} needs {n} positive values, got {}", IntList(v))));
         }
         Ok(v.iter().map(|&x| x as usize).collect())
     }
 
     /// Fails if the node asks for an output at index ≥ `supported`.
     fn only_outputs(&self, supported: usize, what: &str) -> Result<()> {
-        if self
-            .node
-            .output
-            .iter()
-            .skip(supported)
-            .any(|o| !o.is_empty())
-        {
+        if self.node.output.iter().skip(supported).any(|o| !o.is_empty()) {
             return Err(self.unsupported(what));
         }
         Ok(())
@@ -565,19 +487,14 @@ fn broadcast_scalar(value: &Tensor, shape: &[usize]) -> Tensor {
     match value {
         Tensor::F32(a) => Tensor::F32(ndarray::ArrayD::from_elem(dims, *a.iter().next().unwrap())),
         Tensor::I64(a) => Tensor::I64(ndarray::ArrayD::from_elem(dims, *a.iter().next().unwrap())),
-        Tensor::Bool(a) => {
-            Tensor::Bool(ndarray::ArrayD::from_elem(dims, *a.iter().next().unwrap()))
-        }
+        Tensor::Bool(a) => Tensor::Bool(ndarray::ArrayD::from_elem(dims, *a.iter().next().unwrap())),
     }
 }
 
 fn clip(cx: &mut Cx) -> Result<Id> {
     let x = cx.input(0)?;
     let (lo, hi) = if cx.imp.opset < 11 {
-        (
-            cx.float_attr("min", f32::NEG_INFINITY)?,
-            cx.float_attr("max", f32::INFINITY)?,
-        )
+        (cx.float_attr("min", f32::NEG_INFINITY)?, cx.float_attr("max", f32::INFINITY)?)
     } else {
         let bound = |cx: &Cx, i: usize, default: f32| -> Result<f32> {
             if cx.input_name(i).is_none() {
@@ -589,10 +506,7 @@ fn clip(cx: &mut Cx) -> Result<Id> {
             }
             Ok(t.to_f32_vec()[0])
         };
-        (
-            bound(cx, 1, f32::NEG_INFINITY)?,
-            bound(cx, 2, f32::INFINITY)?,
-        )
+        (bound(cx, 1, f32::NEG_INFINITY)?, bound(cx, 2, f32::INFINITY)?)
     };
     let (lo, hi) = (cx.imp.b.float(lo), cx.imp.b.float(hi));
     cx.add(TensorLang::Clip([x, lo, hi]))
@@ -622,20 +536,10 @@ fn gemm(cx: &mut Cx) -> Result<Id> {
         None => cx.imp.b.fill(0.0, &[]),
     };
     let (alpha, beta) = (cx.float_attr("alpha", 1.0)?, cx.float_attr("beta", 1.0)?);
-    let (ta, tb) = (
-        cx.int_attr("transA", Some(0))?,
-        cx.int_attr("transB", Some(0))?,
-    );
+    let (ta, tb) = (cx.int_attr("transA", Some(0))?, cx.int_attr("transB", Some(0))?);
     let bld = &mut cx.imp.b;
-    let attrs = [
-        bld.float(alpha),
-        bld.float(beta),
-        bld.int((ta != 0) as i64),
-        bld.int((tb != 0) as i64),
-    ];
-    cx.add(TensorLang::Gemm([
-        a, b, c, attrs[0], attrs[1], attrs[2], attrs[3],
-    ]))
+    let attrs = [bld.float(alpha), bld.float(beta), bld.int((ta != 0) as i64), bld.int((tb != 0) as i64)];
+    cx.add(TensorLang::Gemm([a, b, c, attrs[0], attrs[1], attrs[2], attrs[3]]))
 }
 
 /// Reduce ops take axes as an attribute before `axes_input_since`, as an input after.
@@ -730,29 +634,17 @@ fn batch_norm(cx: &mut Cx) -> Result<Id> {
     if cx.int_attr("spatial", Some(1))? != 1 {
         return Err(cx.unsupported("spatial=0"));
     }
-    cx.only_outputs(
-        1,
-        "the running statistics outputs of BatchNormalization (training)",
-    )?;
-    let ids = [
-        cx.input(0)?,
-        cx.input(1)?,
-        cx.input(2)?,
-        cx.input(3)?,
-        cx.input(4)?,
-    ];
+    cx.only_outputs(1, "the running statistics outputs of BatchNormalization (training)")?;
+    let ids = [cx.input(0)?, cx.input(1)?, cx.input(2)?, cx.input(3)?, cx.input(4)?];
     let eps = cx.float_attr("epsilon", 1e-5)?;
     let e = cx.imp.b.float(eps);
-    cx.add(TensorLang::BatchNorm([
-        ids[0], ids[1], ids[2], ids[3], ids[4], e,
-    ]))
+    cx.add(TensorLang::BatchNorm([ids[0], ids[1], ids[2], ids[3], ids[4], e]))
 }
 
 fn reshape(cx: &mut Cx) -> Result<Id> {
     let x = cx.input(0)?;
     let target = if cx.imp.opset < 5 {
-        cx.ints_attr("shape")?
-            .ok_or_else(|| cx.attr_error("attribute `shape` is required".into()))?
+        cx.ints_attr("shape")?.ok_or_else(|| cx.attr_error("attribute `shape` is required".into()))?
     } else {
         cx.const_ints(1)?
     };
@@ -809,9 +701,7 @@ fn squeeze(cx: &mut Cx) -> Result<Id> {
     };
     let axes = match axes {
         Some(a) => cx.normalize_axes(&a, shape.len())?,
-        None => (0..shape.len() as i64)
-            .filter(|&i| shape[i as usize] == 1)
-            .collect(),
+        None => (0..shape.len() as i64).filter(|&i| shape[i as usize] == 1).collect(),
     };
     let a = cx.imp.b.ints(axes);
     cx.add(TensorLang::Squeeze([x, a]))
@@ -822,8 +712,7 @@ fn unsqueeze(cx: &mut Cx) -> Result<Id> {
     let axes = if cx.imp.opset >= 13 {
         cx.const_ints(1)?
     } else {
-        cx.ints_attr("axes")?
-            .ok_or_else(|| cx.attr_error("attribute `axes` is required".into()))?
+        cx.ints_attr("axes")?.ok_or_else(|| cx.attr_error("attribute `axes` is required".into()))?
     };
     let axes = cx.normalize_axes(&axes, cx.rank(x) + axes.len())?;
     let a = cx.imp.b.ints(axes);
@@ -837,22 +726,11 @@ fn tile(cx: &mut Cx) -> Result<Id> {
     let shape = cx.shape(x);
     let repeats = cx.const_ints(1)?;
     if repeats.len() != shape.len() || repeats.iter().any(|&r| r < 0) {
-        return Err(cx.attr_error(format!(
-            "repeats {} must hold one non-negative count per axis",
-            IntList(repeats)
-        )));
+        return Err(cx.attr_error(format!("repeats {} must hold one non-negative count per axis", IntList(repeats))));
     }
     let interleaved: Vec<usize> = shape.iter().flat_map(|&d| [1, d]).collect();
-    let expanded: Vec<usize> = shape
-        .iter()
-        .zip(&repeats)
-        .flat_map(|(&d, &r)| [r as usize, d])
-        .collect();
-    let result: Vec<usize> = shape
-        .iter()
-        .zip(&repeats)
-        .map(|(&d, &r)| d * r as usize)
-        .collect();
+    let expanded: Vec<usize> = shape.iter().zip(&repeats).flat_map(|(&d, &r)| [r as usize, d]).collect();
+    let result: Vec<usize> = shape.iter().zip(&repeats).map(|(&d, &r)| d * r as usize).collect();
     let s1 = cx.imp.b.dims(&interleaved);
     let y = cx.add(TensorLang::Reshape([x, s1]))?;
     let s2 = cx.imp.b.dims(&expanded);
@@ -878,9 +756,7 @@ fn split(cx: &mut Cx) -> Result<Vec<Option<Id>>> {
             cx.ints_attr("split")?
         };
         match given {
-            Some(s) => IntList(s)
-                .to_usizes()
-                .ok_or_else(|| cx.attr_error("negative split size".into()))?,
+            Some(s) => IntList(s).to_usizes().ok_or_else(|| cx.attr_error("negative split size".into()))?,
             None => {
                 let parts = match cx.attr("num_outputs") {
                     Some(_) => cx.int_attr("num_outputs", None)? as usize,
@@ -890,23 +766,16 @@ fn split(cx: &mut Cx) -> Result<Vec<Option<Id>>> {
                     return Err(cx.attr_error("Split needs at least one output".into()));
                 }
                 if cx.attr("num_outputs").is_none() && !dim.is_multiple_of(parts) {
-                    return Err(
-                        cx.attr_error(format!("cannot split size {dim} into {parts} equal parts"))
-                    );
+                    return Err(cx.attr_error(format!("cannot split size {dim} into {parts} equal parts")));
                 }
                 // with num_outputs, all parts but the last have ceil(dim / parts)
                 let chunk = dim.div_ceil(parts);
-                (0..parts)
-                    .map(|i| chunk.min(dim.saturating_sub(i * chunk)))
-                    .collect()
+                (0..parts).map(|i| chunk.min(dim.saturating_sub(i * chunk))).collect()
             }
         }
     };
     if sizes.len() != n_out || sizes.iter().sum::<usize>() != dim {
-        return Err(cx.attr_error(format!(
-            "split sizes {:?} must be one per output ({n_out}) and sum to {dim}",
-            sizes
-        )));
+        return Err(cx.attr_error(format!("split sizes {:?} must be one per output ({n_out}) and sum to {dim}", sizes)));
     }
     let mut outputs = Vec::with_capacity(n_out);
     let mut offset = 0;
@@ -930,21 +799,11 @@ fn slice(cx: &mut Cx) -> Result<Id> {
     let shape = cx.shape(x);
     let rank = shape.len();
     let (starts, ends, axes, steps) = if cx.imp.opset < 10 {
-        let req = |n: &str| {
-            cx.ints_attr(n)?
-                .ok_or_else(|| cx.attr_error(format!("attribute `{n}` is required")))
-        };
+        let req = |n: &str| cx.ints_attr(n)?.ok_or_else(|| cx.attr_error(format!("attribute `{n}` is required")));
         (req("starts")?, req("ends")?, cx.ints_attr("axes")?, None)
     } else {
-        let opt = |cx: &Cx, i| -> Result<Option<Vec<i64>>> {
-            cx.input_name(i).map(|_| cx.const_ints(i)).transpose()
-        };
-        (
-            cx.const_ints(1)?,
-            cx.const_ints(2)?,
-            opt(cx, 3)?,
-            opt(cx, 4)?,
-        )
+        let opt = |cx: &Cx, i| -> Result<Option<Vec<i64>>> { cx.input_name(i).map(|_| cx.const_ints(i)).transpose() };
+        (cx.const_ints(1)?, cx.const_ints(2)?, opt(cx, 3)?, opt(cx, 4)?)
     };
     let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
     let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
@@ -992,15 +851,11 @@ fn conv(cx: &mut Cx) -> Result<Id> {
     }
     let n = xs.len() - 2;
     let kernel = match cx.ints_attr("kernel_shape")? {
-        Some(k) => IntList(k)
-            .to_usizes()
-            .ok_or_else(|| cx.attr_error("negative kernel_shape".into()))?,
+        Some(k) => IntList(k).to_usizes().ok_or_else(|| cx.attr_error("negative kernel_shape".into()))?,
         None => ws[2..].to_vec(),
     };
     if kernel != ws[2..] {
-        return Err(cx.attr_error(format!(
-            "kernel_shape {kernel:?} does not match the weight {ws:?}"
-        )));
+        return Err(cx.attr_error(format!("kernel_shape {kernel:?} does not match the weight {ws:?}")));
     }
     let strides = cx.spatial_attr("strides", n)?;
     let dilations = cx.spatial_attr("dilations", n)?;
@@ -1011,15 +866,8 @@ fn conv(cx: &mut Cx) -> Result<Id> {
         None => cx.imp.b.fill(0.0, &[ws[0]]),
     };
     let bld = &mut cx.imp.b;
-    let attrs = [
-        bld.dims(&strides),
-        bld.dims(&pads),
-        bld.dims(&dilations),
-        bld.int(group),
-    ];
-    cx.add(TensorLang::Conv([
-        x, w, b, attrs[0], attrs[1], attrs[2], attrs[3],
-    ]))
+    let attrs = [bld.dims(&strides), bld.dims(&pads), bld.dims(&dilations), bld.int(group)];
+    cx.add(TensorLang::Conv([x, w, b, attrs[0], attrs[1], attrs[2], attrs[3]]))
 }
 
 fn pool(cx: &mut Cx, max: bool) -> Result<Id> {
@@ -1029,9 +877,7 @@ fn pool(cx: &mut Cx, max: bool) -> Result<Id> {
     let x = cx.input(0)?;
     let xs = cx.shape(x);
     if xs.len() < 3 {
-        return Err(cx.attr_error(format!(
-            "needs an input [N,C,…] with spatial dims, got {xs:?}"
-        )));
+        return Err(cx.attr_error(format!("needs an input [N,C,…] with spatial dims, got {xs:?}")));
     }
     let n = xs.len() - 2;
     let kernel = cx.spatial_attr("kernel_shape", n)?;
@@ -1043,13 +889,7 @@ fn pool(cx: &mut Cx, max: bool) -> Result<Id> {
     let pads = cx.pads(&xs[2..], &kernel, &strides, &dilations)?;
     let ceil = cx.int_attr("ceil_mode", Some(0))? != 0;
     let b = &mut cx.imp.b;
-    let (k, s, p, d, c) = (
-        b.dims(&kernel),
-        b.dims(&strides),
-        b.dims(&pads),
-        b.dims(&dilations),
-        b.int(ceil as i64),
-    );
+    let (k, s, p, d, c) = (b.dims(&kernel), b.dims(&strides), b.dims(&pads), b.dims(&dilations), b.int(ceil as i64));
     if max {
         cx.add(TensorLang::MaxPool([x, k, s, p, d, c]))
     } else {
@@ -1088,7 +928,9 @@ fn pad(cx: &mut Cx) -> Result<Id> {
     let axes: Vec<usize> = match axes {
         Some(axes) => axes
             .iter()
-            .map(|&a| normalize_axis(a, rank).ok_or_else(|| cx.attr_error(format!("axis {a} is outside the rank {rank}"))))
+            .map(|&a| {
+                normalize_axis(a, rank).ok_or_else(|| cx.attr_error(format!("axis {a} is outside the rank {rank}")))
+            })
             .collect::<Result<_>>()?,
         None => (0..rank).collect(),
     };
@@ -1113,18 +955,11 @@ fn dropout(cx: &mut Cx) -> Result<Vec<Option<Id>>> {
     if cx.input_name(2).is_some() && cx.const_input(2)?.to_i64_vec().first() == Some(&1) {
         // training mode drops elements at random, unless the ratio is 0
         let ratio = match cx.input_name(1) {
-            Some(_) => cx
-                .const_input(1)?
-                .to_f32_vec()
-                .first()
-                .copied()
-                .unwrap_or(0.5),
+            Some(_) => cx.const_input(1)?.to_f32_vec().first().copied().unwrap_or(0.5),
             None => 0.5,
         };
         if ratio != 0.0 {
-            return Err(
-                cx.unsupported("Dropout in training mode with a non-zero ratio (it is random)")
-            );
+            return Err(cx.unsupported("Dropout in training mode with a non-zero ratio (it is random)"));
         }
     }
     if cx.attr("is_test").is_some_and(|a| a.i == Some(0)) && cx.imp.opset < 7 {
@@ -1141,21 +976,14 @@ fn dropout(cx: &mut Cx) -> Result<Vec<Option<Id>>> {
 }
 
 fn constant(cx: &mut Cx) -> Result<Id> {
-    let attr = cx
-        .node
-        .attribute
-        .first()
-        .ok_or_else(|| cx.attr_error("Constant needs a value attribute".into()))?;
+    let attr = cx.node.attribute.first().ok_or_else(|| cx.attr_error("Constant needs a value attribute".into()))?;
     let name = attr.name.clone().unwrap_or_default();
     let value = match name.as_str() {
         "value" => cx.tensor_attr(attr)?,
         "value_float" => Tensor::scalar_f32(attr.f.unwrap_or(0.0)),
         "value_floats" => {
             let n = attr.floats.len();
-            Tensor::F32(
-                ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[n]), attr.floats.clone())
-                    .expect("1-D"),
-            )
+            Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[n]), attr.floats.clone()).expect("1-D"))
         }
         "value_int" => Tensor::I64(ndarray::arr0(attr.i.unwrap_or(0)).into_dyn()),
         "value_ints" => Tensor::i64_vec(attr.ints.clone()),
@@ -1175,11 +1003,7 @@ fn range(cx: &mut Cx) -> Result<Id> {
     }
     let t = match start.dtype() {
         DType::I64 => {
-            let (s, l, d) = (
-                start.to_i64_vec()[0],
-                limit.to_i64_vec()[0],
-                delta.to_i64_vec()[0],
-            );
+            let (s, l, d) = (start.to_i64_vec()[0], limit.to_i64_vec()[0], delta.to_i64_vec()[0]);
             if d == 0 {
                 return Err(cx.attr_error("Range delta must not be 0".into()));
             }
@@ -1187,11 +1011,7 @@ fn range(cx: &mut Cx) -> Result<Id> {
             Tensor::i64_vec((0..n).map(|i| s + i * d).collect())
         }
         DType::F32 => {
-            let (s, l, d) = (
-                start.to_f32_vec()[0],
-                limit.to_f32_vec()[0],
-                delta.to_f32_vec()[0],
-            );
+            let (s, l, d) = (start.to_f32_vec()[0], limit.to_f32_vec()[0], delta.to_f32_vec()[0]);
             if d == 0.0 {
                 return Err(cx.attr_error("Range delta must not be 0".into()));
             }

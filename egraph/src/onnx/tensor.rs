@@ -15,15 +15,10 @@ use std::path::Path;
 /// Decodes a tensor; `base_dir` is where external data files are looked up.
 pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Tensor> {
     let name = t.name.clone().unwrap_or_default();
-    let bad = |reason: String| Error::BadTensor {
-        name: name.clone(),
-        reason,
-    };
+    let bad = |reason: String| Error::BadTensor { name: name.clone(), reason };
     let code = t.data_type.unwrap_or(0);
-    let dtype = DType::from_onnx_code(code).ok_or_else(|| Error::UnsupportedType {
-        tensor: name.clone(),
-        dtype: onnx_type_name(code).into(),
-    })?;
+    let dtype = DType::from_onnx_code(code)
+        .ok_or_else(|| Error::UnsupportedType { tensor: name.clone(), dtype: onnx_type_name(code).into() })?;
     let shape = t
         .dims
         .iter()
@@ -56,37 +51,27 @@ pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Ten
         }
         return tensor_from_le_bytes(&ty, raw).map_err(bad);
     }
-    let count_error = |got: usize, field: &str| {
-        bad(format!(
-            "{field} holds {got} values, but {ty} needs {numel}"
-        ))
-    };
+    let count_error = |got: usize, field: &str| bad(format!("{field} holds {got} values, but {ty} needs {numel}"));
     let dims = IxDyn(&ty.shape);
     match dtype {
         DType::F32 => {
             if t.float_data.len() != numel {
                 return Err(count_error(t.float_data.len(), "float_data"));
             }
-            Ok(Tensor::F32(
-                ArrayD::from_shape_vec(dims, t.float_data.clone()).expect("count checked"),
-            ))
+            Ok(Tensor::F32(ArrayD::from_shape_vec(dims, t.float_data.clone()).expect("count checked")))
         }
         DType::I64 => {
             if t.int64_data.len() != numel {
                 return Err(count_error(t.int64_data.len(), "int64_data"));
             }
-            Ok(Tensor::I64(
-                ArrayD::from_shape_vec(dims, t.int64_data.clone()).expect("count checked"),
-            ))
+            Ok(Tensor::I64(ArrayD::from_shape_vec(dims, t.int64_data.clone()).expect("count checked")))
         }
         DType::Bool => {
             if t.int32_data.len() != numel {
                 return Err(count_error(t.int32_data.len(), "int32_data"));
             }
             let v = t.int32_data.iter().map(|&x| x != 0).collect();
-            Ok(Tensor::Bool(
-                ArrayD::from_shape_vec(dims, v).expect("count checked"),
-            ))
+            Ok(Tensor::Bool(ArrayD::from_shape_vec(dims, v).expect("count checked")))
         }
     }
 }
@@ -104,26 +89,14 @@ pub fn tensor_to_proto(t: &Tensor, name: &str) -> TensorProto {
 
 /// Reads a `TensorProto` file (`input_0.pb`, …).
 pub fn read_tensor_file(path: &Path) -> Result<(Option<String>, Tensor)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.into(),
-        source,
-    })?;
-    let proto = TensorProto::decode(bytes.as_slice()).map_err(|e| Error::Decode {
-        path: path.into(),
-        reason: format!("not a TensorProto: {e}"),
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { action: "read", path: path.into(), source })?;
+    let proto = TensorProto::decode(bytes.as_slice())
+        .map_err(|e| Error::Decode { path: path.into(), reason: format!("not a TensorProto: {e}") })?;
     if proto.dims.is_empty() && proto.data_type.is_none() && proto.raw_data.is_none() {
-        return Err(Error::Decode {
-            path: path.into(),
-            reason: "empty TensorProto (no type, no data)".into(),
-        });
+        return Err(Error::Decode { path: path.into(), reason: "empty TensorProto (no type, no data)".into() });
     }
     let tensor = tensor_from_proto(&proto, path.parent()).map_err(|e| match e {
-        Error::BadTensor { reason, .. } => Error::Decode {
-            path: path.into(),
-            reason,
-        },
+        Error::BadTensor { reason, .. } => Error::Decode { path: path.into(), reason },
         other => other,
     })?;
     Ok((proto.name.filter(|n| !n.is_empty()), tensor))
@@ -132,36 +105,23 @@ pub fn read_tensor_file(path: &Path) -> Result<(Option<String>, Tensor)> {
 /// Writes a tensor as a `TensorProto` file.
 pub fn write_tensor_file(path: &Path, tensor: &Tensor, name: &str) -> Result<()> {
     let bytes = tensor_to_proto(tensor, name).encode_to_vec();
-    std::fs::write(path, bytes).map_err(|source| Error::Io {
-        action: "write",
-        path: path.into(),
-        source,
-    })
+    std::fs::write(path, bytes).map_err(|source| Error::Io { action: "write", path: path.into(), source })
 }
 
 /// Decodes little-endian element data of type `ty`.
 pub fn tensor_from_le_bytes(ty: &TensorType, bytes: &[u8]) -> std::result::Result<Tensor, String> {
     let expected = ty.numel() * ty.dtype.byte_size();
     if bytes.len() != expected {
-        return Err(format!(
-            "{} bytes of data, but {ty} needs {expected}",
-            bytes.len()
-        ));
+        return Err(format!("{} bytes of data, but {ty} needs {expected}", bytes.len()));
     }
     let dims = IxDyn(&ty.shape);
     Ok(match ty.dtype {
         DType::F32 => {
-            let v = bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
+            let v = bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
             Tensor::F32(ArrayD::from_shape_vec(dims, v).expect("length checked"))
         }
         DType::I64 => {
-            let v = bytes
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect();
+            let v = bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
             Tensor::I64(ArrayD::from_shape_vec(dims, v).expect("length checked"))
         }
         DType::Bool => {
@@ -180,57 +140,31 @@ pub fn tensor_to_le_bytes(t: &Tensor) -> Vec<u8> {
     }
 }
 
-fn read_external(
-    t: &TensorProto,
-    base_dir: Option<&Path>,
-    len: usize,
-) -> std::result::Result<Vec<u8>, String> {
-    let entry = |key: &str| {
-        t.external_data
-            .iter()
-            .find(|e| e.key.as_deref() == Some(key))
-            .and_then(|e| e.value.clone())
-    };
+fn read_external(t: &TensorProto, base_dir: Option<&Path>, len: usize) -> std::result::Result<Vec<u8>, String> {
+    let entry =
+        |key: &str| t.external_data.iter().find(|e| e.key.as_deref() == Some(key)).and_then(|e| e.value.clone());
     let location = entry("location").ok_or("external data without a `location`")?;
     let rel = Path::new(&location);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(format!(
-            "external data location `{location}` must stay inside the model's folder"
-        ));
+    if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(format!("external data location `{location}` must stay inside the model's folder"));
     }
     let base = base_dir.ok_or("external data needs the model to be loaded from a file")?;
     let offset: u64 = match entry("offset") {
-        Some(o) => o
-            .parse()
-            .map_err(|_| format!("bad external data offset `{o}`"))?,
+        Some(o) => o.parse().map_err(|_| format!("bad external data offset `{o}`"))?,
         None => 0,
     };
     if let Some(l) = entry("length") {
-        let l: usize = l
-            .parse()
-            .map_err(|_| format!("bad external data length `{l}`"))?;
+        let l: usize = l.parse().map_err(|_| format!("bad external data length `{l}`"))?;
         if l != len {
-            return Err(format!(
-                "external data length {l} does not match the {len} bytes the shape needs"
-            ));
+            return Err(format!("external data length {l} does not match the {len} bytes the shape needs"));
         }
     }
     let path = base.join(rel);
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(&path)
-        .map_err(|e| format!("cannot open external data {}: {e}", path.display()))?;
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut f = std::fs::File::open(&path).map_err(|e| format!("cannot open external data {}: {e}", path.display()))?;
+    f.seek(SeekFrom::Start(offset)).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut buf = vec![0u8; len];
-    f.read_exact(&mut buf).map_err(|_| {
-        format!(
-            "external data {} is shorter than offset {offset} + {len} bytes",
-            path.display()
-        )
-    })?;
+    f.read_exact(&mut buf)
+        .map_err(|_| format!("external data {} is shorter than offset {offset} + {len} bytes", path.display()))?;
     Ok(buf)
 }

@@ -91,9 +91,7 @@ pub fn activate(x: &ndarray::ArrayD<f32>, act: Activation) -> ndarray::ArrayD<f3
 
 pub fn unary(x: &Tensor, op: Unary) -> Result<Tensor, String> {
     Ok(match (x, op) {
-        (Tensor::F32(a), Unary::Not) => {
-            return Err(format!("not of {}", Tensor::F32(a.clone()).ty()))
-        }
+        (Tensor::F32(a), Unary::Not) => return Err(format!("not of {}", Tensor::F32(a.clone()).ty())),
         (Tensor::F32(a), op) => Tensor::F32(a.mapv(|v| op.apply(v as f64) as f32)),
         (Tensor::I64(a), Unary::Neg) => Tensor::I64(a.mapv(i64::wrapping_neg)),
         (Tensor::I64(a), Unary::Abs) => Tensor::I64(a.mapv(i64::wrapping_abs)),
@@ -178,26 +176,16 @@ fn compare<T: PartialOrd>(op: Binary, p: T, q: T) -> bool {
 }
 
 /// Broadcasts two arrays against each other and combines them elementwise.
-fn zip2<A: Copy, B: Copy, C>(
-    a: &ArrayD<A>,
-    b: &ArrayD<B>,
-    f: impl Fn(A, B) -> C,
-) -> Result<ArrayD<C>, String> {
-    let shape = broadcast(a.shape(), b.shape()).ok_or_else(|| {
-        format!(
-            "shapes {:?} and {:?} do not broadcast",
-            a.shape(),
-            b.shape()
-        )
-    })?;
+fn zip2<A: Copy, B: Copy, C>(a: &ArrayD<A>, b: &ArrayD<B>, f: impl Fn(A, B) -> C) -> Result<ArrayD<C>, String> {
+    let shape = broadcast(a.shape(), b.shape())
+        .ok_or_else(|| format!("shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()))?;
     let (a, b) = (view_as(a, &shape), view_as(b, &shape));
     Ok(Zip::from(&a).and(&b).map_collect(|&p, &q| f(p, q)))
 }
 
 /// `a` broadcast to `shape` (which broadcasting has already validated).
 pub(crate) fn view_as<'a, T>(a: &'a ArrayD<T>, shape: &[usize]) -> ArrayViewD<'a, T> {
-    a.broadcast(IxDyn(shape))
-        .expect("shapes were checked to broadcast")
+    a.broadcast(IxDyn(shape)).expect("shapes were checked to broadcast")
 }
 
 /// `where(cond, x, y)` with three-way broadcasting.

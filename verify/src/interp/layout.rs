@@ -20,8 +20,7 @@ macro_rules! per_dtype {
 pub fn reshape(x: &Tensor, shape: &[usize]) -> Result<Tensor, String> {
     fn go<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, String> {
         let data: Vec<T> = a.iter().cloned().collect();
-        ArrayD::from_shape_vec(IxDyn(shape), data)
-            .map_err(|e| format!("reshape {:?} to {shape:?}: {e}", a.shape()))
+        ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| format!("reshape {:?} to {shape:?}: {e}", a.shape()))
     }
     Ok(match x {
         Tensor::F32(a) => Tensor::F32(go(a, shape)?),
@@ -46,35 +45,18 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor, String> {
         ndarray::concatenate(Axis(axis), &views).map_err(|e| format!("concat: {e}"))
     }
     let first = parts.first().ok_or("concat of nothing")?;
-    let mismatch = || {
-        format!(
-            "concat of mixed types {:?}",
-            parts.iter().map(|p| p.dtype()).collect::<Vec<_>>()
-        )
-    };
+    let mismatch = || format!("concat of mixed types {:?}", parts.iter().map(|p| p.dtype()).collect::<Vec<_>>());
     Ok(match first {
         Tensor::F32(_) => Tensor::F32(go(
-            parts
-                .iter()
-                .map(|p| p.as_f32().map(|a| a.view()))
-                .collect::<Option<_>>()
-                .ok_or_else(mismatch)?,
+            parts.iter().map(|p| p.as_f32().map(|a| a.view())).collect::<Option<_>>().ok_or_else(mismatch)?,
             axis,
         )?),
         Tensor::I64(_) => Tensor::I64(go(
-            parts
-                .iter()
-                .map(|p| p.as_i64().map(|a| a.view()))
-                .collect::<Option<_>>()
-                .ok_or_else(mismatch)?,
+            parts.iter().map(|p| p.as_i64().map(|a| a.view())).collect::<Option<_>>().ok_or_else(mismatch)?,
             axis,
         )?),
         Tensor::Bool(_) => Tensor::Bool(go(
-            parts
-                .iter()
-                .map(|p| p.as_bool().map(|a| a.view()))
-                .collect::<Option<_>>()
-                .ok_or_else(mismatch)?,
+            parts.iter().map(|p| p.as_bool().map(|a| a.view())).collect::<Option<_>>().ok_or_else(mismatch)?,
             axis,
         )?),
     })
@@ -115,9 +97,7 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: usize) -> Result<Tensor, Strin
             if (0..dim).contains(&j) {
                 Ok(j as usize)
             } else {
-                Err(format!(
-                    "gather index {i} is out of range for axis {axis} of size {dim}"
-                ))
+                Err(format!("gather index {i} is out of range for axis {axis} of size {dim}"))
             }
         })
         .collect::<Result<_, _>>()?;

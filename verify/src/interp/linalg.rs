@@ -7,27 +7,14 @@ use saturate_egraph::shape::broadcast;
 /// numpy `matmul`: the last two axes multiply, leading axes broadcast, and 1-D operands
 /// are treated as a row (left) or column (right) vector whose axis is then dropped.
 pub fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32>, String> {
-    let a2 = if a.ndim() == 1 {
-        a.view().insert_axis(Axis(0))
-    } else {
-        a.view()
-    };
-    let b2 = if b.ndim() == 1 {
-        b.view().insert_axis(Axis(1))
-    } else {
-        b.view()
-    };
+    let a2 = if a.ndim() == 1 { a.view().insert_axis(Axis(0)) } else { a.view() };
+    let b2 = if b.ndim() == 1 { b.view().insert_axis(Axis(1)) } else { b.view() };
     let (ra, rb) = (a2.ndim(), b2.ndim());
     let (m, k, n) = (a2.shape()[ra - 2], a2.shape()[ra - 1], b2.shape()[rb - 1]);
     if b2.shape()[rb - 2] != k {
-        return Err(format!(
-            "matmul inner dimensions differ: {:?} × {:?}",
-            a.shape(),
-            b.shape()
-        ));
+        return Err(format!("matmul inner dimensions differ: {:?} × {:?}", a.shape(), b.shape()));
     }
-    let batch = broadcast(&a2.shape()[..ra - 2], &b2.shape()[..rb - 2])
-        .ok_or("matmul batch dims do not broadcast")?;
+    let batch = broadcast(&a2.shape()[..ra - 2], &b2.shape()[..rb - 2]).ok_or("matmul batch dims do not broadcast")?;
     let mut full_a = batch.clone();
     full_a.extend([m, k]);
     let mut full_b = batch.clone();
@@ -64,14 +51,8 @@ pub fn gemm(
     trans_a: bool,
     trans_b: bool,
 ) -> Result<ArrayD<f32>, String> {
-    let a = a
-        .view()
-        .into_dimensionality::<Ix2>()
-        .map_err(|e| e.to_string())?;
-    let b = b
-        .view()
-        .into_dimensionality::<Ix2>()
-        .map_err(|e| e.to_string())?;
+    let a = a.view().into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
+    let b = b.view().into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
     let a = if trans_a { a.reversed_axes() } else { a };
     let b = if trans_b { b.reversed_axes() } else { b };
     let prod = dot_f64(a, b);

@@ -28,18 +28,9 @@ pub enum InterpError {
     #[error("the model takes {expected} input(s), but {got} were given")]
     InputCount { expected: usize, got: usize },
     #[error("input {index} (`{name}`) must be {expected}, but the given tensor is {got}")]
-    InputType {
-        index: usize,
-        name: String,
-        expected: String,
-        got: String,
-    },
+    InputType { index: usize, name: String, expected: String, got: String },
     #[error("node #{id} ({op}): {reason}")]
-    Node {
-        id: usize,
-        op: String,
-        reason: String,
-    },
+    Node { id: usize, op: String, reason: String },
     #[error("{0}")]
     Graph(#[from] saturate_egraph::Error),
 }
@@ -48,10 +39,7 @@ pub enum InterpError {
 pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
     let metas = graph.check()?;
     if inputs.len() != graph.inputs.len() {
-        return Err(InterpError::InputCount {
-            expected: graph.inputs.len(),
-            got: inputs.len(),
-        });
+        return Err(InterpError::InputCount { expected: graph.inputs.len(), got: inputs.len() });
     }
     let mut values: Vec<Option<Tensor>> = vec![None; graph.expr.len()];
     for (index, (port, tensor)) in graph.inputs.iter().zip(inputs).enumerate() {
@@ -86,16 +74,8 @@ pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError>
         let value = match node {
             TensorLang::Weight([name, ..]) => graph.weights[graph.name_of(*name)].clone(),
             TensorLang::Input(_) => unreachable!("inputs were bound above"),
-            _ => eval_node(&graph.expr, id, &|c| {
-                values[usize::from(c)]
-                    .as_ref()
-                    .expect("operands are computed first")
-            })
-            .map_err(|reason| InterpError::Node {
-                id: i,
-                op: node.to_string(),
-                reason,
-            })?,
+            _ => eval_node(&graph.expr, id, &|c| values[usize::from(c)].as_ref().expect("operands are computed first"))
+                .map_err(|reason| InterpError::Node { id: i, op: node.to_string(), reason })?,
         };
         values[i] = Some(value);
         for &c in node.children() {
@@ -104,15 +84,7 @@ pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError>
             }
         }
     }
-    Ok(graph
-        .outputs
-        .iter()
-        .map(|p| {
-            values[usize::from(p.id)]
-                .clone()
-                .expect("outputs are computed")
-        })
-        .collect())
+    Ok(graph.outputs.iter().map(|p| values[usize::from(p.id)].clone().expect("outputs are computed")).collect())
 }
 
 /// The interpreter as the constant folder of ONNX import.
@@ -120,25 +92,17 @@ pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError>
 pub struct Interpreter;
 
 impl ConstantFolder for Interpreter {
-    fn fold(
-        &self,
-        expr: &RecExpr<TensorLang>,
-        id: Id,
-        weights: &BTreeMap<String, Tensor>,
-    ) -> Result<Tensor, String> {
+    fn fold(&self, expr: &RecExpr<TensorLang>, id: Id, weights: &BTreeMap<String, Tensor>) -> Result<Tensor, String> {
         let mut operands: BTreeMap<Id, Tensor> = BTreeMap::new();
         for &c in expr[id].children() {
             let value = match &expr[c] {
                 TensorLang::Weight([name, ..]) => match &expr[*name] {
-                    TensorLang::Name(n) => weights
-                        .get(n.as_str())
-                        .cloned()
-                        .ok_or(format!("weight %{n} has no data"))?,
+                    TensorLang::Name(n) => {
+                        weights.get(n.as_str()).cloned().ok_or(format!("weight %{n} has no data"))?
+                    }
                     _ => return Err("malformed weight node".into()),
                 },
-                TensorLang::Fill(_) => {
-                    eval_node(expr, c, &|_| unreachable!("fill has no operands"))?
-                }
+                TensorLang::Fill(_) => eval_node(expr, c, &|_| unreachable!("fill has no operands"))?,
                 n if n.is_attribute() => continue,
                 other => return Err(format!("operand {other} is not a constant")),
             };
@@ -149,18 +113,12 @@ impl ConstantFolder for Interpreter {
 }
 
 /// Evaluates op node `id` of `expr`, given the values of its tensor operands.
-pub fn eval_node<'v>(
-    expr: &RecExpr<TensorLang>,
-    id: Id,
-    operand: &dyn Fn(Id) -> &'v Tensor,
-) -> Result<Tensor, String> {
+pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) -> &'v Tensor) -> Result<Tensor, String> {
     use elementwise::{Binary, Unary};
     use TensorLang as L;
     let a = Attrs { expr };
     let f32_of = |id: Id| -> Result<&ArrayD<f32>, String> {
-        operand(id)
-            .as_f32()
-            .ok_or_else(|| format!("expected an f32 operand, found {}", operand(id).ty()))
+        operand(id).as_f32().ok_or_else(|| format!("expected an f32 operand, found {}", operand(id).ty()))
     };
     Ok(match &expr[id] {
         L::Input(_) | L::Weight(_) => return Err("sources are bound by the caller".into()),
@@ -179,12 +137,8 @@ pub fn eval_node<'v>(
         L::Floor(x) => elementwise::unary(operand(*x), Unary::Floor)?,
         L::Ceil(x) => elementwise::unary(operand(*x), Unary::Ceil)?,
         L::Not(x) => elementwise::unary(operand(*x), Unary::Not)?,
-        L::LeakyRelu([x, alpha]) => {
-            elementwise::unary(operand(*x), Unary::LeakyRelu(a.float(*alpha)))?
-        }
-        L::Clip([x, lo, hi]) => {
-            elementwise::unary(operand(*x), Unary::Clip(a.float(*lo), a.float(*hi)))?
-        }
+        L::LeakyRelu([x, alpha]) => elementwise::unary(operand(*x), Unary::LeakyRelu(a.float(*alpha)))?,
+        L::Clip([x, lo, hi]) => elementwise::unary(operand(*x), Unary::Clip(a.float(*lo), a.float(*hi)))?,
         L::Cast([x, d]) => elementwise::cast(operand(*x), a.dtype(*d)),
 
         L::Add([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Add)?,
@@ -212,36 +166,20 @@ pub fn eval_node<'v>(
             a.int(*tb) != 0,
         )?),
 
-        L::ReduceSum([x, axes, keep]) => reduce::reduce(
-            operand(*x),
-            &a.axes(*axes),
-            a.int(*keep) != 0,
-            reduce::Reduction::Sum,
-        )?,
-        L::ReduceMean([x, axes, keep]) => reduce::reduce(
-            operand(*x),
-            &a.axes(*axes),
-            a.int(*keep) != 0,
-            reduce::Reduction::Mean,
-        )?,
-        L::ReduceMax([x, axes, keep]) => reduce::reduce(
-            operand(*x),
-            &a.axes(*axes),
-            a.int(*keep) != 0,
-            reduce::Reduction::Max,
-        )?,
-        L::ReduceMin([x, axes, keep]) => reduce::reduce(
-            operand(*x),
-            &a.axes(*axes),
-            a.int(*keep) != 0,
-            reduce::Reduction::Min,
-        )?,
-        L::Softmax([x, axis]) => {
-            Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, false))
+        L::ReduceSum([x, axes, keep]) => {
+            reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Sum)?
         }
-        L::LogSoftmax([x, axis]) => {
-            Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, true))
+        L::ReduceMean([x, axes, keep]) => {
+            reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Mean)?
         }
+        L::ReduceMax([x, axes, keep]) => {
+            reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Max)?
+        }
+        L::ReduceMin([x, axes, keep]) => {
+            reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Min)?
+        }
+        L::Softmax([x, axis]) => Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, false)),
+        L::LogSoftmax([x, axis]) => Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, true)),
         L::LayerNorm([x, scale, bias, axis, eps]) => Tensor::F32(reduce::layer_norm(
             f32_of(*x)?,
             f32_of(*scale)?,
@@ -251,12 +189,7 @@ pub fn eval_node<'v>(
         )?),
         L::BatchNorm([x, scale, bias, mean, var, eps]) => Tensor::F32(reduce::batch_norm(
             f32_of(*x)?,
-            [
-                f32_of(*scale)?,
-                f32_of(*bias)?,
-                f32_of(*mean)?,
-                f32_of(*var)?,
-            ],
+            [f32_of(*scale)?, f32_of(*bias)?, f32_of(*mean)?, f32_of(*var)?],
             a.float(*eps),
         )),
         L::Lrn([x, size, alpha, beta, bias]) => Tensor::F32(reduce::lrn(
@@ -279,15 +212,10 @@ pub fn eval_node<'v>(
             let parts: Vec<&Tensor> = children[1..].iter().map(|&c| operand(c)).collect();
             layout::concat(&parts, a.int(children[0]) as usize)?
         }
-        L::Slice([x, starts, ends, steps]) => layout::slice(
-            operand(*x),
-            &a.ints(*starts),
-            &a.ints(*ends),
-            &a.ints(*steps),
-        ),
-        L::Gather([x, idx, axis]) => {
-            layout::gather(operand(*x), operand(*idx), a.int(*axis) as usize)?
+        L::Slice([x, starts, ends, steps]) => {
+            layout::slice(operand(*x), &a.ints(*starts), &a.ints(*ends), &a.ints(*steps))
         }
+        L::Gather([x, idx, axis]) => layout::gather(operand(*x), operand(*idx), a.int(*axis) as usize)?,
 
         L::Conv([x, w, b, strides, pads, dilations, group]) => {
             let win = window::Window {
@@ -296,13 +224,7 @@ pub fn eval_node<'v>(
                 pads: a.dims(*pads),
                 dilations: a.dims(*dilations),
             };
-            Tensor::F32(window::conv(
-                f32_of(*x)?,
-                f32_of(*w)?,
-                f32_of(*b)?,
-                &win,
-                a.int(*group) as usize,
-            ))
+            Tensor::F32(window::conv(f32_of(*x)?, f32_of(*w)?, f32_of(*b)?, &win, a.int(*group) as usize))
         }
         L::MaxPool([x, kernel, strides, pads, dilations, _ceil]) => {
             let win = window::Window {
@@ -323,9 +245,7 @@ pub fn eval_node<'v>(
                 dilations: a.dims(*dilations),
             };
             let out = output_shape(expr, id, operand)?;
-            let kind = window::PoolKind::Average {
-                count_include_pad: a.int(*include_pad) != 0,
-            };
+            let kind = window::PoolKind::Average { count_include_pad: a.int(*include_pad) != 0 };
             Tensor::F32(window::pool(f32_of(*x)?, &win, &out, kind))
         }
         L::Pad([x, pads, value]) => layout::pad(operand(*x), &a.dims(*pads), a.float(*value))?,
@@ -341,11 +261,18 @@ pub fn eval_node<'v>(
             Tensor::F32(elementwise::activate(biased.as_f32().expect("f32"), a.act(*act)))
         }
         L::ConvBiasAct([x, w, b, strides, pads, dilations, group, act]) => {
-            let win = window::Window { kernel: f32_of(*w)?.shape()[2..].to_vec(), strides: a.dims(*strides), pads: a.dims(*pads), dilations: a.dims(*dilations) };
+            let win = window::Window {
+                kernel: f32_of(*w)?.shape()[2..].to_vec(),
+                strides: a.dims(*strides),
+                pads: a.dims(*pads),
+                dilations: a.dims(*dilations),
+            };
             let conv = window::conv(f32_of(*x)?, f32_of(*w)?, f32_of(*b)?, &win, a.int(*group) as usize);
             Tensor::F32(elementwise::activate(&conv, a.act(*act)))
         }
-        L::Attention([q, k, v, scale]) => Tensor::F32(linalg::attention(f32_of(*q)?, f32_of(*k)?, f32_of(*v)?, a.float(*scale))?),
+        L::Attention([q, k, v, scale]) => {
+            Tensor::F32(linalg::attention(f32_of(*q)?, f32_of(*k)?, f32_of(*v)?, a.float(*scale))?)
+        }
         L::GlobalAvgPool(x) => Tensor::F32(window::global_pool(f32_of(*x)?, false)),
         L::GlobalMaxPool(x) => Tensor::F32(window::global_pool(f32_of(*x)?, true)),
 
@@ -365,10 +292,8 @@ fn output_shape<'v>(
         .iter()
         .map(|&c| {
             let meta = if expr[c].is_attribute() {
-                saturate_egraph::infer::infer(&expr[c], &|_| {
-                    unreachable!("leaves have no children")
-                })
-                .expect("leaves infer")
+                saturate_egraph::infer::infer(&expr[c], &|_| unreachable!("leaves have no children"))
+                    .expect("leaves infer")
             } else {
                 Meta::Tensor(operand(c).ty())
             };

@@ -27,19 +27,13 @@ pub fn reduce(x: &Tensor, axes: &[usize], keep: bool, r: Reduction) -> Result<Te
                     let v = match r {
                         Reduction::Sum => row.iter().map(|&v| v as f64).sum(),
                         Reduction::Mean => row.iter().map(|&v| v as f64).sum::<f64>() / n,
-                        Reduction::Max => row
-                            .iter()
-                            .fold(f64::NEG_INFINITY, |m, &v| nan_max(m, v as f64)),
-                        Reduction::Min => row
-                            .iter()
-                            .fold(f64::INFINITY, |m, &v| -nan_max(-m, -(v as f64))),
+                        Reduction::Max => row.iter().fold(f64::NEG_INFINITY, |m, &v| nan_max(m, v as f64)),
+                        Reduction::Min => row.iter().fold(f64::INFINITY, |m, &v| -nan_max(-m, -(v as f64))),
                     };
                     v as f32
                 })
                 .collect();
-            Tensor::F32(
-                ArrayD::from_shape_vec(IxDyn(&out_shape(a.shape())), values).expect("sizes match"),
-            )
+            Tensor::F32(ArrayD::from_shape_vec(IxDyn(&out_shape(a.shape())), values).expect("sizes match"))
         }
         Tensor::I64(a) => {
             let rows = rows_over(a, axes);
@@ -48,16 +42,12 @@ pub fn reduce(x: &Tensor, axes: &[usize], keep: bool, r: Reduction) -> Result<Te
                 .map(|row| match r {
                     Reduction::Sum => row.iter().fold(0i64, |s, &v| s.wrapping_add(v)),
                     Reduction::Mean if row.is_empty() => 0,
-                    Reduction::Mean => {
-                        row.iter().fold(0i64, |s, &v| s.wrapping_add(v)) / row.len() as i64
-                    }
+                    Reduction::Mean => row.iter().fold(0i64, |s, &v| s.wrapping_add(v)) / row.len() as i64,
                     Reduction::Max => row.iter().copied().max().unwrap_or(i64::MIN),
                     Reduction::Min => row.iter().copied().min().unwrap_or(i64::MAX),
                 })
                 .collect();
-            Tensor::I64(
-                ArrayD::from_shape_vec(IxDyn(&out_shape(a.shape())), values).expect("sizes match"),
-            )
+            Tensor::I64(ArrayD::from_shape_vec(IxDyn(&out_shape(a.shape())), values).expect("sizes match"))
         }
         Tensor::Bool(a) => {
             // max of booleans is "any", min is "all"
@@ -73,9 +63,7 @@ pub fn reduce(x: &Tensor, axes: &[usize], keep: bool, r: Reduction) -> Result<Te
             if matches!(r, Reduction::Sum | Reduction::Mean) {
                 return Err("cannot sum booleans".into());
             }
-            Tensor::Bool(
-                ArrayD::from_shape_vec(IxDyn(&out_shape(a.shape())), values).expect("sizes match"),
-            )
+            Tensor::Bool(ArrayD::from_shape_vec(IxDyn(&out_shape(a.shape())), values).expect("sizes match"))
         }
     })
 }
@@ -113,11 +101,7 @@ pub fn softmax(x: &ArrayD<f32>, axis: usize, log: bool) -> ArrayD<f32> {
         let shifted: Vec<f64> = values.iter().map(|v| v - max).collect();
         let sum: f64 = shifted.iter().map(|v| v.exp()).sum();
         for (o, s) in lane.iter_mut().zip(shifted) {
-            *o = if log {
-                (s - sum.ln()) as f32
-            } else {
-                (s.exp() / sum) as f32
-            };
+            *o = if log { (s - sum.ln()) as f32 } else { (s.exp() / sum) as f32 };
         }
     }
     out
@@ -173,11 +157,7 @@ pub fn rms_norm(x: &ArrayD<f32>, scale: &ArrayD<f32>, axis: usize, eps: f32) -> 
 }
 
 /// Inference batch norm over channel axis 1.
-pub fn batch_norm(
-    x: &ArrayD<f32>,
-    [scale, bias, mean, var]: [&ArrayD<f32>; 4],
-    eps: f32,
-) -> ArrayD<f32> {
+pub fn batch_norm(x: &ArrayD<f32>, [scale, bias, mean, var]: [&ArrayD<f32>; 4], eps: f32) -> ArrayD<f32> {
     let mut out = x.clone();
     for (c, mut channel) in out.axis_iter_mut(Axis(1)).enumerate() {
         let inv = 1.0 / (var[[c]] as f64 + eps as f64).sqrt();
@@ -201,17 +181,13 @@ pub fn lrn(x: &ArrayD<f32>, size: usize, alpha: f32, beta: f32, bias: f32) -> Ar
             let hi = (c + after).min(channels - 1);
             let mut square_sum = ArrayD::<f64>::zeros(input.index_axis(Axis(0), c).raw_dim());
             for j in lo..=hi {
-                square_sum.zip_mut_with(&input.index_axis(Axis(0), j), |s, &v| {
-                    *s += (v as f64) * (v as f64)
-                });
+                square_sum.zip_mut_with(&input.index_axis(Axis(0), j), |s, &v| *s += (v as f64) * (v as f64));
             }
             let mut target = sample.index_axis_mut(Axis(0), c);
-            ndarray::Zip::from(&mut target)
-                .and(&square_sum)
-                .for_each(|o, &s| {
-                    let denom = (bias as f64 + alpha as f64 / size as f64 * s).powf(beta as f64);
-                    *o = (*o as f64 / denom) as f32;
-                });
+            ndarray::Zip::from(&mut target).and(&square_sum).for_each(|o, &s| {
+                let denom = (bias as f64 + alpha as f64 / size as f64 * s).powf(beta as f64);
+                *o = (*o as f64 / denom) as f32;
+            });
         }
     }
     out

@@ -25,8 +25,7 @@ impl Window {
     /// fall in the padding (negative, or ≥ the input size).
     fn tap_coords(&self, out: &[usize], tap: &[usize], coords: &mut [i64]) {
         for d in 0..self.spatial() {
-            coords[d] = (out[d] * self.strides[d] + tap[d] * self.dilations[d]) as i64
-                - self.pads[d] as i64;
+            coords[d] = (out[d] * self.strides[d] + tap[d] * self.dilations[d]) as i64 - self.pads[d] as i64;
         }
     }
 }
@@ -55,13 +54,7 @@ fn ravel(coords: &[i64], dims: &[usize]) -> Option<usize> {
 const BLOCK: usize = 2048;
 
 /// Grouped N-d convolution: `x [N,C,S…]`, `w [M,C/group,K…]`, `b [M]` → `[N,M,O…]`.
-pub fn conv(
-    x: &ArrayD<f32>,
-    w: &ArrayD<f32>,
-    b: &ArrayD<f32>,
-    win: &Window,
-    group: usize,
-) -> ArrayD<f32> {
+pub fn conv(x: &ArrayD<f32>, w: &ArrayD<f32>, b: &ArrayD<f32>, win: &Window, group: usize) -> ArrayD<f32> {
     let (batch, channels) = (x.shape()[0], x.shape()[1]);
     let spatial_in = &x.shape()[2..];
     let m = w.shape()[0];
@@ -69,8 +62,7 @@ pub fn conv(
     let out_dims: Vec<usize> = (0..win.spatial())
         .map(|d| {
             let extent = (win.kernel[d] - 1) * win.dilations[d] + 1;
-            (spatial_in[d] + win.pads[d] + win.pads[d + win.spatial()] - extent) / win.strides[d]
-                + 1
+            (spatial_in[d] + win.pads[d] + win.pads[d + win.spatial()] - extent) / win.strides[d] + 1
         })
         .collect();
     let positions: usize = out_dims.iter().product();
@@ -80,18 +72,10 @@ pub fn conv(
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
     // weights as [M, C/group · taps] matrices
-    let w2 = w
-        .as_standard_layout()
-        .into_owned()
-        .into_shape_with_order((m, cg * taps))
-        .expect("weight size");
+    let w2 = w.as_standard_layout().into_owned().into_shape_with_order((m, cg * taps)).expect("weight size");
 
     let mut out = vec![0f32; batch * m * positions];
-    let (mut o, mut t, mut coords) = (
-        vec![0; win.spatial()],
-        vec![0; win.spatial()],
-        vec![0i64; win.spatial()],
-    );
+    let (mut o, mut t, mut coords) = (vec![0; win.spatial()], vec![0; win.spatial()], vec![0i64; win.spatial()]);
     for n in 0..batch {
         for g in 0..group {
             let wg = w2.slice(ndarray::s![g * mg..(g + 1) * mg, ..]);
@@ -106,8 +90,7 @@ pub fn conv(
                         if let Some(at) = ravel(&coords, spatial_in) {
                             for c in 0..cg {
                                 let channel = g * cg + c;
-                                cols[[c * taps + tap, j]] =
-                                    xs[(n * channels + channel) * in_size + at];
+                                cols[[c * taps + tap, j]] = xs[(n * channels + channel) * in_size + at];
                             }
                         }
                     }
@@ -151,44 +134,31 @@ pub fn pool(x: &ArrayD<f32>, win: &Window, out_shape: &[usize], kind: PoolKind) 
     let xs = x.as_slice().expect("standard layout");
     let planes = out_shape[0] * out_shape[1];
     let mut out = Vec::with_capacity(planes * positions);
-    let (mut o, mut t, mut coords) = (
-        vec![0; win.spatial()],
-        vec![0; win.spatial()],
-        vec![0i64; win.spatial()],
-    );
+    let (mut o, mut t, mut coords) = (vec![0; win.spatial()], vec![0; win.spatial()], vec![0i64; win.spatial()]);
     for plane in 0..planes {
         let input = &xs[plane * in_size..(plane + 1) * in_size];
         for p in 0..positions {
             unravel(p, out_dims, &mut o);
-            let (mut max, mut sum, mut inside, mut in_padded) =
-                (f64::NEG_INFINITY, 0f64, 0usize, 0usize);
+            let (mut max, mut sum, mut inside, mut in_padded) = (f64::NEG_INFINITY, 0f64, 0usize, 0usize);
             for tap in 0..taps {
                 unravel(tap, &win.kernel, &mut t);
                 win.tap_coords(&o, &t, &mut coords);
-                let within_padding = (0..win.spatial())
-                    .all(|d| coords[d] < (spatial_in[d] + win.pads[d + win.spatial()]) as i64);
+                let within_padding =
+                    (0..win.spatial()).all(|d| coords[d] < (spatial_in[d] + win.pads[d + win.spatial()]) as i64);
                 if within_padding {
                     in_padded += 1;
                 }
                 if let Some(at) = ravel(&coords, spatial_in) {
                     let v = input[at] as f64;
-                    max = if v.is_nan() || max.is_nan() {
-                        f64::NAN
-                    } else {
-                        max.max(v)
-                    };
+                    max = if v.is_nan() || max.is_nan() { f64::NAN } else { max.max(v) };
                     sum += v;
                     inside += 1;
                 }
             }
             out.push(match kind {
                 PoolKind::Max => max as f32,
-                PoolKind::Average {
-                    count_include_pad: true,
-                } => (sum / in_padded as f64) as f32,
-                PoolKind::Average {
-                    count_include_pad: false,
-                } => (sum / inside as f64) as f32,
+                PoolKind::Average { count_include_pad: true } => (sum / in_padded as f64) as f32,
+                PoolKind::Average { count_include_pad: false } => (sum / inside as f64) as f32,
             });
         }
     }
@@ -200,26 +170,23 @@ pub fn global_pool(x: &ArrayD<f32>, max: bool) -> ArrayD<f32> {
     let mut shape = x.shape().to_vec();
     let planes = shape[0] * shape[1];
     shape[2..].iter_mut().for_each(|d| *d = 1);
-    let flat = x
-        .as_standard_layout()
-        .into_owned()
-        .into_shape_with_order((planes, x.len() / planes.max(1)))
-        .expect("planes");
-    let values: Vec<f32> = flat
-        .axis_iter(Axis(0))
-        .map(|row| {
-            if max {
-                row.iter().fold(f64::NEG_INFINITY, |m, &v| {
-                    if v.is_nan() || m.is_nan() {
-                        f64::NAN
-                    } else {
-                        m.max(v as f64)
-                    }
-                }) as f32
-            } else {
-                (row.iter().map(|&v| v as f64).sum::<f64>() / row.len() as f64) as f32
-            }
-        })
-        .collect();
+    let flat =
+        x.as_standard_layout().into_owned().into_shape_with_order((planes, x.len() / planes.max(1))).expect("planes");
+    let values: Vec<f32> =
+        flat.axis_iter(Axis(0))
+            .map(|row| {
+                if max {
+                    row.iter().fold(f64::NEG_INFINITY, |m, &v| {
+                        if v.is_nan() || m.is_nan() {
+                            f64::NAN
+                        } else {
+                            m.max(v as f64)
+                        }
+                    }) as f32
+                } else {
+                    (row.iter().map(|&v| v as f64).sum::<f64>() / row.len() as f64) as f32
+                }
+            })
+            .collect();
     ArrayD::from_shape_vec(IxDyn(&shape), values).expect("global pool size")
 }
