@@ -37,12 +37,17 @@ fn int(v: i64) -> Option<TensorLang> {
     Some(TensorLang::Int(v))
 }
 
+/// The value of a splat class, or of a float literal.
+fn value(a: &GuardArg) -> Option<f32> {
+    a.facts().splat.or_else(|| a.float())
+}
+
 fn splat2(a: &[GuardArg], f: fn(f32, f32) -> f32) -> Option<TensorLang> {
-    float(f(a[0].facts().splat?, a[1].facts().splat?))
+    float(f(value(&a[0])?, value(&a[1])?))
 }
 
 fn float2(a: &[GuardArg], f: fn(f32, f32) -> f32) -> Option<TensorLang> {
-    float(f(a[0].float()?, a[1].float()?))
+    float(f(value(&a[0])?, value(&a[1])?))
 }
 
 fn shape_of(a: &GuardArg) -> Option<Vec<i64>> {
@@ -51,6 +56,28 @@ fn shape_of(a: &GuardArg) -> Option<Vec<i64>> {
 
 fn axis_of(a: &GuardArg) -> Option<usize> {
     usize::try_from(a.int()?).ok()
+}
+
+fn dims(v: &[usize]) -> Option<TensorLang> {
+    ints(v.iter().map(|&d| d as i64).collect())
+}
+
+/// Composes two positive-step slices: the `which` list (0 starts, 1 ends, 2 steps) of
+/// slice(slice(x, s1, e1, t1), s2, e2, t2) as one slice.
+fn compose_slices(a: &[GuardArg], which: usize) -> Option<TensorLang> {
+    let (s1, e1, t1, s2, e2, t2) = (a[0].ints()?, a[1].ints()?, a[2].ints()?, a[3].ints()?, a[4].ints()?, a[5].ints()?);
+    let n = s1.len();
+    if [e1.len(), t1.len(), s2.len(), e2.len(), t2.len()].iter().any(|&l| l != n) || t1.iter().chain(t2).any(|&t| t <= 0) {
+        return None;
+    }
+    let out = (0..n)
+        .map(|i| match which {
+            0 => s1[i] + s2[i] * t1[i],
+            1 => (s1[i] + e2[i] * t1[i]).min(e1[i]).max(s1[i] + s2[i] * t1[i]),
+            _ => t1[i] * t2[i],
+        })
+        .collect();
+    ints(out)
 }
 
 /// Every function rule files can use.
@@ -216,14 +243,14 @@ pub static FUNCTIONS: &[Function] = &[
     Function {
         name: "float-add",
         arity: 2,
-        doc: "(float-add ?a ?b): the sum of two float attributes",
+        doc: "(float-add ?a ?b): the sum of two float attributes (or splat values)",
         eval: |a| float2(a, |x, y| x + y),
     },
     Function {
         name: "float-mul",
         arity: 2,
         doc: "(float-mul ?a ?b): the product of two float attributes (or splat values)",
-        eval: |a| float(a[0].float().or(a[0].facts().splat)? * a[1].float().or(a[1].facts().splat)?),
+        eval: |a| float2(a, |x, y| x * y),
     },
     Function {
         name: "float-max",
@@ -303,6 +330,214 @@ pub static FUNCTIONS: &[Function] = &[
                 return None;
             }
             ints(p[2..rank].iter().chain(&p[rank + 2..]).copied().collect())
+        },
+    },
+    Function {
+        name: "squeezed-shape",
+        arity: 2,
+        doc: "(squeezed-shape ?x ?axes): the shape of ?x without ?axes",
+        eval: |a| {
+            let (t, axes) = (a[0].tensor()?, a[1].ints()?);
+            dims(&(0..t.rank()).filter(|&i| !axes.contains(&(i as i64))).map(|i| t.shape[i]).collect::<Vec<_>>())
+        },
+    },
+    Function {
+        name: "unsqueezed-shape",
+        arity: 2,
+        doc: "(unsqueezed-shape ?x ?axes): the shape of ?x with size-1 axes inserted at ?axes",
+        eval: |a| {
+            let (t, axes) = (a[0].tensor()?, a[1].ints()?);
+            let rank = t.rank() + axes.len();
+            let mut it = t.shape.iter();
+            dims(&(0..rank).map(|i| if axes.contains(&(i as i64)) { Some(1) } else { it.next().copied() }).collect::<Option<Vec<_>>>()?)
+        },
+    },
+    Function {
+        name: "flattened-shape",
+        arity: 2,
+        doc: "(flattened-shape ?x ?axis): the 2-D shape flatten(?x, ?axis) has",
+        eval: |a| {
+            let (t, axis) = (a[0].tensor()?, axis_of(&a[1])?);
+            (axis <= t.rank()).then(|| vec![t.shape[..axis].iter().product(), t.shape[axis..].iter().product()]).and_then(|v: Vec<usize>| dims(&v))
+        },
+    },
+    Function {
+        name: "permuted-shape",
+        arity: 2,
+        doc: "(permuted-shape ?x ?perm): the shape of transpose(?x, ?perm)",
+        eval: |a| {
+            let (t, p) = (a[0].tensor()?, a[1].ints()?);
+            dims(&p.iter().map(|&i| t.shape.get(i as usize).copied()).collect::<Option<Vec<_>>>()?)
+        },
+    },
+    Function {
+        name: "broadcast-lists",
+        arity: 2,
+        doc: "(broadcast-lists ?a ?b): the broadcast of two shape lists",
+        eval: |a| {
+            let (x, y) = (IntList(a[0].ints()?.to_vec()).to_usizes()?, IntList(a[1].ints()?.to_vec()).to_usizes()?);
+            dims(&broadcast(&x, &y)?)
+        },
+    },
+    Function {
+        name: "perm-axis",
+        arity: 2,
+        doc: "(perm-axis ?perm ?axis): where ?axis of the input lands after transpose(·, ?perm)",
+        eval: |a| {
+            let (p, axis) = (a[0].ints()?, a[1].int()?);
+            int(p.iter().position(|&v| v == axis)? as i64)
+        },
+    },
+    Function {
+        name: "first-axis",
+        arity: 1,
+        doc: "(first-axis ?axes): the first axis of an axis list",
+        eval: |a| int(*a[0].ints()?.first()?),
+    },
+    Function {
+        name: "second-last-axis-of",
+        arity: 1,
+        doc: "(second-last-axis-of ?x): the index of the second-to-last axis of ?x (matrix rows)",
+        eval: |a| int(a[0].tensor()?.rank().checked_sub(2)? as i64),
+    },
+    Function {
+        name: "rows-2d",
+        arity: 1,
+        doc: "(rows-2d ?a): [product of all but the last dim, last dim], ?a flattened to a matrix of rows",
+        eval: |a| {
+            let t = a[0].tensor()?;
+            let (last, lead) = t.shape.split_last()?;
+            dims(&[lead.iter().product(), *last])
+        },
+    },
+    Function {
+        name: "matmul-shape",
+        arity: 2,
+        doc: "(matmul-shape ?a ?b): the shape of matmul(?a, ?b) for operands of rank ≥ 2",
+        eval: |a| {
+            let (x, y) = (&a[0].tensor()?.shape, &a[1].tensor()?.shape);
+            if x.len() < 2 || y.len() < 2 {
+                return None;
+            }
+            let mut out = broadcast(&x[..x.len() - 2], &y[..y.len() - 2])?;
+            out.extend([x[x.len() - 2], y[y.len() - 1]]);
+            dims(&out)
+        },
+    },
+    Function {
+        name: "weight-channel-shape",
+        arity: 1,
+        doc: "(weight-channel-shape ?w): [M, 1, …, 1] of the rank of conv weight ?w, to scale its output channels",
+        eval: |a| {
+            let t = a[0].tensor()?;
+            dims(&std::iter::once(*t.shape.first()?).chain(std::iter::repeat_n(1, t.rank().checked_sub(1)?)).collect::<Vec<_>>())
+        },
+    },
+    Function {
+        name: "out-channels",
+        arity: 1,
+        doc: "(out-channels ?w): [M], the shape of the bias of conv weight ?w",
+        eval: |a| dims(&[*a[0].tensor()?.shape.first()?]),
+    },
+    Function {
+        name: "bias-channel-shape",
+        arity: 1,
+        doc: "(bias-channel-shape ?w): [M, 1, …, 1] with one 1 per spatial axis of conv weight ?w: a bias that broadcasts over the output",
+        eval: |a| {
+            let t = a[0].tensor()?;
+            dims(&std::iter::once(*t.shape.first()?).chain(std::iter::repeat_n(1, t.rank().checked_sub(2)?)).collect::<Vec<_>>())
+        },
+    },
+    Function {
+        name: "weight-matrix",
+        arity: 1,
+        doc: "(weight-matrix ?w): [M, C·k…], conv weight ?w as a matrix",
+        eval: |a| {
+            let t = a[0].tensor()?;
+            dims(&[*t.shape.first()?, t.shape[1..].iter().product()])
+        },
+    },
+    Function {
+        name: "image-matrix",
+        arity: 1,
+        doc: "(image-matrix ?x): [N, C, H·W…], input ?x with its spatial axes flattened",
+        eval: |a| {
+            let t = a[0].tensor()?;
+            (t.rank() >= 3).then(|| vec![t.shape[0], t.shape[1], t.shape[2..].iter().product()]).and_then(|v: Vec<usize>| dims(&v))
+        },
+    },
+    Function {
+        name: "conv-1x1-shape",
+        arity: 2,
+        doc: "(conv-1x1-shape ?x ?w): [N, M, spatial…], the output of a stride-1, unpadded 1×1 conv of ?x by ?w",
+        eval: |a| {
+            let (x, w) = (a[0].tensor()?, a[1].tensor()?);
+            (x.rank() >= 3).then(|| [x.shape[0], w.shape[0]].into_iter().chain(x.shape[2..].iter().copied()).collect()).and_then(|v: Vec<usize>| dims(&v))
+        },
+    },
+    Function {
+        name: "kernel-1x1-weight-shape",
+        arity: 2,
+        doc: "(kernel-1x1-weight-shape ?m ?x): [M, C, 1, …] for a [M, C] matrix ?m and an input ?x of the conv's rank",
+        eval: |a| {
+            let (m, x) = (a[0].tensor()?, a[1].tensor()?);
+            (m.rank() == 2 && x.rank() >= 3).then(|| [m.shape[0], m.shape[1]].into_iter().chain(std::iter::repeat_n(1, x.rank() - 2)).collect()).and_then(|v: Vec<usize>| dims(&v))
+        },
+    },
+    Function {
+        name: "slice-compose-starts",
+        arity: 6,
+        doc: "(slice-compose-starts ?s1 ?e1 ?t1 ?s2 ?e2 ?t2): starts of two positive-step slices composed",
+        eval: |a| compose_slices(a, 0),
+    },
+    Function {
+        name: "slice-compose-ends",
+        arity: 6,
+        doc: "(slice-compose-ends ?s1 ?e1 ?t1 ?s2 ?e2 ?t2): ends of two positive-step slices composed",
+        eval: |a| compose_slices(a, 1),
+    },
+    Function {
+        name: "slice-compose-steps",
+        arity: 6,
+        doc: "(slice-compose-steps ?s1 ?e1 ?t1 ?s2 ?e2 ?t2): steps of two positive-step slices composed",
+        eval: |a| compose_slices(a, 2),
+    },
+    Function {
+        name: "enlarged-pads",
+        arity: 3,
+        doc: "(enlarged-pads ?p ?small ?big): conv pads ?p grown so a kernel padded from ?small's size to ?big's gives the same output",
+        eval: |a| {
+            let (p, s, b) = (a[0].ints()?, a[1].tensor()?, a[2].tensor()?);
+            let n = s.rank().checked_sub(2)?;
+            if p.len() != 2 * n || b.rank() != s.rank() {
+                return None;
+            }
+            let grow = |i: usize| -> Option<i64> {
+                let extra = b.shape[i + 2].checked_sub(s.shape[i + 2])?;
+                (extra % 2 == 0).then_some((extra / 2) as i64)
+            };
+            ints((0..2 * n).map(|i| Some(p[i] + grow(i % n)?)).collect::<Option<Vec<_>>>()?)
+        },
+    },
+    Function {
+        name: "half-bounds",
+        arity: 3,
+        doc: "(half-bounds ?x ?axis ?which): slice bounds of half ?which of ?x along ?axis, as starts (which 0, 1) or ends (which 2, 3) of halves 0/1",
+        eval: |a| {
+            let (t, axis, which) = (a[0].tensor()?, axis_of(&a[1])?, a[2].int()?);
+            let d = *t.shape.get(axis)?;
+            if d % 2 != 0 {
+                return None;
+            }
+            let half = (d / 2) as i64;
+            let mut v: Vec<i64> = if which >= 2 { t.shape.iter().map(|&x| x as i64).collect() } else { vec![0; t.rank()] };
+            v[axis] = match which {
+                0 => 0,
+                1 => half,
+                2 => half,
+                _ => 2 * half,
+            };
+            ints(v)
         },
     },
     Function {

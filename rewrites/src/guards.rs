@@ -261,6 +261,62 @@ pub static GUARDS: &[Guard] = &[
         witness: Witness::Filter,
     },
     Guard {
+        name: "not-splat",
+        arity: 1,
+        doc: "(not-splat ?x): ?x is not known to be a splat constant",
+        check: |a| a[0].facts().splat.is_none(),
+        witness: Witness::Filter,
+    },
+    Guard {
+        name: "is-const-near",
+        arity: 2,
+        doc: "(is-const-near ?c V): every element of ?c equals V within 1e-6 relative (for constants exporters round, like √2)",
+        check: |a| matches!((a[0].facts().splat, a[1].float()), (Some(x), Some(v)) if (x - v).abs() <= 1e-6 * v.abs().max(1.0)),
+        witness: Witness::Splat { var: 0, value: 1 },
+    },
+    Guard {
+        name: "same-list",
+        arity: 2,
+        doc: "(same-list ?a ?b): the integer lists ?a and ?b are equal",
+        check: |a| matches!((a[0].ints(), a[1].ints()), (Some(x), Some(y)) if x == y),
+        witness: Witness::Filter,
+    },
+    Guard {
+        name: "trailing-axes",
+        arity: 2,
+        doc: "(trailing-axes ?x ?axes): ?axes are the last axes of ?x, k, k+1, …, rank-1 (k < rank)",
+        check: |a| matches!((a[0].tensor(), a[1].ints()), (Some(t), Some(ax)) if !ax.is_empty() && ax.iter().enumerate().all(|(i, &v)| v == (t.rank() - ax.len() + i) as i64)),
+        witness: Witness::Filter,
+    },
+    Guard {
+        name: "single-axis",
+        arity: 1,
+        doc: "(single-axis ?axes): the axis list ?axes holds one axis",
+        check: |a| a[0].ints().is_some_and(|l| l.len() == 1),
+        witness: Witness::Filter,
+    },
+    Guard {
+        name: "channel-vector-for",
+        arity: 2,
+        doc: "(channel-vector-for ?c ?w): ?c is a per-output-channel vector for the conv weight ?w: broadcasts to [N,M,1,…] with M = ?w's output channels",
+        check: |a| matches!((a[0].tensor(), a[1].tensor()), (Some(c), Some(w)) if channel_vector_for(&c.shape, &w.shape)),
+        witness: Witness::Filter,
+    },
+    Guard {
+        name: "adjacent-along",
+        arity: 4,
+        doc: "(adjacent-along ?e1 ?s2 ?x ?axis): a slice ending at ?e1 and one starting at ?s2 meet along ?axis and cover ?x fully on every other axis",
+        check: |a| match (a[0].ints(), a[1].ints(), a[2].tensor(), a[3].int()) {
+            (Some(e1), Some(s2), Some(x), Some(axis)) => {
+                let axis = axis as usize;
+                e1.len() == x.rank() && s2.len() == x.rank() && axis < x.rank()
+                    && (0..x.rank()).all(|i| if i == axis { e1[i] == s2[i] } else { s2[i] == 0 && e1[i] == x.shape[i] as i64 })
+            }
+            _ => false,
+        },
+        witness: Witness::Filter,
+    },
+    Guard {
         name: "f32",
         arity: 1,
         doc: "(f32 ?x): ?x holds f32 values",
@@ -275,6 +331,16 @@ fn swaps_last_two(p: &[i64]) -> bool {
         && p[..n - 2].iter().enumerate().all(|(i, &v)| v == i as i64)
         && p[n - 2] == n as i64 - 1
         && p[n - 1] == n as i64 - 2
+}
+
+/// Whether `c` is a per-output-channel vector for conv weight `w` ([M, C/g, k…]): it
+/// broadcasts against the conv output [N, M, …] varying along axis 1 only.
+pub fn channel_vector_for(c: &[usize], w: &[usize]) -> bool {
+    if w.len() < 3 || c.len() > w.len() {
+        return false;
+    }
+    let offset = w.len() - c.len();
+    c.iter().enumerate().all(|(i, &d)| d == 1 || (i + offset == 1 && d == w[0]))
 }
 
 /// Whether `c` broadcast to `y` ([N,C,…]) is constant except along axis 1.

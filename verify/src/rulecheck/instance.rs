@@ -54,6 +54,8 @@ pub struct Instance {
 enum Want {
     Splat(f32),
     AnySplat,
+    /// A splat that is also positive (two guards on one variable).
+    PositiveSplat,
     NonNegative,
     Positive,
     Constant,
@@ -201,7 +203,13 @@ impl<'r> Builder<'r> {
                 Witness::Filter => (None, None),
             };
             if let (Some(v), Some(w)) = (v, want) {
-                wants.insert(v, w);
+                let combined = match (wants.get(&v).copied(), w) {
+                    (Some(Want::AnySplat), Want::NonNegative | Want::Positive)
+                    | (Some(Want::NonNegative | Want::Positive), Want::AnySplat) => Want::PositiveSplat,
+                    (Some(Want::Splat(value)), _) | (_, Want::Splat(value)) => Want::Splat(value),
+                    _ => w,
+                };
+                wants.insert(v, combined);
             }
         }
         Builder { rule, wants }
@@ -340,6 +348,12 @@ impl Gen<'_> {
         // tensors first, shaped for the op; then attributes, which depend on them
         let shapes = self.tensor_shapes(n, children, &roles)?;
         for (i, role) in roles.iter().enumerate() {
+            // a variable repeated among the operands is bound once
+            if let SlotState::Unbound(v) = children[i] {
+                if let Some(&id) = self.inst.vars.get(&v) {
+                    children[i] = SlotState::Bound(id);
+                }
+            }
             if let (SlotState::Unbound(v), Role::Tensor(kind)) = (children[i], role) {
                 let shape = shapes[i].clone().unwrap_or_else(|| self.random_shape());
                 let id = self.tensor_var(v, *kind, shape, n, children)?;
@@ -351,6 +365,11 @@ impl Gen<'_> {
         let mut window_slot = 0;
         let mut slice_slot = 0;
         for (i, role) in roles.iter().enumerate() {
+            if let SlotState::Unbound(v) = children[i] {
+                if let Some(&id) = self.inst.vars.get(&v) {
+                    children[i] = SlotState::Bound(id);
+                }
+            }
             let SlotState::Unbound(v) = children[i] else {
                 if *role == Role::Attr(AttrKind::Window) {
                     window_slot += 1;
@@ -596,10 +615,21 @@ impl Gen<'_> {
         _children: &[SlotState],
     ) -> Result<Id, String> {
         let want = self.wants.get(&v).copied();
+        // constants are mostly scalars, as in real graphs, so they broadcast anywhere
+        let splat_shape = |g: &mut Self, shape: Vec<usize>| if g.rng.chance(0.6) { Vec::new() } else { shape };
         let id = match want {
-            Some(Want::Splat(value)) => self.inst.b.fill(value, &shape),
+            Some(Want::Splat(value)) => {
+                let shape = splat_shape(self, shape);
+                self.inst.b.fill(value, &shape)
+            }
             Some(Want::AnySplat) => {
                 let value = *self.rng.pick(&[-2.0f32, -1.0, -0.5, 0.5, 1.0, 2.0, 3.0]);
+                let shape = splat_shape(self, shape);
+                self.inst.b.fill(value, &shape)
+            }
+            Some(Want::PositiveSplat) => {
+                let value = *self.rng.pick(&[0.25f32, 0.5, 1.0, 2.0, 3.0]);
+                let shape = splat_shape(self, shape);
                 self.inst.b.fill(value, &shape)
             }
             Some(Want::NonNegative) => {
