@@ -97,6 +97,9 @@ enum Command {
         /// Check only rules whose name contains this text.
         #[arg(long)]
         only: Option<String>,
+        /// Also print one instance each rule was checked on.
+        #[arg(long)]
+        show: bool,
     },
     /// Run the ONNX backend test data through the interpreter and print the table.
     #[command(long_about = "Run the ONNX backend test data (onnx==1.22.0) through the reference \
@@ -132,7 +135,7 @@ fn main() -> ExitCode {
         Command::Info { model, json } => info(&model, json),
         Command::Convert { model, output, force } => convert(&model, &output, force),
         Command::Conformance { data, verbose, no_models } => conformance_cmd(data, verbose, no_models),
-        Command::CheckRules { files, instances, seed, only } => check_rules(&files, instances, seed, only.as_deref()),
+        Command::CheckRules { files, instances, seed, only, show } => check_rules(&files, instances, seed, only.as_deref(), show),
     };
     match result {
         Ok(code) => code,
@@ -265,7 +268,7 @@ fn convert(model: &Path, output: &Path, force: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_rules(files: &[PathBuf], instances: usize, seed: u64, only: Option<&str>) -> Result<ExitCode> {
+fn check_rules(files: &[PathBuf], instances: usize, seed: u64, only: Option<&str>, show: bool) -> Result<ExitCode> {
     let mut library = Library::default();
     if files.is_empty() {
         library = Library::builtin()?;
@@ -280,7 +283,12 @@ fn check_rules(files: &[PathBuf], instances: usize, seed: u64, only: Option<&str
     let (mut ok, mut bad, mut unchecked) = (0, 0, 0);
     for (rule, verdict) in rules.iter().zip(&verdicts) {
         match verdict {
-            rulecheck::Verdict::Agrees { .. } => ok += 1,
+            rulecheck::Verdict::Agrees { example, .. } => {
+                ok += 1;
+                if show {
+                    println!("ok {} ({}:{}), for instance:\n{example}", rule.name, rule.file, rule.line);
+                }
+            }
             rulecheck::Verdict::Disagrees(cx) => {
                 bad += 1;
                 println!(

@@ -389,6 +389,27 @@ pub static FUNCTIONS: &[Function] = &[
         },
     },
     Function {
+        name: "perm-axis-inverse",
+        arity: 2,
+        doc: "(perm-axis-inverse ?perm ?axis): the input axis that transpose(·, ?perm) moves to ?axis",
+        eval: |a| {
+            let (p, axis) = (a[0].ints()?, a[1].int()?);
+            int(*p.get(usize::try_from(axis).ok()?)?)
+        },
+    },
+    Function {
+        name: "gather-shape",
+        arity: 3,
+        doc: "(gather-shape ?x ?indices ?axis): the shape of gather(?x, ?indices, ?axis)",
+        eval: |a| {
+            let (x, i, axis) = (a[0].tensor()?, a[1].tensor()?, axis_of(&a[2])?);
+            let mut s = x.shape.get(..axis)?.to_vec();
+            s.extend(&i.shape);
+            s.extend(x.shape.get(axis + 1..)?);
+            dims(&s)
+        },
+    },
+    Function {
         name: "first-axis",
         arity: 1,
         doc: "(first-axis ?axes): the first axis of an axis list",

@@ -714,12 +714,25 @@ impl Gen<'_> {
         for &d in &x.shape {
             let d = d as i64;
             let step = *self.rng.pick(&[1i64, 1, 1, 2, -1]);
-            let (s, e) = if step > 0 {
-                let s = self.rng.range(0, d);
-                (s, self.rng.range(s, d))
-            } else {
-                let s = self.rng.range(-1, d - 1);
-                (s, self.rng.range(-1, s))
+            // mostly non-empty ranges: an empty slice checks nothing
+            let empty = d == 0 || self.rng.chance(0.1);
+            let (s, e) = match (step > 0, empty) {
+                (true, true) => {
+                    let s = self.rng.range(0, d);
+                    (s, s)
+                }
+                (true, false) => {
+                    let s = self.rng.range(0, d - 1);
+                    (s, self.rng.range(s + 1, d))
+                }
+                (false, true) => {
+                    let s = self.rng.range(-1, d - 1);
+                    (s, s)
+                }
+                (false, false) => {
+                    let s = self.rng.range(0, d - 1);
+                    (s, self.rng.range(-1, s - 1))
+                }
             };
             starts.push(s);
             ends.push(e);

@@ -49,8 +49,8 @@ impl Default for CheckOptions {
 /// The outcome for one rule.
 #[derive(Debug, Clone)]
 pub enum Verdict {
-    /// Both sides agreed on this many distinct instances.
-    Agrees { instances: usize },
+    /// Both sides agreed on this many distinct instances; `example` is one of them.
+    Agrees { instances: usize, example: String },
     /// The sides disagree; here is where.
     Disagrees(Box<Counterexample>),
     /// Not enough instances where the rule applies could be built.
@@ -73,6 +73,7 @@ pub fn check_rule(rule: &DirectedRule, opts: &CheckOptions) -> Verdict {
     let mut rng = Rng::new(opts.seed ^ name_hash(&rule.name));
     let mut seen: HashSet<String> = HashSet::new();
     let mut why_not = String::from("no instance could be built");
+    let mut example = String::new();
     for _ in 0..opts.attempts {
         if seen.len() >= opts.instances {
             break;
@@ -92,6 +93,11 @@ pub fn check_rule(rule: &DirectedRule, opts: &CheckOptions) -> Verdict {
                 continue;
             }
         };
+        // an empty result checks nothing
+        if lhs.iter().any(|&id| inst.b.tensor_type(id).is_none_or(|t| t.numel() == 0)) {
+            why_not = "instances where it applies have empty results".into();
+            continue;
+        }
         let key = instance_key(&inst, &lhs);
         let graph = instance_graph(&inst, &lhs, &rhs);
         for _ in 0..opts.draws {
@@ -104,10 +110,13 @@ pub fn check_rule(rule: &DirectedRule, opts: &CheckOptions) -> Verdict {
                 }));
             }
         }
+        if example.is_empty() {
+            example = saturate_egraph::sexp::to_string_inline(&graph);
+        }
         seen.insert(key);
     }
     if seen.len() >= opts.instances {
-        Verdict::Agrees { instances: seen.len() }
+        Verdict::Agrees { instances: seen.len(), example }
     } else {
         Verdict::Unchecked { instances: seen.len(), reason: why_not }
     }
