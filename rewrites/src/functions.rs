@@ -470,6 +470,33 @@ pub static FUNCTIONS: &[Function] = &[
         },
     },
     Function {
+        name: "bias-column",
+        arity: 1,
+        doc: "(bias-column ?w): [M, 1], the bias of conv weight ?w as a column to add to a [.., M, HW] product",
+        eval: |a| dims(&[*a[0].tensor()?.shape.first()?, 1]),
+    },
+    Function {
+        name: "matrix-rows",
+        arity: 1,
+        doc: "(matrix-rows ?m): [M] for a matrix ?m of shape [M, K]",
+        eval: |a| {
+            let t = a[0].tensor()?;
+            (t.rank() == 2).then(|| vec![t.shape[0]]).and_then(|v: Vec<usize>| dims(&v))
+        },
+    },
+    Function {
+        name: "spatial-ones",
+        arity: 1,
+        doc: "(spatial-ones ?x): a 1 per spatial axis of ?x [N, C, …] (unit strides or dilations)",
+        eval: |a| ints(vec![1; a[0].tensor()?.rank().checked_sub(2)?]),
+    },
+    Function {
+        name: "spatial-zero-pads",
+        arity: 1,
+        doc: "(spatial-zero-pads ?x): zero pads, begins and ends, for the spatial axes of ?x",
+        eval: |a| ints(vec![0; 2 * a[0].tensor()?.rank().checked_sub(2)?]),
+    },
+    Function {
         name: "weight-matrix",
         arity: 1,
         doc: "(weight-matrix ?w): [M, C·k…], conv weight ?w as a matrix",

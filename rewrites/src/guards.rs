@@ -282,6 +282,13 @@ pub static GUARDS: &[Guard] = &[
         witness: Witness::Filter,
     },
     Guard {
+        name: "same-int",
+        arity: 2,
+        doc: "(same-int ?a ?b): the integer attributes ?a and ?b are equal",
+        check: |a| matches!((a[0].int(), a[1].int()), (Some(x), Some(y)) if x == y),
+        witness: Witness::Filter,
+    },
+    Guard {
         name: "trailing-axes",
         arity: 2,
         doc: "(trailing-axes ?x ?axes): ?axes are the last axes of ?x, k, k+1, …, rank-1 (k < rank)",
@@ -314,6 +321,13 @@ pub static GUARDS: &[Guard] = &[
             }
             _ => false,
         },
+        witness: Witness::Filter,
+    },
+    Guard {
+        name: "kernel-covers",
+        arity: 2,
+        doc: "(kernel-covers ?x ?k): the pooling kernel ?k spans every spatial axis of ?x [N, C, …] exactly",
+        check: |a| matches!((a[0].tensor(), a[1].ints()), (Some(t), Some(k)) if t.rank() >= 2 && k.len() == t.rank() - 2 && k.iter().zip(&t.shape[2..]).all(|(&k, &d)| k == d as i64)),
         witness: Witness::Filter,
     },
     Guard {

@@ -178,6 +178,8 @@ enum SlotState {
 pub struct Builder<'r> {
     rule: &'r DirectedRule,
     wants: HashMap<Var, Want>,
+    /// The pattern convolves or pools: operands are mostly images [N, C, spatial…].
+    images: bool,
 }
 
 impl<'r> Builder<'r> {
@@ -212,12 +214,29 @@ impl<'r> Builder<'r> {
                 wants.insert(v, combined);
             }
         }
-        Builder { rule, wants }
+        let images = rule.lhs.iter().any(|(_, p)| {
+            p.as_ref().iter().any(|n| {
+                matches!(
+                    n,
+                    ENodeOrVar::ENode(
+                        TensorLang::Conv(_)
+                            | TensorLang::ConvBiasAct(_)
+                            | TensorLang::MaxPool(_)
+                            | TensorLang::AvgPool(_)
+                            | TensorLang::GlobalAvgPool(_)
+                            | TensorLang::GlobalMaxPool(_)
+                            | TensorLang::BatchNorm(_)
+                            | TensorLang::Lrn(_)
+                    )
+                )
+            })
+        });
+        Builder { rule, wants, images }
     }
 
     /// One random instance, or why this attempt failed.
     pub fn build(&self, rng: &mut Rng) -> Result<Instance, String> {
-        let palette = Palette::random(rng);
+        let palette = Palette::random(rng, self.images);
         let mut g = Gen { rng, palette, inst: Instance::empty(), wants: &self.wants };
         for (bound, pattern) in &self.rule.lhs {
             let root = g.pattern(pattern)?;
@@ -255,14 +274,20 @@ struct Palette {
 }
 
 impl Palette {
-    fn random(rng: &mut Rng) -> Self {
+    fn random(rng: &mut Rng, images: bool) -> Self {
         let all = [1usize, 2, 3, 4, 5, 7];
         let n = 2 + rng.below(2);
         let sizes: Vec<usize> = (0..n).map(|_| *rng.pick(&all)).collect();
-        let rank = *rng.pick(&[1usize, 2, 2, 3, 3, 4]);
-        let base = (0..rank).map(|_| *rng.pick(&sizes)).collect();
+        let base = if images {
+            let spatial = 1 + rng.below(2);
+            [1 + rng.below(2), 1 + rng.below(4)].into_iter().chain((0..spatial).map(|_| 3 + rng.below(5))).collect()
+        } else {
+            let rank = *rng.pick(&[1usize, 2, 2, 3, 3, 4]);
+            (0..rank).map(|_| *rng.pick(&sizes)).collect()
+        };
         Palette { sizes, base }
     }
+
 }
 
 struct Gen<'a> {
@@ -453,7 +478,7 @@ impl Gen<'_> {
                 shapes[2] = Some(prefix.iter().copied().chain([t, e]).collect());
             }
             L::Conv(_) | L::ConvBiasAct(_) => {
-                let (x, w, b) = self.conv_shapes(bound[0].as_ref(), bound[1].as_ref(), self.int_of(&children[6]));
+                let (x, w, b) = self.conv_shapes(bound[0].as_ref(), bound[1].as_ref(), self.int_of(&children[6]))?;
                 shapes[0] = Some(x);
                 shapes[1] = Some(w);
                 shapes[2] = Some(b);
@@ -573,23 +598,26 @@ impl Gen<'_> {
         x: Option<&TensorType>,
         w: Option<&TensorType>,
         group: Option<i64>,
-    ) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    ) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>), String> {
+        let image = |t: &TensorType| if t.rank() >= 3 { Ok(()) } else { Err(format!("conv operand of rank {}", t.rank())) };
+        x.map(image).transpose()?;
+        w.map(image).transpose()?;
         let group = group.map(|g| g.max(1) as usize);
         match (x, w) {
-            (Some(x), Some(w)) => (x.shape.clone(), w.shape.clone(), vec![w.shape[0]]),
+            (Some(x), Some(w)) => Ok((x.shape.clone(), w.shape.clone(), vec![w.shape[0]])),
             (Some(x), None) => {
                 let c = x.shape[1];
                 let g = group.unwrap_or(if self.rng.chance(0.3) { c } else { 1 }).max(1);
                 let m = g * (1 + self.rng.below(3));
                 let kernel: Vec<usize> = x.shape[2..].iter().map(|&s| 1 + self.rng.below(s.clamp(1, 3))).collect();
                 let w: Vec<usize> = [m, (c / g).max(1)].into_iter().chain(kernel).collect();
-                (x.shape.clone(), w, vec![m])
+                Ok((x.shape.clone(), w, vec![m]))
             }
             (None, Some(w)) => {
                 let g = group.unwrap_or(1);
                 let spatial: Vec<usize> = w.shape[2..].iter().map(|&k| k + self.rng.below(4)).collect();
                 let x: Vec<usize> = [1 + self.rng.below(2), w.shape[1] * g].into_iter().chain(spatial).collect();
-                (x, w.shape.clone(), vec![w.shape[0]])
+                Ok((x, w.shape.clone(), vec![w.shape[0]]))
             }
             (None, None) => {
                 let x = self.image_shape();
@@ -600,7 +628,7 @@ impl Gen<'_> {
                 let m = g * (1 + self.rng.below(3));
                 let kernel: Vec<usize> = x[2..].iter().map(|&s| 1 + self.rng.below(s.clamp(1, 3))).collect();
                 let w: Vec<usize> = [m, c / g].into_iter().chain(kernel).collect();
-                (x, w, vec![m])
+                Ok((x, w, vec![m]))
             }
         }
     }
@@ -680,11 +708,16 @@ impl Gen<'_> {
     /// in the order of the op's window slots.
     fn window(&mut self, n: &TensorLang, children: &[SlotState]) -> Result<Vec<TensorLang>, String> {
         let x = self.bound_ty(&children[0]).ok_or("window ops need their input first")?;
+        if x.rank() < 3 {
+            return Err(format!("window op on rank {}", x.rank()));
+        }
         let spatial = x.rank().saturating_sub(2);
         let kernel: Vec<usize> = match n {
             TensorLang::Conv(_) | TensorLang::ConvBiasAct(_) => {
                 self.bound_ty(&children[1]).map(|w| w.shape[2..].to_vec()).unwrap_or_default()
             }
+            // sometimes the whole image, as global pooling does
+            _ if self.rng.chance(0.2) => x.shape[2..].to_vec(),
             _ => x.shape[2..].iter().map(|&s| 1 + self.rng.below(s.clamp(1, 3))).collect(),
         };
         let strides: Vec<usize> = (0..spatial).map(|_| 1 + self.rng.below(2)).collect();
@@ -710,6 +743,21 @@ impl Gen<'_> {
     /// Slice starts, ends and steps for the bound input.
     fn slice(&mut self, children: &[SlotState]) -> Result<Vec<Vec<i64>>, String> {
         let x = self.bound_ty(&children[0]).ok_or("slice needs its input first")?;
+        // often one half of one axis, the way splits and merges slice
+        if x.rank() > 0 && self.rng.chance(0.35) {
+            let axis = self.rng.below(x.rank());
+            let d = x.shape[axis] as i64;
+            let half = d / 2;
+            let mut starts = vec![0i64; x.rank()];
+            let mut ends: Vec<i64> = x.shape.iter().map(|&d| d as i64).collect();
+            if self.rng.chance(0.5) {
+                ends[axis] = half;
+            } else {
+                starts[axis] = half;
+                ends[axis] = d;
+            }
+            return Ok(vec![starts, ends, vec![1; x.rank()]]);
+        }
         let (mut starts, mut ends, mut steps) = (Vec::new(), Vec::new(), Vec::new());
         for &d in &x.shape {
             let d = d as i64;
