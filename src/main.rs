@@ -89,7 +89,7 @@ enum Command {
         /// Rule files to check (default: the built-in library).
         files: Vec<PathBuf>,
         /// Distinct instances each rule must agree on.
-        #[arg(long, default_value_t = 6)]
+        #[arg(long, default_value_t = 10)]
         instances: usize,
         /// Seed of the random instances.
         #[arg(long, default_value_t = 0x5A7)]
@@ -135,7 +135,9 @@ fn main() -> ExitCode {
         Command::Info { model, json } => info(&model, json),
         Command::Convert { model, output, force } => convert(&model, &output, force),
         Command::Conformance { data, verbose, no_models } => conformance_cmd(data, verbose, no_models),
-        Command::CheckRules { files, instances, seed, only, show } => check_rules(&files, instances, seed, only.as_deref(), show),
+        Command::CheckRules { files, instances, seed, only, show } => {
+            check_rules(&files, instances, seed, only.as_deref(), show)
+        }
     };
     match result {
         Ok(code) => code,

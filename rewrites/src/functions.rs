@@ -67,7 +67,9 @@ fn dims(v: &[usize]) -> Option<TensorLang> {
 fn compose_slices(a: &[GuardArg], which: usize) -> Option<TensorLang> {
     let (s1, e1, t1, s2, e2, t2) = (a[0].ints()?, a[1].ints()?, a[2].ints()?, a[3].ints()?, a[4].ints()?, a[5].ints()?);
     let n = s1.len();
-    if [e1.len(), t1.len(), s2.len(), e2.len(), t2.len()].iter().any(|&l| l != n) || t1.iter().chain(t2).any(|&t| t <= 0) {
+    if [e1.len(), t1.len(), s2.len(), e2.len(), t2.len()].iter().any(|&l| l != n)
+        || t1.iter().chain(t2).any(|&t| t <= 0)
+    {
         return None;
     }
     let out = (0..n)
@@ -295,7 +297,8 @@ pub static FUNCTIONS: &[Function] = &[
         eval: |a| {
             let (t, axis) = (a[0].tensor()?, axis_of(&a[1])?);
             let mut s = vec![0i64; t.rank()];
-            *s.get_mut(axis)? = t.shape[axis] as i64;
+            let d = *t.shape.get(axis)?;
+            s[axis] = d as i64;
             ints(s)
         },
     },
@@ -476,6 +479,15 @@ pub static FUNCTIONS: &[Function] = &[
         eval: |a| dims(&[*a[0].tensor()?.shape.first()?, 1]),
     },
     Function {
+        name: "matrix-bias-column",
+        arity: 1,
+        doc: "(matrix-bias-column ?m): [M, 1] for a matrix ?m of shape [M, K]",
+        eval: |a| {
+            let t = a[0].tensor()?;
+            (t.rank() == 2).then(|| vec![t.shape[0], 1]).and_then(|v: Vec<usize>| dims(&v))
+        },
+    },
+    Function {
         name: "matrix-rows",
         arity: 1,
         doc: "(matrix-rows ?m): [M] for a matrix ?m of shape [M, K]",
@@ -520,7 +532,17 @@ pub static FUNCTIONS: &[Function] = &[
         doc: "(conv-1x1-shape ?x ?w): [N, M, spatial…], the output of a stride-1, unpadded 1×1 conv of ?x by ?w",
         eval: |a| {
             let (x, w) = (a[0].tensor()?, a[1].tensor()?);
-            (x.rank() >= 3).then(|| [x.shape[0], w.shape[0]].into_iter().chain(x.shape[2..].iter().copied()).collect()).and_then(|v: Vec<usize>| dims(&v))
+            let m = *w.shape.first()?;
+            (x.rank() >= 3).then(|| [x.shape[0], m].into_iter().chain(x.shape[2..].iter().copied()).collect()).and_then(|v: Vec<usize>| dims(&v))
+        },
+    },
+    Function {
+        name: "conv-1x1-matrix-shape",
+        arity: 2,
+        doc: "(conv-1x1-matrix-shape ?x ?m): [N, M, H·W…], the product of a [M, C] matrix ?m with ?x as an image matrix",
+        eval: |a| {
+            let (x, m) = (a[0].tensor()?, a[1].tensor()?);
+            (x.rank() >= 3 && m.rank() == 2).then(|| vec![x.shape[0], m.shape[0], x.shape[2..].iter().product()]).and_then(|v: Vec<usize>| dims(&v))
         },
     },
     Function {

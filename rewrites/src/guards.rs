@@ -254,6 +254,13 @@ pub static GUARDS: &[Guard] = &[
         witness: Witness::Filter,
     },
     Guard {
+        name: "same-rank",
+        arity: 2,
+        doc: "(same-rank ?a ?b): ?a and ?b have the same number of dimensions",
+        check: |a| matches!((a[0].tensor(), a[1].tensor()), (Some(x), Some(y)) if x.rank() == y.rank()),
+        witness: Witness::Filter,
+    },
+    Guard {
         name: "same-dtype",
         arity: 2,
         doc: "(same-dtype ?a ?b): ?a and ?b have the same element type",
@@ -292,7 +299,7 @@ pub static GUARDS: &[Guard] = &[
         name: "trailing-axes",
         arity: 2,
         doc: "(trailing-axes ?x ?axes): ?axes are the last axes of ?x, k, k+1, …, rank-1 (k < rank)",
-        check: |a| matches!((a[0].tensor(), a[1].ints()), (Some(t), Some(ax)) if !ax.is_empty() && ax.iter().enumerate().all(|(i, &v)| v == (t.rank() - ax.len() + i) as i64)),
+        check: |a| matches!((a[0].tensor(), a[1].ints()), (Some(t), Some(ax)) if !ax.is_empty() && ax.len() <= t.rank() && ax.iter().enumerate().all(|(i, &v)| v == (t.rank() - ax.len() + i) as i64)),
         witness: Witness::Filter,
     },
     Guard {
@@ -369,6 +376,60 @@ pub fn per_channel(c: &[usize], y: &[usize]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::functions::FUNCTIONS;
+    use saturate_egraph::{ClassData, DType, Facts, IntList, Sign};
+
+    /// Odd arguments: scalars, empty lists, negative values, missing facts.
+    fn odd_arguments() -> Vec<ClassData> {
+        let tensor = |shape: &[usize]| Meta::Tensor(TensorType::new(DType::F32, shape.to_vec()));
+        let metas = vec![
+            tensor(&[]),
+            tensor(&[0]),
+            tensor(&[3]),
+            tensor(&[2, 1, 4]),
+            tensor(&[1, 2, 3, 4, 5]),
+            Meta::Int(-3),
+            Meta::Int(0),
+            Meta::Int(7),
+            Meta::Float(f32::NAN),
+            Meta::Float(-1.0),
+            Meta::Ints(vec![]),
+            Meta::Ints(vec![-1, 5, 2]),
+            Meta::Ints(IntList(vec![0, 0, 1, 1, 0, 0, 1, 1]).0),
+            Meta::DType(DType::I64),
+        ];
+        let facts = [Facts::default(), Facts { splat: Some(0.0), sign: Sign::NonNegative, constant: true }];
+        metas
+            .into_iter()
+            .flat_map(|m| facts.iter().map(move |f| ClassData { meta: Ok(m.clone()), facts: *f }))
+            .collect()
+    }
+
+    #[test]
+    fn guards_and_functions_never_panic_on_odd_arguments() {
+        let odd = odd_arguments();
+        let mut seed = 0usize;
+        for _ in 0..4000 {
+            for guard in GUARDS {
+                let args: Vec<GuardArg> = (0..guard.arity)
+                    .map(|i| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407 + i);
+                        GuardArg { id: Some(Id::from(seed % 3)), data: &odd[(seed >> 33) % odd.len()] }
+                    })
+                    .collect();
+                let _ = (guard.check)(&args);
+            }
+            for function in FUNCTIONS {
+                let args: Vec<GuardArg> = (0..function.arity)
+                    .map(|i| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407 + i);
+                        GuardArg { id: None, data: &odd[(seed >> 33) % odd.len()] }
+                    })
+                    .collect();
+                let _ = (function.eval)(&args);
+            }
+        }
+    }
 
     #[test]
     fn per_channel_shapes() {

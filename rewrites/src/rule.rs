@@ -262,7 +262,10 @@ fn parse_multi_side(s: &Sexp) -> Result<Side, String> {
         .collect()
 }
 
-fn parse_options(options: &[Sexp]) -> Result<(Vec<(Var, Call)>, Vec<Call>), String> {
+/// The `:let` bindings and `:when` guards of a rule.
+type Clauses = (Vec<(Var, Call)>, Vec<Call>);
+
+fn parse_options(options: &[Sexp]) -> Result<Clauses, String> {
     let (mut lets, mut guards) = (Vec::new(), Vec::new());
     let mut rest = options;
     while let Some((head, tail)) = rest.split_first() {

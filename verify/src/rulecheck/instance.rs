@@ -17,6 +17,9 @@ use saturate_rewrites::guards::{self, Witness};
 use saturate_rewrites::rule::{Arg, DirectedRule};
 use std::collections::{BTreeMap, HashMap};
 
+/// Input, weight and bias shapes of a conv.
+type ConvShapes = (Vec<usize>, Vec<usize>, Vec<usize>);
+
 /// How the values of an input are drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Values {
@@ -237,7 +240,14 @@ impl<'r> Builder<'r> {
     /// One random instance, or why this attempt failed.
     pub fn build(&self, rng: &mut Rng) -> Result<Instance, String> {
         let palette = Palette::random(rng, self.images);
-        let mut g = Gen { rng, palette, inst: Instance::empty(), wants: &self.wants };
+        let mut g = Gen {
+            rng,
+            palette,
+            inst: Instance::empty(),
+            wants: &self.wants,
+            halves: HashMap::new(),
+            last_weight: None,
+        };
         for (bound, pattern) in &self.rule.lhs {
             let root = g.pattern(pattern)?;
             if let Some(v) = bound {
@@ -287,7 +297,6 @@ impl Palette {
         };
         Palette { sizes, base }
     }
-
 }
 
 struct Gen<'a> {
@@ -295,6 +304,11 @@ struct Gen<'a> {
     palette: Palette,
     inst: Instance,
     wants: &'a HashMap<Var, Want>,
+    /// The half of an axis last sliced off each input, so the next slice of it can take
+    /// the other half (patterns that split and re-join need both).
+    halves: HashMap<Id, (usize, bool)>,
+    /// The last conv weight shape made, reused so sibling convs often agree.
+    last_weight: Option<Vec<usize>>,
 }
 
 impl Gen<'_> {
@@ -598,8 +612,9 @@ impl Gen<'_> {
         x: Option<&TensorType>,
         w: Option<&TensorType>,
         group: Option<i64>,
-    ) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>), String> {
-        let image = |t: &TensorType| if t.rank() >= 3 { Ok(()) } else { Err(format!("conv operand of rank {}", t.rank())) };
+    ) -> Result<ConvShapes, String> {
+        let image =
+            |t: &TensorType| if t.rank() >= 3 { Ok(()) } else { Err(format!("conv operand of rank {}", t.rank())) };
         x.map(image).transpose()?;
         w.map(image).transpose()?;
         let group = group.map(|g| g.max(1) as usize);
@@ -608,9 +623,15 @@ impl Gen<'_> {
             (Some(x), None) => {
                 let c = x.shape[1];
                 let g = group.unwrap_or(if self.rng.chance(0.3) { c } else { 1 }).max(1);
+                if let Some(w) =
+                    self.last_weight.clone().filter(|w| w.len() == x.rank() && w[1] * g == c && self.rng.chance(0.5))
+                {
+                    return Ok((x.shape.clone(), w.clone(), vec![w[0]]));
+                }
                 let m = g * (1 + self.rng.below(3));
                 let kernel: Vec<usize> = x.shape[2..].iter().map(|&s| 1 + self.rng.below(s.clamp(1, 3))).collect();
                 let w: Vec<usize> = [m, (c / g).max(1)].into_iter().chain(kernel).collect();
+                self.last_weight = Some(w.clone());
                 Ok((x.shape.clone(), w, vec![m]))
             }
             (None, Some(w)) => {
@@ -623,7 +644,7 @@ impl Gen<'_> {
                 let x = self.image_shape();
                 let c = x[1];
                 let g = group.unwrap_or(if self.rng.chance(0.25) { c } else { 1 }).max(1);
-                let c = if c % g == 0 { c } else { g };
+                let c = if c.is_multiple_of(g) { c } else { g };
                 let x = [x[0], c].into_iter().chain(x[2..].iter().copied()).collect::<Vec<_>>();
                 let m = g * (1 + self.rng.below(3));
                 let kernel: Vec<usize> = x[2..].iter().map(|&s| 1 + self.rng.below(s.clamp(1, 3))).collect();
@@ -666,7 +687,8 @@ impl Gen<'_> {
             }
             Some(Want::Positive) => {
                 let x = self.input(v, DType::F32, shape, Values::Any);
-                let (lo, hi) = (self.inst.b.float(1e-3), self.inst.b.float(f32::INFINITY));
+                // ≥ 0.1, so that dividing by it stays within 10× of the inputs' magnitude
+                let (lo, hi) = (self.inst.b.float(0.1), self.inst.b.float(f32::INFINITY));
                 self.inst.b.add(TensorLang::Clip([x, lo, hi]))?
             }
             Some(Want::Constant) => {
@@ -743,18 +765,32 @@ impl Gen<'_> {
     /// Slice starts, ends and steps for the bound input.
     fn slice(&mut self, children: &[SlotState]) -> Result<Vec<Vec<i64>>, String> {
         let x = self.bound_ty(&children[0]).ok_or("slice needs its input first")?;
-        // often one half of one axis, the way splits and merges slice
-        if x.rank() > 0 && self.rng.chance(0.35) {
-            let axis = self.rng.below(x.rank());
+        // often one half of one axis, the way splits and merges slice, and the other
+        // half of what was last sliced off the same input
+        let input = match children[0] {
+            SlotState::Bound(id) => Some(id),
+            SlotState::Unbound(_) => None,
+        };
+        let previous = input.and_then(|id| self.halves.get(&id).copied());
+        if x.rank() > 0 && (previous.is_some() || self.rng.chance(0.35)) {
+            let (axis, first) = match previous {
+                Some((axis, first)) if self.rng.chance(0.8) => (axis, !first),
+                _ => (
+                    if x.rank() > 1 && self.rng.chance(0.5) { 1 } else { self.rng.below(x.rank()) },
+                    self.rng.chance(0.5),
+                ),
+            };
             let d = x.shape[axis] as i64;
             let half = d / 2;
             let mut starts = vec![0i64; x.rank()];
             let mut ends: Vec<i64> = x.shape.iter().map(|&d| d as i64).collect();
-            if self.rng.chance(0.5) {
+            if first {
                 ends[axis] = half;
             } else {
                 starts[axis] = half;
-                ends[axis] = d;
+            }
+            if let Some(id) = input {
+                self.halves.insert(id, (axis, first));
             }
             return Ok(vec![starts, ends, vec![1; x.rank()]]);
         }
@@ -843,8 +879,21 @@ impl Gen<'_> {
         })
     }
 
-    /// A random shape with the same number of elements as `shape`.
+    /// A random shape with the same number of elements as `shape`: often `shape` with a
+    /// run of adjacent dims merged (as flattening does), else a random factorization.
     fn reshape_target(&mut self, shape: &[usize]) -> Vec<i64> {
+        if shape.len() >= 2 && self.rng.chance(0.4) {
+            let start = self.rng.below(shape.len() - 1);
+            let end = start + 2 + self.rng.below(shape.len() - start - 1);
+            let merged: usize = shape[start..end].iter().product();
+            return shape[..start]
+                .iter()
+                .copied()
+                .chain([merged])
+                .chain(shape[end..].iter().copied())
+                .map(|d| d as i64)
+                .collect();
+        }
         let mut factors = Vec::new();
         let mut n: usize = shape.iter().product();
         if n == 0 {
@@ -852,7 +901,7 @@ impl Gen<'_> {
         }
         let mut p = 2;
         while n > 1 {
-            while n % p == 0 {
+            while n.is_multiple_of(p) {
                 factors.push(p);
                 n /= p;
             }

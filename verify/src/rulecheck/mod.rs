@@ -42,7 +42,7 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { instances: 6, draws: 3, attempts: 6000, seed: 0x5A7, rtol: 1e-3, atol: 1e-4 }
+        CheckOptions { instances: 10, draws: 3, attempts: 8000, seed: 0x5A7, rtol: 1e-3, atol: 1e-4 }
     }
 }
 
