@@ -13,7 +13,11 @@ use egg::{Applier, ENodeOrVar, Id, MultiPattern, Pattern, PatternAst, Rewrite, S
 use saturate_egraph::infer::{infer, Meta};
 use saturate_egraph::{ClassData, ShapeAnalysis, TensorEGraph, TensorLang};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// The e-nodes rules added, each with the rule that added it first (children as they
+/// were then; canonicalize them with `find` before comparing).
+pub type Provenance = Arc<Mutex<Vec<(TensorLang, Symbol)>>>;
 
 /// Why matches of a rule did not become applications, counted over a run.
 #[derive(Debug, Default)]
@@ -24,9 +28,11 @@ pub struct ApplyCounts {
     pub ill_typed: AtomicUsize,
 }
 
-/// Builds the egg rewrite of `rule`; `counts` collects its rejected applications.
-pub fn to_rewrite(rule: &DirectedRule, counts: Arc<ApplyCounts>) -> Rewrite<TensorLang, ShapeAnalysis> {
-    let applier = RuleApplier::new(rule, counts);
+/// Builds the egg rewrite of `rule`; `counts` collects its rejected applications and
+/// `provenance` the nodes it adds.
+pub fn to_rewrite(rule: &DirectedRule, counts: Arc<ApplyCounts>, provenance: Provenance) -> Rewrite<TensorLang, ShapeAnalysis> {
+    let mut applier = RuleApplier::new(rule, counts);
+    applier.provenance = Some(provenance);
     let name = rule.name.as_str();
     if rule.is_multi() {
         let parts: Vec<(Var, PatternAst<TensorLang>)> =
@@ -51,6 +57,7 @@ pub struct RuleApplier {
     lets: Vec<(Var, &'static Function, Vec<ResolvedArg>)>,
     guards: Vec<(&'static Guard, Vec<ResolvedArg>)>,
     counts: Arc<ApplyCounts>,
+    provenance: Option<Provenance>,
 }
 
 impl RuleApplier {
@@ -65,7 +72,7 @@ impl RuleApplier {
             .iter()
             .map(|call| (guards::lookup(&call.name).expect("validated"), resolve(&call.args)))
             .collect();
-        RuleApplier { rhs: rule.rhs.clone(), lets, guards, counts }
+        RuleApplier { rhs: rule.rhs.clone(), lets, guards, counts, provenance: None }
     }
 
     /// The right-hand sides, each with the variable of the class it rewrites (`None`: the
@@ -121,6 +128,32 @@ fn guard_args<'a>(egraph: &'a TensorEGraph, subst: &Subst, args: &'a [ResolvedAr
         .collect()
 }
 
+impl RuleApplier {
+    /// Adds the pattern's instance, recording the new nodes' provenance.
+    fn instantiate(&self, egraph: &mut TensorEGraph, pattern: &PatternAst<TensorLang>, subst: &Subst, rule: Symbol) -> Id {
+        let mut ids: Vec<Id> = Vec::with_capacity(pattern.as_ref().len());
+        let mut added = Vec::new();
+        for node in pattern.as_ref() {
+            let id = match node {
+                ENodeOrVar::Var(v) => subst[*v],
+                ENodeOrVar::ENode(n) => {
+                    let n = egg::Language::map_children(n.clone(), |c| ids[usize::from(c)]);
+                    if egraph.lookup(n.clone()).is_none() && !egg::Language::is_leaf(&n) {
+                        added.push(n.clone());
+                    }
+                    egraph.add(n)
+                }
+            };
+            ids.push(id);
+        }
+        if let Some(p) = &self.provenance {
+            let mut p = p.lock().expect("provenance lock");
+            p.extend(added.into_iter().map(|n| (n, rule)));
+        }
+        *ids.last().expect("patterns are not empty")
+    }
+}
+
 /// The type a pattern instantiated under `subst` would have, without adding anything.
 pub fn typecheck(egraph: &TensorEGraph, pattern: &PatternAst<TensorLang>, subst: &Subst) -> Result<Meta, String> {
     let mut metas: Vec<Meta> = Vec::with_capacity(pattern.as_ref().len());
@@ -142,7 +175,7 @@ impl Applier<TensorLang, ShapeAnalysis> for RuleApplier {
         &self,
         egraph: &mut TensorEGraph,
         matches: &[SearchMatches<TensorLang>],
-        _rule: Symbol,
+        rule: Symbol,
     ) -> Vec<Id> {
         let mut changed = Vec::new();
         for m in matches {
@@ -162,7 +195,7 @@ impl Applier<TensorLang, ShapeAnalysis> for RuleApplier {
                     continue;
                 }
                 for ((_, pat), target) in self.rhs.iter().zip(targets) {
-                    let id = egraph.add_instantiation(pat, &subst);
+                    let id = self.instantiate(egraph, pat, &subst, rule);
                     if egraph.union(target, id) {
                         changed.push(id);
                     }

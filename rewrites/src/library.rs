@@ -1,7 +1,7 @@
 //! A [`Library`]: the directed rules saturation runs, from the built-in rule files and
 //! any the user adds.
 
-use crate::apply::{to_rewrite, ApplyCounts};
+use crate::apply::{to_rewrite, ApplyCounts, Provenance};
 use crate::rule::{parse_rules, DirectedRule, RuleError};
 use saturate_egraph::{ShapeAnalysis, TensorLang};
 use std::collections::{BTreeMap, HashMap};
@@ -80,8 +80,9 @@ impl Library {
     pub fn compile(&self) -> Compiled {
         let counts: HashMap<String, Arc<ApplyCounts>> =
             self.rules.iter().map(|r| (r.name.clone(), Arc::default())).collect();
-        let rewrites = self.rules.iter().map(|r| to_rewrite(r, counts[&r.name].clone())).collect();
-        Compiled { rewrites, counts }
+        let provenance = Provenance::default();
+        let rewrites = self.rules.iter().map(|r| to_rewrite(r, counts[&r.name].clone(), provenance.clone())).collect();
+        Compiled { rewrites, counts, provenance }
     }
 }
 
@@ -89,4 +90,6 @@ impl Library {
 pub struct Compiled {
     pub rewrites: Vec<egg::Rewrite<TensorLang, ShapeAnalysis>>,
     pub counts: HashMap<String, Arc<ApplyCounts>>,
+    /// The nodes rules added, with the rule that added each.
+    pub provenance: Provenance,
 }

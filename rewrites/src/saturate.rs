@@ -5,8 +5,8 @@
 use crate::library::Library;
 use crate::schedule::ParallelBackoff;
 use egg::{Id, Runner, StopReason};
-use saturate_egraph::{Graph, TensorEGraph};
-use std::collections::BTreeMap;
+use saturate_egraph::{Graph, TensorEGraph, TensorLang};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,8 @@ pub struct Saturated {
     pub egraph: TensorEGraph,
     pub roots: Vec<Id>,
     pub report: SaturationReport,
+    /// For the e-nodes rules added (children canonical), the rule that added each.
+    pub provenance: HashMap<TensorLang, String>,
 }
 
 /// Adds `graph` to a fresh e-graph; returns the e-graph and the class of each output.
@@ -138,7 +140,12 @@ pub fn saturate(
         }
     }
     let roots = roots.iter().map(|&r| runner.egraph.find(r)).collect();
-    Saturated { egraph: runner.egraph, roots, report }
+    let mut provenance = HashMap::new();
+    for (node, rule) in compiled.provenance.lock().expect("provenance lock").iter() {
+        let node = egg::Language::map_children(node.clone(), |c| runner.egraph.find(c));
+        provenance.entry(node).or_insert_with(|| rule.to_string());
+    }
+    Saturated { egraph: runner.egraph, roots, report, provenance }
 }
 
 fn iteration_report(it: &egg::Iteration<()>) -> IterationReport {

@@ -1,0 +1,174 @@
+//! The optimizer pipeline: saturate a graph with a rule library, extract the cheapest
+//! program for a cost model, and report what happened.
+//!
+//! The extracted program is scored with the model's whole-program cost, as is the input;
+//! if extraction did not beat the input (an extractor's per-node costs only approximate
+//! fusion), the input is kept, so optimizing never makes a program worse by the model's
+//! own measure.
+
+use crate::choice::Choice;
+use crate::costs::CostTable;
+use crate::{dag, ilp, tree};
+use egg::Language;
+use saturate_costmodels::CostModel;
+use saturate_egraph::Graph;
+use saturate_rewrites::saturate::{IterationReport, Limits, SaturationReport};
+use saturate_rewrites::{saturate, Library};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Which extractor picks the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtractorKind {
+    Tree,
+    Dag,
+    Ilp,
+}
+
+impl ExtractorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExtractorKind::Tree => "tree",
+            ExtractorKind::Dag => "dag",
+            ExtractorKind::Ilp => "ilp",
+        }
+    }
+}
+
+/// How to optimize.
+#[derive(Debug, Clone)]
+pub struct OptimizeOptions {
+    pub limits: Limits,
+    pub extractor: ExtractorKind,
+    /// Time the DAG-greedy passes may take before keeping what they have.
+    pub dag_budget: Duration,
+    /// Time the ILP solver may take before returning its best program.
+    pub ilp_time_limit: Duration,
+}
+
+impl Default for OptimizeOptions {
+    fn default() -> Self {
+        OptimizeOptions {
+            limits: Limits::default(),
+            extractor: ExtractorKind::Dag,
+            dag_budget: Duration::from_secs(10),
+            ilp_time_limit: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What optimizing did.
+#[derive(Debug, Clone)]
+pub struct OptimizeReport {
+    pub target: String,
+    pub rules_loaded: usize,
+    pub saturation: SaturationReport,
+    pub extractor: &'static str,
+    /// How the ILP solve ended, for `--extractor ilp`.
+    pub ilp_status: Option<String>,
+    pub saturate_seconds: f64,
+    pub extract_seconds: f64,
+    pub total_seconds: f64,
+    /// Whole-program cost of the input and of the result, in seconds of the model.
+    pub cost_before: f64,
+    pub cost_after: f64,
+    pub ops_before: BTreeMap<String, usize>,
+    pub ops_after: BTreeMap<String, usize>,
+    /// Nodes of the result that rules introduced, by rule.
+    pub rules_in_result: BTreeMap<String, usize>,
+    /// Extraction found nothing better than the input, which is returned.
+    pub kept_input: bool,
+}
+
+/// Optimizes `graph` for `model`; `progress` sees each saturation iteration.
+pub fn optimize(
+    graph: &Graph,
+    library: &Library,
+    model: &dyn CostModel,
+    opts: &OptimizeOptions,
+    progress: impl FnMut(&IterationReport) + 'static,
+) -> Result<(Graph, OptimizeReport), String> {
+    let start = Instant::now();
+    let cost_before = model.program_cost(graph).map_err(|e| e.to_string())?;
+    let saturated = saturate(graph, library, &opts.limits, progress);
+    let saturate_seconds = start.elapsed().as_secs_f64();
+
+    let extract_start = Instant::now();
+    let egraph = &saturated.egraph;
+    let costs = CostTable::new(egraph, model);
+    let mut ilp_status = None;
+    let choice = match opts.extractor {
+        ExtractorKind::Tree => tree::extract(egraph, &costs),
+        ExtractorKind::Dag => dag_or_tree(egraph, &saturated.roots, &costs, opts.dag_budget),
+        ExtractorKind::Ilp => {
+            let warm = dag_or_tree(egraph, &saturated.roots, &costs, opts.dag_budget);
+            let (choice, status) = ilp::extract(egraph, &saturated.roots, &costs, &warm, opts.ilp_time_limit);
+            ilp_status = Some(format!("{status:?}"));
+            choice
+        }
+    };
+    let extracted = choice.to_graph(egraph, &saturated.roots, graph)?;
+    check_same_interface(graph, &extracted)?;
+    let cost_extracted = model.program_cost(&extracted).map_err(|e| e.to_string())?;
+    let extract_seconds = extract_start.elapsed().as_secs_f64();
+
+    let kept_input = cost_extracted >= cost_before;
+    let result = if kept_input { graph.canonicalize() } else { extracted };
+    let rules_in_result = if kept_input { BTreeMap::new() } else { rules_used(&choice, &saturated) };
+    let report = OptimizeReport {
+        target: model.name().to_string(),
+        rules_loaded: library.len(),
+        saturation: saturated.report.clone(),
+        extractor: opts.extractor.name(),
+        ilp_status,
+        saturate_seconds,
+        extract_seconds,
+        total_seconds: start.elapsed().as_secs_f64(),
+        cost_before,
+        cost_after: cost_extracted.min(cost_before),
+        ops_before: graph.op_histogram(),
+        ops_after: result.op_histogram(),
+        rules_in_result,
+        kept_input,
+    };
+    Ok((result, report))
+}
+
+/// DAG-greedy, or tree-greedy where the DAG choice would be cyclic.
+fn dag_or_tree(egraph: &saturate_egraph::TensorEGraph, roots: &[egg::Id], costs: &CostTable, budget: Duration) -> Choice {
+    let choice = dag::extract(egraph, costs, budget);
+    match choice.topological(egraph, roots) {
+        Ok(_) => choice,
+        Err(_) => tree::extract(egraph, costs),
+    }
+}
+
+/// The extracted program must have the input's inputs and outputs, with their types.
+fn check_same_interface(original: &Graph, extracted: &Graph) -> Result<(), String> {
+    let (a, b) = (original.check().map_err(|e| e.to_string())?, extracted.check().map_err(|e| e.to_string())?);
+    for (p, q) in original.outputs.iter().zip(&extracted.outputs) {
+        let (ta, tb) = (original.tensor_type(&a, p.id), extracted.tensor_type(&b, q.id));
+        if p.name != q.name || ta != tb {
+            return Err(format!("extraction changed output `{}` from {ta} to `{}` {tb}", p.name, q.name));
+        }
+    }
+    if original.inputs.len() != extracted.inputs.len() {
+        return Err("extraction changed the inputs".into());
+    }
+    Ok(())
+}
+
+/// How many nodes of the chosen program each rule introduced.
+fn rules_used(choice: &Choice, saturated: &saturate_rewrites::Saturated) -> BTreeMap<String, usize> {
+    let mut used = BTreeMap::new();
+    let egraph = &saturated.egraph;
+    let Ok(order) = choice.topological(egraph, &saturated.roots) else { return used };
+    for class in order {
+        let Some(node) = choice.get(egraph, class) else { continue };
+        let node = node.clone().map_children(|c| egraph.find(c));
+        if let Some(rule) = saturated.provenance.get(&node) {
+            *used.entry(rule.clone()).or_insert(0) += 1;
+        }
+    }
+    used
+}

@@ -1,0 +1,10 @@
+//! One module a subcommand: each parses nothing (clap did) and prints what its crate
+//! call returns.
+
+pub mod check_rules;
+pub mod conformance;
+pub mod convert;
+pub mod info;
+pub mod optimize;
+pub mod rules;
+pub mod run;
