@@ -78,6 +78,10 @@ pub struct OptimizeReport {
     pub rules_in_result: BTreeMap<String, usize>,
     /// Extraction found nothing better than the input, which is returned.
     pub kept_input: bool,
+    /// The whole-program cost of what extraction chose (kept or not).
+    pub cost_extracted: f64,
+    /// The ops of what extraction chose (kept or not).
+    pub ops_extracted: BTreeMap<String, usize>,
 }
 
 /// Optimizes `graph` for `model`; `progress` sees each saturation iteration.
@@ -99,9 +103,9 @@ pub fn optimize(
     let mut ilp_status = None;
     let choice = match opts.extractor {
         ExtractorKind::Tree => tree::extract(egraph, &costs),
-        ExtractorKind::Dag => dag_or_tree(egraph, &saturated.roots, &costs, opts.dag_budget),
+        ExtractorKind::Dag => dag::extract(egraph, &costs, &saturated.roots, Some(graph), opts.dag_budget),
         ExtractorKind::Ilp => {
-            let warm = dag_or_tree(egraph, &saturated.roots, &costs, opts.dag_budget);
+            let warm = dag::extract(egraph, &costs, &saturated.roots, Some(graph), opts.dag_budget);
             let (choice, status) = ilp::extract(egraph, &saturated.roots, &costs, &warm, opts.ilp_time_limit);
             ilp_status = Some(format!("{status:?}"));
             choice
@@ -113,6 +117,7 @@ pub fn optimize(
     let extract_seconds = extract_start.elapsed().as_secs_f64();
 
     let kept_input = cost_extracted >= cost_before;
+    let extracted_ops = extracted.op_histogram();
     let result = if kept_input { graph.canonicalize() } else { extracted };
     let rules_in_result = if kept_input { BTreeMap::new() } else { rules_used(&choice, &saturated) };
     let report = OptimizeReport {
@@ -130,17 +135,10 @@ pub fn optimize(
         ops_after: result.op_histogram(),
         rules_in_result,
         kept_input,
+        cost_extracted,
+        ops_extracted: extracted_ops,
     };
     Ok((result, report))
-}
-
-/// DAG-greedy, or tree-greedy where the DAG choice would be cyclic.
-fn dag_or_tree(egraph: &saturate_egraph::TensorEGraph, roots: &[egg::Id], costs: &CostTable, budget: Duration) -> Choice {
-    let choice = dag::extract(egraph, costs, budget);
-    match choice.topological(egraph, roots) {
-        Ok(_) => choice,
-        Err(_) => tree::extract(egraph, costs),
-    }
 }
 
 /// The extracted program must have the input's inputs and outputs, with their types.

@@ -23,6 +23,8 @@ pub struct Limits {
     pub ban_length: usize,
     /// Search rules in parallel.
     pub parallel: bool,
+    /// Iterations in which multi-pattern rules run (Tensat's k_multi).
+    pub multi_iterations: usize,
 }
 
 impl Default for Limits {
@@ -31,9 +33,10 @@ impl Default for Limits {
             node_limit: 50_000,
             iter_limit: 12,
             time_limit: Duration::from_secs(10),
-            match_limit: 2_000,
+            match_limit: 1_000,
             ban_length: 3,
             parallel: true,
+            multi_iterations: 2,
         }
     }
 }
@@ -95,7 +98,9 @@ pub fn saturate(
 ) -> Saturated {
     let (egraph, roots) = egraph_of(graph);
     let compiled = library.compile();
-    let scheduler = ParallelBackoff::new(limits.match_limit, limits.ban_length, limits.parallel);
+    let multi = library.rules.iter().filter(|r| r.is_multi()).map(|r| egg::Symbol::from(r.name.as_str()));
+    let scheduler =
+        ParallelBackoff::new(limits.match_limit, limits.ban_length, limits.parallel).with_multi_rules(multi, limits.multi_iterations);
     let start = Instant::now();
     let mut runner = Runner::default()
         .with_egraph(egraph)

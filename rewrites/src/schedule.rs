@@ -10,7 +10,7 @@
 use egg::{EGraph, Rewrite, RewriteScheduler, RunnerLimits, RunnerResult, SearchMatches, Symbol};
 use rayon::prelude::*;
 use saturate_egraph::{ShapeAnalysis, TensorLang};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, Default)]
 struct RuleStats {
@@ -30,17 +30,37 @@ pub struct ParallelBackoff {
     stats: HashMap<Symbol, RuleStats>,
     /// How many times each rule was banned.
     pub bans: HashMap<Symbol, usize>,
+    /// Multi-pattern rules, which run only in the first `multi_iterations` iterations:
+    /// each merge of parallel ops enables merges of the merged ones, combinatorially
+    /// (Tensat's k_multi).
+    multi: HashSet<Symbol>,
+    multi_iterations: usize,
 }
 
 impl ParallelBackoff {
     pub fn new(match_limit: usize, ban_length: usize, parallel: bool) -> Self {
-        ParallelBackoff { match_limit, ban_length, parallel, stats: HashMap::new(), bans: HashMap::new() }
+        ParallelBackoff {
+            match_limit,
+            ban_length,
+            parallel,
+            stats: HashMap::new(),
+            bans: HashMap::new(),
+            multi: HashSet::new(),
+            multi_iterations: usize::MAX,
+        }
+    }
+
+    /// Runs the rules named in `multi` only during the first `iterations` iterations.
+    pub fn with_multi_rules(mut self, multi: impl IntoIterator<Item = Symbol>, iterations: usize) -> Self {
+        self.multi = multi.into_iter().collect();
+        self.multi_iterations = iterations;
+        self
     }
 }
 
 impl Default for ParallelBackoff {
     fn default() -> Self {
-        ParallelBackoff::new(2_000, 3, true)
+        ParallelBackoff::new(1_000, 3, true)
     }
 }
 
@@ -72,6 +92,9 @@ impl RewriteScheduler<TensorLang, ShapeAnalysis> for ParallelBackoff {
         let thresholds: Vec<Option<usize>> = rewrites
             .iter()
             .map(|rw| {
+                if iteration >= self.multi_iterations && self.multi.contains(&rw.name) {
+                    return None;
+                }
                 let s = self.stats.entry(rw.name).or_default();
                 (iteration >= s.banned_until)
                     .then(|| self.match_limit.checked_shl(s.times_banned as u32).unwrap_or(usize::MAX))

@@ -158,7 +158,8 @@ fn print_report(model: &Path, r: &OptimizeReport, output: Option<&Path>) {
     let change = if r.cost_before > 0.0 { 100.0 * (r.cost_after / r.cost_before - 1.0) } else { 0.0 };
     println!("estimated cost ({}): {} → {} ({change:+.1} %)", r.target, seconds(r.cost_before), seconds(r.cost_after), change = change);
     if r.kept_input {
-        println!("  (no extracted program beat the input, so the input is kept)");
+        println!("  (extraction chose a program of cost {}, no better, so the input is kept)", seconds(r.cost_extracted));
+        println!("  extracted ops: {:?}", r.ops_extracted);
     }
     if let Some(status) = &r.ilp_status {
         println!("ILP: {status}");

@@ -5,6 +5,7 @@
 //!   folder of import;
 //! - [`compare`]: the tolerance rule outputs are compared with;
 //! - [`rulecheck`]: the rule checker, which evaluates both sides of every rewrite rule;
+//! - [`suite`]: the model suite (Tensat's graphs, built here) that tests and benchmarks use;
 //! - [`conformance`]: running the ONNX backend test data (node tests and the light model
 //!   zoo) through the interpreter.
 
@@ -12,7 +13,9 @@ pub mod compare;
 pub mod conformance;
 pub mod interp;
 pub mod load;
+pub mod rng;
 pub mod rulecheck;
+pub mod suite;
 
 pub use interp::{run, InterpError, Interpreter};
 pub use load::{load_for_inputs, load_model};

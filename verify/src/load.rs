@@ -5,8 +5,12 @@ use saturate_egraph::{onnx, sexp, Error, Graph, Result, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Loads `.onnx` models (folding constants with the interpreter) and `.sexp` graphs.
+/// Loads `.onnx` models (folding constants with the interpreter), `.sexp` graphs, and
+/// the suite's models by name, `suite:bert`.
 pub fn load_model(path: &Path) -> Result<Graph> {
+    if let Some(name) = path.to_str().and_then(|p| p.strip_prefix("suite:")) {
+        return crate::suite::load(name).map_err(Error::Invalid);
+    }
     match model_format(path)? {
         Format::Sexp => sexp::read_file(path),
         Format::Onnx => onnx::load(path, &Interpreter),
@@ -19,6 +23,9 @@ pub fn load_model(path: &Path) -> Result<Graph> {
 /// static as an input (ONNX test models do), that input is bound to the given value
 /// and becomes a constant. Returns the graph and the inputs it still takes.
 pub fn load_for_inputs(path: &Path, inputs: Vec<Tensor>) -> Result<(Graph, Vec<Tensor>)> {
+    if path.to_str().is_some_and(|p| p.starts_with("suite:")) {
+        return Ok((load_model(path)?, inputs));
+    }
     if model_format(path)? == Format::Sexp {
         return Ok((sexp::read_file(path)?, inputs));
     }

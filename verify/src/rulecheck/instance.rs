@@ -10,7 +10,7 @@
 //! `(fill 1.0 …)`, `(non-negative ?x)` makes it an `(abs …)`. Whatever does not fit is
 //! rejected by type checking, and the caller tries again.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use egg::{ENodeOrVar, Id, Language, PatternAst, Var};
 use saturate_egraph::{Activation, DType, Float, GraphBuilder, IntList, Tensor, TensorLang, TensorType};
 use saturate_rewrites::guards::{self, Witness};

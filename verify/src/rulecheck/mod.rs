@@ -12,14 +12,13 @@
 //! [`CheckOptions::instances`] distinct instances.
 
 pub mod instance;
-pub mod rng;
 pub mod values;
 
 use crate::compare::compare;
 use crate::run;
 use egg::{ENodeOrVar, Id, Language, Subst, Var};
 use instance::{index_bounds, Builder, Instance};
-use rng::Rng;
+use crate::rng::Rng;
 use saturate_egraph::{Graph, Port, Tensor, TensorEGraph, TensorLang};
 use saturate_rewrites::apply::{typecheck, RuleApplier};
 use saturate_rewrites::rule::DirectedRule;

@@ -2,7 +2,7 @@
 //! large magnitudes, repeated values.
 
 use super::instance::Values;
-use super::rng::Rng;
+use crate::rng::Rng;
 use ndarray::{ArrayD, IxDyn};
 use saturate_egraph::{DType, Tensor, TensorType};
 
