@@ -1,0 +1,213 @@
+//! The optimizer end to end: every model of the suite, optimized, computes what the
+//! original computes (reference interpreter, random inputs); targets change what is
+//! extracted; the extractors agree on correctness; the command line reports.
+
+mod support;
+
+use saturate_costmodels::{gpu, program_cost, CostModel, Roofline};
+use saturate_egraph::{Graph, Tensor};
+use saturate_extract::{optimize, ExtractorKind, OptimizeOptions};
+use saturate_rewrites::Library;
+use saturate_verify::compare::compare;
+use saturate_verify::rng::Rng;
+use saturate_verify::{conformance, load_model, run, suite};
+use std::path::{Path, PathBuf};
+use support::*;
+
+/// A fixed CPU model, so tests do not depend on this machine's calibration.
+fn cpu() -> Roofline {
+    Roofline { name: "cpu".into(), gemm_flops: 1e11, vector_flops: 2e10, bandwidth: 2e10, launch: 1e-6 }
+}
+
+fn random_inputs(graph: &Graph, seed: u64) -> Vec<Tensor> {
+    let metas = graph.check().unwrap();
+    let mut rng = Rng::new(seed);
+    graph
+        .inputs
+        .iter()
+        .map(|p| {
+            let ty = graph.tensor_type(&metas, p.id);
+            let v: Vec<f32> = (0..ty.numel()).map(|_| rng.normal() as f32).collect();
+            Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&ty.shape), v).unwrap())
+        })
+        .collect()
+}
+
+/// Optimizes `graph` and checks the result computes the same, returning the report.
+fn optimized_matches(name: &str, graph: &Graph, model: &dyn CostModel) -> saturate_extract::OptimizeReport {
+    let library = Library::builtin().unwrap();
+    let (optimized, report) = optimize(graph, &library, model, &OptimizeOptions::default(), |_| {}).unwrap();
+    assert!(report.cost_after <= report.cost_before, "{name}: optimizing made it worse");
+    let inputs = random_inputs(graph, 7);
+    let (want, got) = (run(graph, &inputs).unwrap(), run(&optimized, &inputs).unwrap());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        // deep networks amplify rounding; compare relative to the output's scale
+        let scale = w.to_f32_vec().iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        compare(g, w, 1e-3, 1e-4 * scale.max(1.0)).unwrap_or_else(|m| panic!("{name}: output {i} differs after optimizing: {m}"));
+    }
+    report
+}
+
+fn light_models() -> Vec<PathBuf> {
+    let dir = conformance::data_dir();
+    conformance::require_data(&dir).expect("run scripts/fetch-onnx-data first");
+    conformance::light_model_paths(&dir.join("light")).unwrap()
+}
+
+#[test]
+fn tensat_suite_models_keep_their_outputs() {
+    for m in suite::MODELS {
+        let graph = (m.build)();
+        let report = optimized_matches(m.name, &graph, &cpu());
+        println!("{}: cost {:.3} → {:.3} ms, {:.2} s", m.name, report.cost_before * 1e3, report.cost_after * 1e3, report.total_seconds);
+    }
+}
+
+#[test]
+fn light_models_and_the_transformer_layer_keep_their_outputs() {
+    let mut paths = light_models();
+    paths.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx"));
+    for path in paths {
+        let graph = load_model(&path).unwrap();
+        let report = optimized_matches(&path.display().to_string(), &graph, &cpu());
+        println!("{}: cost {:.3} → {:.3} ms", path.display(), report.cost_before * 1e3, report.cost_after * 1e3);
+    }
+}
+
+#[test]
+fn the_transformer_layer_gets_its_fused_ops() {
+    let graph = load_model(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx")).unwrap();
+    let report = optimized_matches("transformer_layer", &graph, &cpu());
+    for op in ["layer_norm", "attention", "matmul_bias_act"] {
+        assert!(report.ops_after.get(op).copied().unwrap_or(0) >= 1, "no {op} in {:?}", report.ops_after);
+    }
+    assert_eq!(report.ops_after.get("layer_norm"), Some(&2));
+    assert!(report.rules_in_result.contains_key("layer-norm-from-decomposition"), "{:?}", report.rules_in_result);
+    assert!(report.cost_after < 0.6 * report.cost_before, "{report:?}");
+}
+
+/// Two products of one input with activations (not weights): a GPU, where a kernel
+/// launch costs more than copying the small operands, takes one product of a
+/// concatenation; a CPU, where launches are cheap and bandwidth scarce, keeps two.
+fn concat_of_products() -> Graph {
+    let text = "(saturate-graph 1)\n(input %x f32 [1,512])\n(input %b f32 [512,64])\n(input %c f32 [512,64])\n\
+                (output \"y\" (concat 1 (matmul %x %b) (matmul %x %c)))\n";
+    saturate_egraph::sexp::parse(text, "t", None).unwrap()
+}
+
+#[test]
+fn cpu_and_gpu_extract_different_programs() {
+    let library = Library::builtin().unwrap();
+    let graph = concat_of_products();
+    let run_for = |model: &dyn CostModel| optimize(&graph, &library, model, &OptimizeOptions::default(), |_| {}).unwrap();
+    let (cpu_graph, _) = run_for(&cpu());
+    let (gpu_graph, gpu_report) = run_for(&gpu::v100());
+    assert_eq!(cpu_graph.op_histogram().get("matmul"), Some(&2), "{:?}", cpu_graph.op_histogram());
+    assert_eq!(gpu_graph.op_histogram().get("matmul"), Some(&1), "{:?}", gpu_graph.op_histogram());
+    assert!(gpu_report.cost_after < gpu_report.cost_before);
+    // and both compute the same thing
+    let inputs = random_inputs(&graph, 3);
+    let (a, b) = (run(&cpu_graph, &inputs).unwrap(), run(&gpu_graph, &inputs).unwrap());
+    compare(&a[0], &b[0], 1e-3, 1e-4).unwrap();
+}
+
+#[test]
+fn every_extractor_yields_a_valid_equivalent_program() {
+    let graph = load_model(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx")).unwrap();
+    let library = Library::builtin().unwrap();
+    let inputs = random_inputs(&graph, 11);
+    let want = run(&graph, &inputs).unwrap();
+    let mut costs = Vec::new();
+    for extractor in [ExtractorKind::Tree, ExtractorKind::Dag, ExtractorKind::Ilp] {
+        let opts = OptimizeOptions { extractor, ilp_time_limit: std::time::Duration::from_secs(20), ..Default::default() };
+        let (g, report) = optimize(&graph, &library, &cpu(), &opts, |_| {}).unwrap();
+        g.check().unwrap();
+        let got = run(&g, &inputs).unwrap();
+        compare(&got[0], &want[0], 1e-3, 1e-4).unwrap_or_else(|m| panic!("{extractor:?}: {m}"));
+        costs.push((extractor, report.cost_after, report.ilp_status.clone()));
+    }
+    println!("{costs:?}");
+    let (tree, dag, ilp) = (costs[0].1, costs[1].1, costs[2].1);
+    assert!(dag <= tree * 1.0001, "DAG-aware extraction is never worse than tree: {costs:?}");
+    assert!(ilp <= dag * 1.0001, "ILP starts from the DAG choice and only improves: {costs:?}");
+}
+
+#[test]
+fn program_cost_counts_shared_work_once() {
+    // y = relu(x·w) used twice: the product is computed once
+    let text = "(saturate-graph 1)\n(input %x f32 [256,256])\n(input %w f32 [256,256])\n(let $1 (relu (matmul %x %w)))\n(output \"a\" (add $1 $1))\n";
+    let shared = saturate_egraph::sexp::parse(text, "t", None).unwrap();
+    let single = saturate_egraph::sexp::parse(
+        "(saturate-graph 1)\n(input %x f32 [256,256])\n(input %w f32 [256,256])\n(output \"a\" (relu (matmul %x %w)))\n",
+        "t",
+        None,
+    )
+    .unwrap();
+    let (a, b) = (program_cost(&cpu(), &shared).unwrap(), program_cost(&cpu(), &single).unwrap());
+    assert!(a < 1.5 * b, "{a} vs {b}");
+}
+
+#[test]
+fn optimize_command_reports_and_writes_the_program() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("opt.sexp");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx");
+    let res = saturate(&["optimize", model.to_str().unwrap(), "--target", "gpu-v100", "-o", out.to_str().unwrap(), "--json"]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    for key in ["rules_loaded", "iterations", "egraph_nodes", "stop_reason", "saturate_seconds", "extract_seconds", "cost_before", "cost_after"] {
+        assert!(!v[key].is_null(), "missing {key}: {v}");
+    }
+    assert!(v["rules_loaded"].as_u64().unwrap() >= 300);
+    assert!(v["cost_after"].as_f64().unwrap() < v["cost_before"].as_f64().unwrap());
+    let optimized = saturate_egraph::sexp::read_file(&out).unwrap();
+    assert!(optimized.op_histogram().contains_key("attention"));
+
+    let text = saturate(&["optimize", model.to_str().unwrap(), "--iter-limit", "3"]);
+    let report = stdout(&text);
+    for needle in ["iteration", "stopped:", "estimated cost", "ops before → after", "rules that fired most", "rules whose results are in the program"] {
+        assert!(report.contains(needle), "missing {needle}:\n{report}");
+    }
+
+    // run --optimize computes what the model computes
+    let run_dir = d.path().join("out");
+    let example = model.parent().unwrap();
+    let res = saturate(&[
+        "run", model.to_str().unwrap(), "--input", example.join("input_0.pb").to_str().unwrap(),
+        "--output-dir", run_dir.to_str().unwrap(), "--optimize", "--expected", example.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}{}", stdout(&res), String::from_utf8_lossy(&res.stderr));
+}
+
+#[test]
+fn rules_command_lists_every_directed_rule() {
+    let res = saturate(&["rules", "--json"]);
+    assert!(res.status.success());
+    let rules: Vec<serde_json::Value> = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(rules.len(), Library::builtin().unwrap().len());
+    for r in &rules {
+        for key in ["name", "theme", "lhs", "rhs", "guards"] {
+            assert!(!r[key].is_null(), "{key} missing in {r}");
+        }
+    }
+    let guards = stdout(&saturate(&["rules", "--guards"]));
+    assert!(guards.contains("non-negative") && guards.contains("is-const"));
+    let functions = stdout(&saturate(&["rules", "--functions"]));
+    assert!(functions.contains("compose-perm"));
+}
+
+#[test]
+fn bad_optimizer_input_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("broken.rules");
+    std::fs::write(&rules, "(rewrite x (relu ?a) (nope ?a))\n").unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx");
+    let res = saturate(&["optimize", model.to_str().unwrap(), "--rules", rules.to_str().unwrap()]);
+    assert_clean_failure(&res, &["broken.rules:1:", "rule `x`", "unknown op `nope`"]);
+    let res = saturate(&["optimize", model.to_str().unwrap(), "--no-default-rules"]);
+    assert_clean_failure(&res, &["no rules"]);
+    let res = saturate(&["optimize", model.to_str().unwrap(), "--target", "tpu"]);
+    assert!(!res.status.success());
+    let res = saturate(&["optimize", "suite:nonesuch"]);
+    assert_clean_failure(&res, &["no suite model `nonesuch`", "bert"]);
+}
