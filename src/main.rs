@@ -184,7 +184,9 @@ fn main() -> ExitCode {
         }
         Command::Rules { opt, json, guards, functions } => commands::rules::rules(&opt, json, guards, functions),
         Command::Calibrate => commands::optimize::calibrate(),
-        Command::Conformance { data, verbose, no_models } => commands::conformance::conformance(data, verbose, no_models),
+        Command::Conformance { data, verbose, no_models } => {
+            commands::conformance::conformance(data, verbose, no_models)
+        }
         Command::CheckRules { files, instances, seed, only, show } => {
             commands::check_rules::check_rules(&files, instances, seed, only.as_deref(), show)
         }

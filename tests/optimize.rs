@@ -43,7 +43,8 @@ fn optimized_matches(name: &str, graph: &Graph, model: &dyn CostModel) -> satura
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         // deep networks amplify rounding; compare relative to the output's scale
         let scale = w.to_f32_vec().iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-        compare(g, w, 1e-3, 1e-4 * scale.max(1.0)).unwrap_or_else(|m| panic!("{name}: output {i} differs after optimizing: {m}"));
+        compare(g, w, 1e-3, 1e-4 * scale.max(1.0))
+            .unwrap_or_else(|m| panic!("{name}: output {i} differs after optimizing: {m}"));
     }
     report
 }
@@ -59,7 +60,13 @@ fn tensat_suite_models_keep_their_outputs() {
     for m in suite::MODELS {
         let graph = (m.build)();
         let report = optimized_matches(m.name, &graph, &cpu());
-        println!("{}: cost {:.3} → {:.3} ms, {:.2} s", m.name, report.cost_before * 1e3, report.cost_after * 1e3, report.total_seconds);
+        println!(
+            "{}: cost {:.3} → {:.3} ms, {:.2} s",
+            m.name,
+            report.cost_before * 1e3,
+            report.cost_after * 1e3,
+            report.total_seconds
+        );
     }
 }
 
@@ -76,7 +83,8 @@ fn light_models_and_the_transformer_layer_keep_their_outputs() {
 
 #[test]
 fn the_transformer_layer_gets_its_fused_ops() {
-    let graph = load_model(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx")).unwrap();
+    let graph =
+        load_model(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx")).unwrap();
     let report = optimized_matches("transformer_layer", &graph, &cpu());
     for op in ["layer_norm", "attention", "matmul_bias_act"] {
         assert!(report.ops_after.get(op).copied().unwrap_or(0) >= 1, "no {op} in {:?}", report.ops_after);
@@ -99,7 +107,8 @@ fn concat_of_products() -> Graph {
 fn cpu_and_gpu_extract_different_programs() {
     let library = Library::builtin().unwrap();
     let graph = concat_of_products();
-    let run_for = |model: &dyn CostModel| optimize(&graph, &library, model, &OptimizeOptions::default(), |_| {}).unwrap();
+    let run_for =
+        |model: &dyn CostModel| optimize(&graph, &library, model, &OptimizeOptions::default(), |_| {}).unwrap();
     let (cpu_graph, _) = run_for(&cpu());
     let (gpu_graph, gpu_report) = run_for(&gpu::v100());
     assert_eq!(cpu_graph.op_histogram().get("matmul"), Some(&2), "{:?}", cpu_graph.op_histogram());
@@ -111,15 +120,47 @@ fn cpu_and_gpu_extract_different_programs() {
     compare(&a[0], &b[0], 1e-3, 1e-4).unwrap();
 }
 
+/// An RNN cell: two gates, each `act(x·Wᵢ + s·Uᵢ)`. Merging the two products of `x` and
+/// the two of `s` halves the kernels, but only if both gates switch at once, which
+/// single-class changes cannot do; the DAG extractor's sharing moves must.
+#[test]
+fn dag_extraction_merges_the_parallel_matmuls_of_a_recurrent_cell() {
+    let text = "(saturate-graph 1)\n(input %x f32 [1,512])\n(input %s f32 [1,512])\n\
+                (let $g0 (add (matmul %x (fill 0.01 [512,512])) (matmul %s (fill 0.02 [512,512]))))\n\
+                (let $g1 (add (matmul %x (fill 0.03 [512,512])) (matmul %s (fill 0.04 [512,512]))))\n\
+                (output \"y\" (mul (relu $g0) (tanh $g1)))\n";
+    let graph = saturate_egraph::sexp::parse(text, "t", None).unwrap();
+    let library = Library::builtin().unwrap();
+    let products = |g: &Graph| {
+        ["matmul", "gemm", "matmul_bias_act"]
+            .iter()
+            .map(|op| g.op_histogram().get(*op).copied().unwrap_or(0))
+            .sum::<usize>()
+    };
+    let run_with = |extractor| {
+        let opts = OptimizeOptions { extractor, ..Default::default() };
+        optimize(&graph, &library, &gpu::v100(), &opts, |_| {}).unwrap()
+    };
+    let (tree, _) = run_with(ExtractorKind::Tree);
+    let (dag, report) = run_with(ExtractorKind::Dag);
+    assert_eq!(products(&tree), 4, "{:?}", tree.op_histogram());
+    assert_eq!(products(&dag), 2, "{:?}", dag.op_histogram());
+    assert!(report.cost_after < report.cost_before * 0.8, "{} -> {}", report.cost_before, report.cost_after);
+    let inputs = random_inputs(&graph, 5);
+    compare(&run(&dag, &inputs).unwrap()[0], &run(&graph, &inputs).unwrap()[0], 1e-3, 1e-4).unwrap();
+}
+
 #[test]
 fn every_extractor_yields_a_valid_equivalent_program() {
-    let graph = load_model(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx")).unwrap();
+    let graph =
+        load_model(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx")).unwrap();
     let library = Library::builtin().unwrap();
     let inputs = random_inputs(&graph, 11);
     let want = run(&graph, &inputs).unwrap();
     let mut costs = Vec::new();
     for extractor in [ExtractorKind::Tree, ExtractorKind::Dag, ExtractorKind::Ilp] {
-        let opts = OptimizeOptions { extractor, ilp_time_limit: std::time::Duration::from_secs(20), ..Default::default() };
+        let opts =
+            OptimizeOptions { extractor, ilp_time_limit: std::time::Duration::from_secs(20), ..Default::default() };
         let (g, report) = optimize(&graph, &library, &cpu(), &opts, |_| {}).unwrap();
         g.check().unwrap();
         let got = run(&g, &inputs).unwrap();
@@ -152,10 +193,20 @@ fn optimize_command_reports_and_writes_the_program() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("opt.sexp");
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx");
-    let res = saturate(&["optimize", model.to_str().unwrap(), "--target", "gpu-v100", "-o", out.to_str().unwrap(), "--json"]);
+    let res =
+        saturate(&["optimize", model.to_str().unwrap(), "--target", "gpu-v100", "-o", out.to_str().unwrap(), "--json"]);
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
-    for key in ["rules_loaded", "iterations", "egraph_nodes", "stop_reason", "saturate_seconds", "extract_seconds", "cost_before", "cost_after"] {
+    for key in [
+        "rules_loaded",
+        "iterations",
+        "egraph_nodes",
+        "stop_reason",
+        "saturate_seconds",
+        "extract_seconds",
+        "cost_before",
+        "cost_after",
+    ] {
         assert!(!v[key].is_null(), "missing {key}: {v}");
     }
     assert!(v["rules_loaded"].as_u64().unwrap() >= 300);
@@ -165,7 +216,14 @@ fn optimize_command_reports_and_writes_the_program() {
 
     let text = saturate(&["optimize", model.to_str().unwrap(), "--iter-limit", "3"]);
     let report = stdout(&text);
-    for needle in ["iteration", "stopped:", "estimated cost", "ops before → after", "rules that fired most", "rules whose results are in the program"] {
+    for needle in [
+        "iteration",
+        "stopped:",
+        "estimated cost",
+        "ops before → after",
+        "rules that fired most",
+        "rules whose results are in the program",
+    ] {
         assert!(report.contains(needle), "missing {needle}:\n{report}");
     }
 
@@ -173,8 +231,15 @@ fn optimize_command_reports_and_writes_the_program() {
     let run_dir = d.path().join("out");
     let example = model.parent().unwrap();
     let res = saturate(&[
-        "run", model.to_str().unwrap(), "--input", example.join("input_0.pb").to_str().unwrap(),
-        "--output-dir", run_dir.to_str().unwrap(), "--optimize", "--expected", example.to_str().unwrap(),
+        "run",
+        model.to_str().unwrap(),
+        "--input",
+        example.join("input_0.pb").to_str().unwrap(),
+        "--output-dir",
+        run_dir.to_str().unwrap(),
+        "--optimize",
+        "--expected",
+        example.to_str().unwrap(),
     ]);
     assert!(res.status.success(), "{}{}", stdout(&res), String::from_utf8_lossy(&res.stderr));
 }

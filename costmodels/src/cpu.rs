@@ -60,14 +60,22 @@ pub fn calibrate() -> Result<Calibration, String> {
 /// The CPU's model name, to tell whether a cached calibration is this machine's.
 pub fn cpu_name() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = info.lines().find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()));
+    let model = info
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!("{} ({cores} threads)", model.unwrap_or_else(|| std::env::consts::ARCH.to_string()))
 }
 
 /// Runs the three measurements.
 pub fn measure() -> Roofline {
-    Roofline { name: "cpu".into(), gemm_flops: gemm_rate(), vector_flops: vector_rate(), bandwidth: bandwidth(), launch: 1e-6 }
+    Roofline {
+        name: "cpu".into(),
+        gemm_flops: gemm_rate(),
+        vector_flops: vector_rate(),
+        bandwidth: bandwidth(),
+        launch: 1e-6,
+    }
 }
 
 /// The median of `runs` timings of `f`, in seconds.
@@ -90,7 +98,22 @@ fn gemm_rate() -> f64 {
     let mut c = vec![0f32; n * n];
     let seconds = median_seconds(7, || unsafe {
         // SAFETY: the slices hold n×n row-major matrices, as the strides say
-        matrixmultiply::sgemm(n, n, n, 1.0, a.as_ptr(), n as isize, 1, b.as_ptr(), n as isize, 1, 0.0, c.as_mut_ptr(), n as isize, 1);
+        matrixmultiply::sgemm(
+            n,
+            n,
+            n,
+            1.0,
+            a.as_ptr(),
+            n as isize,
+            1,
+            b.as_ptr(),
+            n as isize,
+            1,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
     });
     std::hint::black_box(&c);
     2.0 * (n * n * n) as f64 / seconds

@@ -10,9 +10,21 @@
 use crate::Roofline;
 
 pub fn v100() -> Roofline {
-    Roofline { name: "gpu-v100".into(), gemm_flops: 0.85 * 15.7e12, vector_flops: 0.85 * 15.7e12, bandwidth: 0.8 * 900e9, launch: 5e-6 }
+    Roofline {
+        name: "gpu-v100".into(),
+        gemm_flops: 0.85 * 15.7e12,
+        vector_flops: 0.85 * 15.7e12,
+        bandwidth: 0.8 * 900e9,
+        launch: 5e-6,
+    }
 }
 
 pub fn h100() -> Roofline {
-    Roofline { name: "gpu-h100".into(), gemm_flops: 0.85 * 67e12, vector_flops: 0.85 * 67e12, bandwidth: 0.8 * 3.35e12, launch: 3e-6 }
+    Roofline {
+        name: "gpu-h100".into(),
+        gemm_flops: 0.85 * 67e12,
+        vector_flops: 0.85 * 67e12,
+        bandwidth: 0.8 * 3.35e12,
+        launch: 3e-6,
+    }
 }

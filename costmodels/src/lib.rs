@@ -4,10 +4,10 @@
 //! prices:
 //!
 //! - [`CostModel::node_cost`], per e-node, which extractors add up. It can only
-//!   approximate fusion: an elementwise node pays its arithmetic and its reads and write,
-//!   but no kernel launch, since the backend fuses chains of them into one loop; a node
-//!   whose operands are all constants costs nothing, since it is computed once, at
-//!   compile time.
+//!   approximate fusion: an elementwise node pays its arithmetic, its reads and write,
+//!   and either a launch (priced as running alone) or none (as fused into a neighbour);
+//!   the optimizer extracts under both [`Pricing`]s. A node whose operands are all
+//!   constants costs nothing, since it is computed once, at compile time.
 //! - [`CostModel::program_cost`], for a whole extracted program, which groups
 //!   elementwise chains as the backend will (one loop a group: it reads the group's inputs
 //!   once, writes its outputs once, and launches once). Reports and the choice between
@@ -44,8 +44,17 @@ pub trait CostModel: Send + Sync {
     fn roofline(&self) -> &Roofline;
 
     /// The cost of one node, for extractors. `constant` says all its tensor operands are
-    /// constants (then it runs at compile time and costs nothing).
+    /// constants (then it runs at compile time and costs nothing). An elementwise node
+    /// is priced as a loop of its own, launch included.
     fn node_cost(&self, info: &NodeInfo, constant: bool) -> f64 {
+        self.node_cost_as(info, constant, Pricing::Alone)
+    }
+
+    /// [`node_cost`](Self::node_cost) with elementwise nodes priced either alone or as
+    /// fused into a neighbour's loop (no launch). Neither is right for every node; the
+    /// optimizer extracts with both and keeps the program whose whole-program cost is
+    /// lower.
+    fn node_cost_as(&self, info: &NodeInfo, constant: bool, pricing: Pricing) -> f64 {
         if constant {
             return 0.0;
         }
@@ -53,8 +62,10 @@ pub trait CostModel: Send + Sync {
         let w = work(info);
         match w.kind {
             Kind::Source | Kind::View => 0.0,
-            // fused into a loop with its neighbours: no launch of its own
-            Kind::Elementwise => r.kernel_time(w.flops, w.bytes_in + w.bytes_out, r.vector_flops, 0.0),
+            Kind::Elementwise => {
+                let launch = if pricing == Pricing::Alone { r.launch } else { 0.0 };
+                r.kernel_time(w.flops, w.bytes_in + w.bytes_out, r.vector_flops, launch)
+            }
             Kind::Copy | Kind::Reduction => r.kernel_time(w.flops, w.bytes_in + w.bytes_out, r.vector_flops, r.launch),
             Kind::Gemm => r.kernel_time(w.flops, w.bytes_in + w.bytes_out, r.gemm_flops, r.launch),
         }
@@ -65,6 +76,16 @@ pub trait CostModel: Send + Sync {
     fn program_cost(&self, graph: &Graph) -> saturate_egraph::Result<f64> {
         program_cost(self.roofline(), graph)
     }
+}
+
+/// How per-node prices treat elementwise nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pricing {
+    /// As a loop of its own, with a launch: favours fused ops and short chains.
+    Alone,
+    /// As fused into a neighbour's loop, without a launch: favours sharing work between
+    /// chains (merged products feeding several elementwise consumers).
+    Fused,
 }
 
 /// The parameters of a roofline target.

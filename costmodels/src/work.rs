@@ -73,6 +73,24 @@ fn activation_flops(m: Option<&Meta>) -> f64 {
     }
 }
 
+/// Whether a slice selects one contiguous block of its input (in row-major order):
+/// leading axes reduced to one index, then one axis cut to a range with step 1, then whole
+/// axes. Such a slice is a view at an offset; the backend does not copy it.
+fn contiguous_slice(info: &NodeInfo) -> bool {
+    let Some(x) = info.operand(0) else { return false };
+    let out = &info.output.shape;
+    let steps = match info.children.get(3) {
+        Some(Meta::Ints(s)) => s,
+        _ => return false,
+    };
+    if steps.iter().any(|&s| s != 1) {
+        return false;
+    }
+    // the first axis the slice cuts (or the first with more than one element)
+    let Some(first) = (0..out.len()).find(|&i| out[i] != 1) else { return true };
+    (first + 1..out.len()).all(|i| out[i] == x.shape[i])
+}
+
 /// The work of `info.node`.
 pub fn work(info: &NodeInfo) -> Work {
     use TensorLang as L;
@@ -81,10 +99,13 @@ pub fn work(info: &NodeInfo) -> Work {
     let bytes_in: f64 = info.children.iter().filter_map(|m| m.tensor()).map(bytes).sum();
     let w = |kind, flops| Work { kind, flops, bytes_in, bytes_out };
     match info.node {
-        L::Input(_) | L::Weight(_) | L::Fill(_) => Work { kind: Kind::Source, flops: 0.0, bytes_in: 0.0, bytes_out: 0.0 },
+        L::Input(_) | L::Weight(_) | L::Fill(_) => {
+            Work { kind: Kind::Source, flops: 0.0, bytes_in: 0.0, bytes_out: 0.0 }
+        }
         L::Reshape(_) | L::Flatten(_) | L::Squeeze(_) | L::Unsqueeze(_) => {
             Work { kind: Kind::View, flops: 0.0, bytes_in: 0.0, bytes_out: 0.0 }
         }
+        L::Slice(_) if contiguous_slice(info) => Work { kind: Kind::View, flops: 0.0, bytes_in: 0.0, bytes_out: 0.0 },
         L::Transpose(_) | L::Slice(_) | L::Concat(_) | L::Pad(_) | L::Expand(_) | L::Gather(_) | L::Cast(_) => {
             // a copy reads what it writes
             Work { kind: Kind::Copy, flops: 0.0, bytes_in: bytes_out, bytes_out }
@@ -105,7 +126,11 @@ pub fn work(info: &NodeInfo) -> Work {
         }
         L::Conv(_) | L::ConvBiasAct(_) => {
             let per_output: f64 = info.operand(1).map_or(1.0, |t| t.shape[1..].iter().product::<usize>() as f64);
-            let act = if matches!(info.node, L::ConvBiasAct(_)) { activation_flops(info.children.get(7).copied()) } else { 0.0 };
+            let act = if matches!(info.node, L::ConvBiasAct(_)) {
+                activation_flops(info.children.get(7).copied())
+            } else {
+                0.0
+            };
             w(Kind::Gemm, 2.0 * out * per_output + out * (1.0 + act))
         }
         L::Attention(_) => {
@@ -117,7 +142,9 @@ pub fn work(info: &NodeInfo) -> Work {
             let rows = out / e.max(1.0);
             w(Kind::Gemm, 2.0 * rows * t * d + 14.0 * rows * t + 2.0 * rows * t * e)
         }
-        L::ReduceSum(_) | L::ReduceMean(_) | L::ReduceMax(_) | L::ReduceMin(_) => w(Kind::Reduction, info.operand_numel(0)),
+        L::ReduceSum(_) | L::ReduceMean(_) | L::ReduceMax(_) | L::ReduceMin(_) => {
+            w(Kind::Reduction, info.operand_numel(0))
+        }
         L::Softmax(_) | L::LogSoftmax(_) => w(Kind::Reduction, 16.0 * out),
         L::LayerNorm(_) | L::RmsNorm(_) => w(Kind::Reduction, 8.0 * out),
         L::BatchNorm(_) => w(Kind::Elementwise, 2.0 * out),

@@ -128,21 +128,23 @@ impl Graph {
         };
         let inputs = self.inputs.iter().map(|p| Port { name: p.name.clone(), id: copy(p.id, &mut b) }).collect();
         let outputs = self.outputs.iter().map(|p| Port { name: p.name.clone(), id: copy(p.id, &mut b) }).collect();
-        let used: Vec<&str> = b
+        Graph { expr: b.expr, inputs, outputs, weights: BTreeMap::new() }.with_weights_from(self)
+    }
+
+    /// The graph with the data of the weights its nodes use taken from `source` (and no
+    /// other): rewritten programs are built without data, which is copied once, at the end.
+    pub fn with_weights_from(mut self, source: &Graph) -> Graph {
+        self.weights = self
             .expr
             .as_ref()
             .iter()
             .filter_map(|n| match n {
-                TensorLang::Weight([name, ..]) => Some(match &b.expr[*name] {
-                    TensorLang::Name(n) => n.as_str(),
-                    _ => unreachable!("weight names are name leaves"),
-                }),
+                TensorLang::Weight([name, ..]) => Some(self.name_of(*name)),
                 _ => None,
             })
+            .filter_map(|n| source.weights.get(n).map(|t| (n.to_string(), t.clone())))
             .collect();
-        let weights =
-            used.into_iter().filter_map(|n| self.weights.get(n).map(|t| (n.to_string(), t.clone()))).collect();
-        Graph { expr: b.expr, inputs, outputs, weights }
+        self
     }
 
     /// Number of nodes per op name (attribute leaves and sources — inputs, weights and

@@ -59,13 +59,22 @@ impl Choice {
     /// Builds the chosen program as a graph with `original`'s inputs, output names and
     /// weights. Fails on a cycle or an ill-typed choice.
     pub fn to_graph(&self, egraph: &TensorEGraph, roots: &[Id], original: &Graph) -> Result<Graph, String> {
+        Ok(self.to_program(egraph, roots, original)?.with_weights_from(original))
+    }
+
+    /// [`to_graph`](Self::to_graph) without the weights' data, which only the program
+    /// finally kept needs: cheap enough to build for every candidate.
+    pub fn to_program(&self, egraph: &TensorEGraph, roots: &[Id], original: &Graph) -> Result<Graph, String> {
         let order = self.topological(egraph, roots)?;
         let mut b = GraphBuilder::default();
         let mut ids: HashMap<Id, Id> = HashMap::new();
         // the inputs first, in their order, so they keep their place even where unused
+        let original_metas = original.check().map_err(|e| e.to_string())?;
         for port in &original.inputs {
-            let ty = original.check().map_err(|e| e.to_string())?[usize::from(port.id)].tensor().cloned().ok_or("input is not a tensor")?;
-            let TensorLang::Input([name, ..]) = &original.expr[port.id] else { return Err("graph input is not an input node".into()) };
+            let ty = original_metas[usize::from(port.id)].tensor().cloned().ok_or("input is not a tensor")?;
+            let TensorLang::Input([name, ..]) = &original.expr[port.id] else {
+                return Err("graph input is not an input node".into());
+            };
             b.input(original.name_of(*name), &ty);
         }
         for class in order {
@@ -84,8 +93,12 @@ impl Choice {
                 Port { name: p.name.clone(), id: Id::from(id.expect("inputs were added first")) }
             })
             .collect();
-        let outputs = original.outputs.iter().zip(roots).map(|(p, r)| Port { name: p.name.clone(), id: ids[&egraph.find(*r)] }).collect();
-        let weights: BTreeMap<_, _> = original.weights.clone();
-        Ok(Graph { expr: b.expr, inputs, outputs, weights }.canonicalize())
+        let outputs = original
+            .outputs
+            .iter()
+            .zip(roots)
+            .map(|(p, r)| Port { name: p.name.clone(), id: ids[&egraph.find(*r)] })
+            .collect();
+        Ok(Graph { expr: b.expr, inputs, outputs, weights: BTreeMap::new() }.canonicalize())
     }
 }

@@ -6,7 +6,7 @@
 //! all constant classes costs only that: it runs at compile time.
 
 use egg::{Id, Language};
-use saturate_costmodels::{CostModel, NodeInfo};
+use saturate_costmodels::{CostModel, NodeInfo, Pricing};
 use saturate_egraph::{Meta, TensorEGraph, TensorLang};
 use std::collections::HashMap;
 
@@ -22,10 +22,11 @@ pub struct CostTable {
 impl CostTable {
     /// Prices every node of `egraph` with `model`. Nodes of ill-typed classes cost
     /// infinity, so they are never chosen.
-    pub fn new(egraph: &TensorEGraph, model: &dyn CostModel) -> Self {
+    pub fn new(egraph: &TensorEGraph, model: &dyn CostModel, pricing: Pricing) -> Self {
         let mut costs = HashMap::new();
         for class in egraph.classes() {
-            let per_node = class.nodes.iter().map(|node| node_cost(egraph, node, class.data.meta(), model)).collect();
+            let per_node =
+                class.nodes.iter().map(|node| node_cost(egraph, node, class.data.meta(), model, pricing)).collect();
             costs.insert(class.id, per_node);
         }
         CostTable { costs }
@@ -36,7 +37,13 @@ impl CostTable {
     }
 }
 
-fn node_cost(egraph: &TensorEGraph, node: &TensorLang, meta: Option<&Meta>, model: &dyn CostModel) -> f64 {
+fn node_cost(
+    egraph: &TensorEGraph,
+    node: &TensorLang,
+    meta: Option<&Meta>,
+    model: &dyn CostModel,
+    pricing: Pricing,
+) -> f64 {
     if node.is_attribute() {
         return 0.0;
     }
@@ -48,13 +55,14 @@ fn node_cost(egraph: &TensorEGraph, node: &TensorLang, meta: Option<&Meta>, mode
             None => return f64::INFINITY,
         }
     }
-    let tensor_children: Vec<Id> = node.children().iter().copied().filter(|&c| egraph[c].data.tensor().is_some()).collect();
+    let tensor_children: Vec<Id> =
+        node.children().iter().copied().filter(|&c| egraph[c].data.tensor().is_some()).collect();
     let constant = match node {
         TensorLang::Input(_) => false,
         TensorLang::Weight(_) | TensorLang::Fill(_) => true,
         _ => !tensor_children.is_empty() && tensor_children.iter().all(|&c| egraph[c].data.facts.constant),
     };
-    let cost = model.node_cost(&NodeInfo { node, output, children }, constant);
+    let cost = model.node_cost_as(&NodeInfo { node, output, children }, constant, pricing);
     if matches!(node, TensorLang::Input(_) | TensorLang::Weight(_) | TensorLang::Fill(_)) {
         cost
     } else {

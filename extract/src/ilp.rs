@@ -33,7 +33,13 @@ pub enum IlpStatus {
 }
 
 /// The ILP choice for the program reachable from `roots`, starting from `warm`.
-pub fn extract(egraph: &TensorEGraph, roots: &[Id], costs: &CostTable, warm: &Choice, time_limit: Duration) -> (Choice, IlpStatus) {
+pub fn extract(
+    egraph: &TensorEGraph,
+    roots: &[Id],
+    costs: &CostTable,
+    warm: &Choice,
+    time_limit: Duration,
+) -> (Choice, IlpStatus) {
     let classes = reachable(egraph, roots);
     let is_attr = |c: Id| egraph[c].nodes.iter().all(|n| n.is_attribute());
     let tensor_classes: Vec<Id> = classes.iter().copied().filter(|&c| !is_attr(c)).collect();
@@ -74,14 +80,14 @@ pub fn extract(egraph: &TensorEGraph, roots: &[Id], costs: &CostTable, warm: &Ch
                     continue;
                 }
                 if d == c {
-                    problem.add_constraint(&[(xn, 1.0)], ComparisonOp::Eq, 0.0);
+                    problem.add_constraint([(xn, 1.0)], ComparisonOp::Eq, 0.0);
                     continue;
                 }
                 let mut need = class_vars(d);
                 need.iter_mut().for_each(|(_, w)| *w = -1.0);
                 need.push((xn, 1.0));
                 problem.add_constraint(need.as_slice(), ComparisonOp::Le, 0.0);
-                problem.add_constraint(&[(order[&c], 1.0), (order[&d], -1.0), (xn, -n)], ComparisonOp::Ge, 1.0 - n);
+                problem.add_constraint([(order[&c], 1.0), (order[&d], -1.0), (xn, -n)], ComparisonOp::Ge, 1.0 - n);
             }
         }
     }
@@ -97,7 +103,8 @@ pub fn extract(egraph: &TensorEGraph, roots: &[Id], costs: &CostTable, warm: &Ch
         },
         Err(e) => return (warm.clone(), IlpStatus::Fallback(e.to_string())),
     };
-    let status = if solution.status() == microlp::SolutionStatus::Optimal { IlpStatus::Optimal } else { IlpStatus::Feasible };
+    let status =
+        if solution.status() == microlp::SolutionStatus::Optimal { IlpStatus::Optimal } else { IlpStatus::Feasible };
     let mut choice = warm.clone();
     for (&(c, i), &v) in &x {
         if solution.var_value(v) > 0.5 {

@@ -19,7 +19,8 @@ pub fn extract(egraph: &TensorEGraph, costs: &CostTable) -> Choice {
                 if !own.is_finite() {
                     continue;
                 }
-                let children: Option<f64> = node.children().iter().map(|&c| best.get(&egraph.find(c)).map(|b| b.0)).sum();
+                let children: Option<f64> =
+                    node.children().iter().map(|&c| best.get(&egraph.find(c)).map(|b| b.0)).sum();
                 let Some(children) = children else { continue };
                 let total = own + children;
                 if best.get(&class.id).is_none_or(|b| total < b.0 * (1.0 - 1e-12)) {

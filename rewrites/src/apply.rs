@@ -30,7 +30,11 @@ pub struct ApplyCounts {
 
 /// Builds the egg rewrite of `rule`; `counts` collects its rejected applications and
 /// `provenance` the nodes it adds.
-pub fn to_rewrite(rule: &DirectedRule, counts: Arc<ApplyCounts>, provenance: Provenance) -> Rewrite<TensorLang, ShapeAnalysis> {
+pub fn to_rewrite(
+    rule: &DirectedRule,
+    counts: Arc<ApplyCounts>,
+    provenance: Provenance,
+) -> Rewrite<TensorLang, ShapeAnalysis> {
     let mut applier = RuleApplier::new(rule, counts);
     applier.provenance = Some(provenance);
     let name = rule.name.as_str();
@@ -130,7 +134,13 @@ fn guard_args<'a>(egraph: &'a TensorEGraph, subst: &Subst, args: &'a [ResolvedAr
 
 impl RuleApplier {
     /// Adds the pattern's instance, recording the new nodes' provenance.
-    fn instantiate(&self, egraph: &mut TensorEGraph, pattern: &PatternAst<TensorLang>, subst: &Subst, rule: Symbol) -> Id {
+    fn instantiate(
+        &self,
+        egraph: &mut TensorEGraph,
+        pattern: &PatternAst<TensorLang>,
+        subst: &Subst,
+        rule: Symbol,
+    ) -> Id {
         let mut ids: Vec<Id> = Vec::with_capacity(pattern.as_ref().len());
         let mut added = Vec::new();
         for node in pattern.as_ref() {
@@ -171,12 +181,7 @@ pub fn typecheck(egraph: &TensorEGraph, pattern: &PatternAst<TensorLang>, subst:
 }
 
 impl Applier<TensorLang, ShapeAnalysis> for RuleApplier {
-    fn apply_matches(
-        &self,
-        egraph: &mut TensorEGraph,
-        matches: &[SearchMatches<TensorLang>],
-        rule: Symbol,
-    ) -> Vec<Id> {
+    fn apply_matches(&self, egraph: &mut TensorEGraph, matches: &[SearchMatches<TensorLang>], rule: Symbol) -> Vec<Id> {
         let mut changed = Vec::new();
         for m in matches {
             for subst in &m.substs {

@@ -99,8 +99,8 @@ pub fn saturate(
     let (egraph, roots) = egraph_of(graph);
     let compiled = library.compile();
     let multi = library.rules.iter().filter(|r| r.is_multi()).map(|r| egg::Symbol::from(r.name.as_str()));
-    let scheduler =
-        ParallelBackoff::new(limits.match_limit, limits.ban_length, limits.parallel).with_multi_rules(multi, limits.multi_iterations);
+    let scheduler = ParallelBackoff::new(limits.match_limit, limits.ban_length, limits.parallel)
+        .with_multi_rules(multi, limits.multi_iterations);
     let start = Instant::now();
     let mut runner = Runner::default()
         .with_egraph(egraph)

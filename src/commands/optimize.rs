@@ -67,7 +67,12 @@ impl OptimizeArgs {
         }
         let limit = Duration::from_secs_f64(self.time_limit);
         Ok(OptimizeOptions {
-            limits: Limits { node_limit: self.node_limit, iter_limit: self.iter_limit, time_limit: limit, ..Limits::default() },
+            limits: Limits {
+                node_limit: self.node_limit,
+                iter_limit: self.iter_limit,
+                time_limit: limit,
+                ..Limits::default()
+            },
             extractor: match self.extractor {
                 Extractor::Dag => ExtractorKind::Dag,
                 Extractor::Tree => ExtractorKind::Tree,
@@ -110,7 +115,13 @@ fn optimize_graph(graph: &Graph, args: &OptimizeArgs) -> Result<(Graph, Optimize
     result
 }
 
-pub fn optimize_cmd(model: &Path, args: &OptimizeArgs, output: Option<&Path>, force: bool, json: bool) -> Result<ExitCode> {
+pub fn optimize_cmd(
+    model: &Path,
+    args: &OptimizeArgs,
+    output: Option<&Path>,
+    force: bool,
+    json: bool,
+) -> Result<ExitCode> {
     if let Some(out) = output {
         if !matches!(out.extension().and_then(|e| e.to_str()), Some("sexp" | "onnx")) {
             bail!("{}: the output must be a .sexp or .onnx file", out.display());
@@ -156,9 +167,18 @@ fn print_report(model: &Path, r: &OptimizeReport, output: Option<&Path>) {
         r.saturate_seconds, r.extract_seconds, r.total_seconds
     );
     let change = if r.cost_before > 0.0 { 100.0 * (r.cost_after / r.cost_before - 1.0) } else { 0.0 };
-    println!("estimated cost ({}): {} → {} ({change:+.1} %)", r.target, seconds(r.cost_before), seconds(r.cost_after), change = change);
+    println!(
+        "estimated cost ({}): {} → {} ({change:+.1} %)",
+        r.target,
+        seconds(r.cost_before),
+        seconds(r.cost_after),
+        change = change
+    );
     if r.kept_input {
-        println!("  (extraction chose a program of cost {}, no better, so the input is kept)", seconds(r.cost_extracted));
+        println!(
+            "  (extraction chose a program of cost {}, no better, so the input is kept)",
+            seconds(r.cost_extracted)
+        );
         println!("  extracted ops: {:?}", r.ops_extracted);
     }
     if let Some(status) = &r.ilp_status {

@@ -15,10 +15,10 @@ pub mod instance;
 pub mod values;
 
 use crate::compare::compare;
+use crate::rng::Rng;
 use crate::run;
 use egg::{ENodeOrVar, Id, Language, Subst, Var};
 use instance::{index_bounds, Builder, Instance};
-use crate::rng::Rng;
 use saturate_egraph::{Graph, Port, Tensor, TensorEGraph, TensorLang};
 use saturate_rewrites::apply::{typecheck, RuleApplier};
 use saturate_rewrites::rule::DirectedRule;

@@ -24,17 +24,28 @@ pub struct SuiteModel {
 
 /// Every model built in Rust, in the order of Tensat's table.
 pub const MODELS: &[SuiteModel] = &[
-    SuiteModel { name: "bert", about: "BERT encoder: seq 64, hidden 1024, 16 heads, 8 layers (Tensat's graph)", build: bert },
+    SuiteModel {
+        name: "bert",
+        about: "BERT encoder: seq 64, hidden 1024, 16 heads, 8 layers (Tensat's graph)",
+        build: bert,
+    },
     SuiteModel { name: "nasrnn", about: "NasRNN: 5 steps, hidden 512 (TASO's cell)", build: nasrnn },
     SuiteModel { name: "resnext50", about: "ResNeXt-50 (32 groups), input 1×3×224×224", build: resnext50 },
-    SuiteModel { name: "nasnet_a", about: "NasNet-A: 3 × (5 normal + 1 reduction) cells, input 1×3×224×224", build: nasnet_a },
+    SuiteModel {
+        name: "nasnet_a",
+        about: "NasNet-A: 3 × (5 normal + 1 reduction) cells, input 1×3×224×224",
+        build: nasnet_a,
+    },
     SuiteModel { name: "inception_v3", about: "Inception-v3, input 1×3×299×299", build: inception_v3 },
 ];
 
 /// Builds a suite model by name.
 pub fn load(name: &str) -> Result<Graph, String> {
     MODELS.iter().find(|m| m.name == name).map(|m| (m.build)()).ok_or_else(|| {
-        format!("no suite model `{name}`; the suite has {}", MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "))
+        format!(
+            "no suite model `{name}`; the suite has {}",
+            MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+        )
     })
 }
 

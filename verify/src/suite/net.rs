@@ -139,7 +139,18 @@ impl Net {
     }
 
     /// A 2-D convolution with a random weight and bias, `group` groups, then `act`.
-    pub fn conv(&mut self, x: Id, out: usize, kernel: [usize; 2], stride: [usize; 2], padding: Padding, group: usize, act: Activation) -> Id {
+    // one argument per attribute, so call sites read like the papers' layer tables
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        &mut self,
+        x: Id,
+        out: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: Padding,
+        group: usize,
+        act: Activation,
+    ) -> Id {
         let xs = self.shape(x);
         let c = xs[1];
         let w = self.weight_for(&[out, c / group, kernel[0], kernel[1]], c / group * kernel[0] * kernel[1]);
@@ -157,15 +168,22 @@ impl Net {
     pub fn max_pool(&mut self, x: Id, kernel: [usize; 2], stride: [usize; 2], padding: Padding) -> Id {
         let xs = self.shape(x);
         let pads = Self::pads(&xs[2..], &kernel, &stride, padding);
-        let (k, s, p, d, c) = (self.b.dims(&kernel), self.b.dims(&stride), self.b.dims(&pads), self.b.dims(&[1, 1]), self.int(0));
+        let (k, s, p, d, c) =
+            (self.b.dims(&kernel), self.b.dims(&stride), self.b.dims(&pads), self.b.dims(&[1, 1]), self.int(0));
         self.op(TensorLang::MaxPool([x, k, s, p, d, c]))
     }
 
     pub fn avg_pool(&mut self, x: Id, kernel: [usize; 2], stride: [usize; 2], padding: Padding) -> Id {
         let xs = self.shape(x);
         let pads = Self::pads(&xs[2..], &kernel, &stride, padding);
-        let (k, s, p, d, c, i) =
-            (self.b.dims(&kernel), self.b.dims(&stride), self.b.dims(&pads), self.b.dims(&[1, 1]), self.int(0), self.int(0));
+        let (k, s, p, d, c, i) = (
+            self.b.dims(&kernel),
+            self.b.dims(&stride),
+            self.b.dims(&pads),
+            self.b.dims(&[1, 1]),
+            self.int(0),
+            self.int(0),
+        );
         self.op(TensorLang::AvgPool([x, k, s, p, d, c, i]))
     }
 
