@@ -165,6 +165,7 @@ enum Engine {
 }
 
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { model, inputs, output_dir, engine: Engine::Interp, force, expected, optimize, opt } => {
@@ -197,5 +198,15 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `saturate … | head` should stop quietly when `head` closes the pipe, as other Unix
+/// tools do, instead of panicking on the next print: Rust ignores SIGPIPE by default.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -168,3 +168,21 @@ fn every_command_has_help() {
     let run_help = stdout(&saturate(&["run", "--help"]));
     assert!(run_help.contains("--input") && run_help.contains("--output-dir") && run_help.contains("--engine"));
 }
+
+#[test]
+fn a_closed_pipe_stops_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_saturate"))
+        .args(["rules", "--json"]) // 150 kB: more than a pipe holds
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap(); // then drops the pipe
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!first.is_empty());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
