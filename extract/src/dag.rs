@@ -223,7 +223,7 @@ impl Sharing {
 
     /// The shortest chain of (class, node) from a class the program uses down to
     /// `class`'s `node`, each node using the next class; `None` if there is none within
-    /// [`SHARING_DEPTH`] or the slice is already chosen.
+    /// [`SHARING_DEPTH`]. (A slice already chosen gives a chain that changes nothing.)
     fn chain_from_program(&self, program: &Program, class: Id, node: usize, product: Id) -> Option<Vec<(Id, usize)>> {
         let mut frontier = vec![vec![(class, node)]];
         let mut seen: HashSet<Id> = HashSet::from([class, product]);
