@@ -30,7 +30,7 @@ pub mod gpu;
 pub mod program;
 pub mod work;
 
-pub use program::program_cost;
+pub use program::{program_cost, Fusion};
 pub use work::{work, Kind, NodeInfo, Work};
 
 use saturate_egraph::Graph;

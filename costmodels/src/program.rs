@@ -6,9 +6,103 @@
 //! other node is its own kernel. Nodes computed from constants only run at compile time
 //! and cost nothing; views cost nothing.
 
-use crate::work::{work, Kind, NodeInfo};
+use crate::work::{work, Kind, NodeInfo, Work};
 use crate::Roofline;
 use saturate_egraph::{Graph, Language, Meta, TensorLang};
+
+/// How the backend will run a program: which nodes are computed at compile time, what
+/// each node's work is, and which elementwise nodes share a loop. The cost model and the
+/// backend both use it, so what is priced as one loop is compiled as one loop.
+pub struct Fusion {
+    /// Computed from weights and constants only (at compile time).
+    pub constant: Vec<bool>,
+    /// Each node's work; `None` for attribute leaves.
+    pub works: Vec<Option<Work>>,
+    /// Uses of each node's value (operands of other nodes, and graph outputs).
+    pub consumers: Vec<usize>,
+    /// The one node that uses each node's value, where there is exactly one.
+    pub sole_consumer: Vec<Option<usize>>,
+    group: Vec<usize>,
+}
+
+impl Fusion {
+    /// Groups the nodes of `graph`, whose metas are `metas`: an elementwise node joins
+    /// the group of each elementwise operand that nothing else consumes.
+    pub fn of(graph: &Graph, metas: &[Meta]) -> Fusion {
+        let n = graph.expr.len();
+        let nodes = graph.expr.as_ref();
+        let is_tensor = |i: usize| matches!(metas[i], Meta::Tensor(_));
+        let mut constant = vec![false; n];
+        for (i, node) in nodes.iter().enumerate() {
+            constant[i] = match node {
+                TensorLang::Input(_) => false,
+                TensorLang::Weight(_) | TensorLang::Fill(_) => true,
+                _ if !is_tensor(i) => false,
+                _ => node.children().iter().filter(|&&c| is_tensor(usize::from(c))).all(|&c| constant[usize::from(c)]),
+            };
+        }
+        let mut consumers = vec![0usize; n];
+        let mut sole_consumer = vec![None; n];
+        for (i, node) in nodes.iter().enumerate() {
+            for &c in node.children() {
+                let c = usize::from(c);
+                consumers[c] += 1;
+                sole_consumer[c] = if consumers[c] == 1 { Some(i) } else { None };
+            }
+        }
+        for port in &graph.outputs {
+            let c = usize::from(port.id);
+            consumers[c] += 1;
+            sole_consumer[c] = None;
+        }
+        let works: Vec<Option<Work>> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let out = metas[i].tensor()?;
+                let children = node.children().iter().map(|&c| &metas[usize::from(c)]).collect();
+                Some(work(&NodeInfo { node, output: out, children }))
+            })
+            .collect();
+        let mut fusion = Fusion { constant, works, consumers, sole_consumer, group: (0..n).collect() };
+        for (i, node) in nodes.iter().enumerate() {
+            if !fusion.is_loop_element(i) {
+                continue;
+            }
+            for &c in node.children() {
+                let c = usize::from(c);
+                if fusion.is_loop_element(c) && fusion.consumers[c] == 1 {
+                    let root = fusion.find(c);
+                    let mine = fusion.find(i);
+                    fusion.group[root] = mine;
+                }
+            }
+        }
+        fusion
+    }
+
+    /// An elementwise node computed at run time: a member of some loop.
+    pub fn is_loop_element(&self, i: usize) -> bool {
+        !self.constant[i] && self.works[i].is_some_and(|w| w.kind == Kind::Elementwise)
+    }
+
+    /// The representative of `i`'s loop (the node whose value leaves the loop).
+    pub fn group_of(&self, i: usize) -> usize {
+        let mut i = i;
+        while self.group[i] != i {
+            i = self.group[i];
+        }
+        i
+    }
+
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.group[i] != i {
+            self.group[i] = self.group[self.group[i]];
+            i = self.group[i];
+        }
+        i
+    }
+}
 
 /// The cost of `graph` on `r`, in seconds.
 pub fn program_cost(r: &Roofline, graph: &Graph) -> saturate_egraph::Result<f64> {
@@ -16,52 +110,7 @@ pub fn program_cost(r: &Roofline, graph: &Graph) -> saturate_egraph::Result<f64>
     let n = graph.expr.len();
     let nodes = graph.expr.as_ref();
     let is_tensor = |i: usize| matches!(metas[i], Meta::Tensor(_));
-
-    // constant: sources and everything computed from constants only
-    let mut constant = vec![false; n];
-    for (i, node) in nodes.iter().enumerate() {
-        constant[i] = match node {
-            TensorLang::Input(_) => false,
-            TensorLang::Weight(_) | TensorLang::Fill(_) => true,
-            _ if !is_tensor(i) => false,
-            _ => node.children().iter().filter(|&&c| is_tensor(usize::from(c))).all(|&c| constant[usize::from(c)]),
-        };
-    }
-    let mut consumers = vec![0usize; n];
-    for node in nodes {
-        for &c in node.children() {
-            consumers[usize::from(c)] += 1;
-        }
-    }
-    for port in &graph.outputs {
-        consumers[usize::from(port.id)] += 1;
-    }
-
-    let works: Vec<Option<crate::Work>> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let out = metas[i].tensor()?;
-            let children = node.children().iter().map(|&c| &metas[usize::from(c)]).collect();
-            Some(work(&NodeInfo { node, output: out, children }))
-        })
-        .collect();
-
-    // group elementwise chains: a node's group is its sole-consumer elementwise operand's
-    let mut group: Vec<usize> = (0..n).collect();
-    let elementwise = |i: usize| !constant[i] && works[i].is_some_and(|w| w.kind == Kind::Elementwise);
-    for (i, node) in nodes.iter().enumerate() {
-        if !elementwise(i) {
-            continue;
-        }
-        for &c in node.children() {
-            let c = usize::from(c);
-            if elementwise(c) && consumers[c] == 1 {
-                let root = find(&mut group, c);
-                group[root] = find(&mut group, i);
-            }
-        }
-    }
+    let fusion = Fusion::of(graph, &metas);
 
     // price: kernels one by one, groups as one loop
     let mut total = 0.0;
@@ -70,24 +119,24 @@ pub fn program_cost(r: &Roofline, graph: &Graph) -> saturate_egraph::Result<f64>
     let mut is_group = vec![false; n];
     let bytes_of = |i: usize| metas[i].tensor().map_or(0.0, |t| (t.numel() * t.dtype.byte_size()) as f64);
     for (i, node) in nodes.iter().enumerate() {
-        let Some(w) = works[i] else { continue };
-        if constant[i] {
+        let Some(w) = fusion.works[i] else { continue };
+        if fusion.constant[i] {
             continue;
         }
         match w.kind {
             Kind::Source | Kind::View => {}
             Kind::Elementwise => {
-                let g = find(&mut group, i);
+                let g = fusion.group_of(i);
                 is_group[g] = true;
                 group_flops[g] += w.flops;
                 // reads from outside the group; writes if used outside it
                 for &c in node.children() {
                     let c = usize::from(c);
-                    if is_tensor(c) && find(&mut group, c) != g {
+                    if is_tensor(c) && fusion.group_of(c) != g {
                         group_bytes[g] += bytes_of(c);
                     }
                 }
-                if consumers[i] != 1 || !node_feeds_group(nodes, &mut group, i, g) {
+                if !fusion.sole_consumer[i].is_some_and(|consumer| fusion.group_of(consumer) == g) {
                     group_bytes[g] += bytes_of(i);
                 }
             }
@@ -103,19 +152,6 @@ pub fn program_cost(r: &Roofline, graph: &Graph) -> saturate_egraph::Result<f64>
         }
     }
     Ok(total)
-}
-
-/// Whether the single consumer of node `i` is in group `g`.
-fn node_feeds_group(nodes: &[TensorLang], group: &mut [usize], i: usize, g: usize) -> bool {
-    nodes.iter().enumerate().any(|(j, n)| n.children().iter().any(|&c| usize::from(c) == i) && find(group, j) == g)
-}
-
-fn find(group: &mut [usize], mut i: usize) -> usize {
-    while group[i] != i {
-        group[i] = group[group[i]];
-        i = group[i];
-    }
-    i
 }
 
 #[cfg(test)]

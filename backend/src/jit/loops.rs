@@ -1,0 +1,300 @@
+//! Code generation for a [`LoopSpec`]: a loop nest over its dimensions whose innermost
+//! loop runs four elements at a time in `f32x4` registers, then a scalar tail.
+//!
+//! The outermost dimension runs over `[begin, end)` (the kernel's parameters), so the
+//! runtime can give each thread a slice. The inner loop is vectorized when every
+//! expression is f32, the inner dimension has at least four elements, every output is
+//! contiguous in it and every operand is contiguous or broadcast (stride 0) in it;
+//! otherwise it is a scalar loop that handles any dtype and any stride. Broadcast
+//! operands of the inner loop are loaded once, before it.
+
+use crate::jit::math::Math;
+use crate::loops::{Binary, Expr, LoopSpec, Unary};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_frontend::FunctionBuilder;
+use saturate_egraph::DType;
+
+const LANES: i64 = 4;
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+fn scalar_type(d: DType) -> Type {
+    match d {
+        DType::F32 => types::F32,
+        DType::I64 => types::I64,
+        DType::Bool => types::I8,
+    }
+}
+
+/// Whether the inner loop of `spec` can run in `f32x4` registers.
+pub fn vectorizable(spec: &LoopSpec) -> bool {
+    let inner = spec.dims.len() - 1;
+    spec.dims[inner] >= LANES as usize
+        && spec.dtypes().iter().all(|&d| d == DType::F32)
+        && spec.operands.iter().all(|o| matches!(o.strides[inner], 0 | 1))
+        && spec.outputs.iter().all(|o| o.strides[inner] == 1)
+}
+
+/// Writes the body of a kernel computing `spec`; `params` are (args, begin, end).
+pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &LoopSpec) {
+    let [args, begin, end] = params;
+    let buffers = spec.operands.len() + spec.outputs.len();
+    let bases: Vec<Value> = (0..buffers).map(|k| b.ins().load(types::I64, flags(), args, (8 * k) as i32)).collect();
+    let gen = Gen { spec, dtypes: spec.dtypes(), vector: vectorizable(spec) };
+    gen.level(b, 0, bases, begin, end);
+    b.ins().return_(&[]);
+}
+
+struct Gen<'s> {
+    spec: &'s LoopSpec,
+    dtypes: Vec<DType>,
+    vector: bool,
+}
+
+impl Gen<'_> {
+    fn element_size(&self, buffer: usize) -> i64 {
+        let n = self.spec.operands.len();
+        let dtype = if buffer < n { self.spec.operands[buffer].dtype } else { self.dtypes[self.spec.outputs[buffer - n].expr] };
+        dtype.byte_size() as i64
+    }
+
+    fn stride(&self, buffer: usize, dim: usize) -> i64 {
+        let n = self.spec.operands.len();
+        let s = if buffer < n { self.spec.operands[buffer].strides[dim] } else { self.spec.outputs[buffer - n].strides[dim] };
+        s as i64
+    }
+
+    /// Addresses of every buffer at index `i` of dimension `dim`, from those at 0.
+    fn advance(&self, b: &mut FunctionBuilder, addrs: &[Value], dim: usize, i: Value) -> Vec<Value> {
+        addrs
+            .iter()
+            .enumerate()
+            .map(|(k, &a)| {
+                let bytes = self.stride(k, dim) * self.element_size(k);
+                if bytes == 0 {
+                    a
+                } else {
+                    let off = b.ins().imul_imm(i, bytes);
+                    b.ins().iadd(a, off)
+                }
+            })
+            .collect()
+    }
+
+    fn level(&self, b: &mut FunctionBuilder, dim: usize, addrs: Vec<Value>, lo: Value, hi: Value) {
+        if dim + 1 == self.spec.dims.len() {
+            self.inner(b, &addrs, lo, hi);
+            return;
+        }
+        counted_loop(b, lo, hi, 1, |b, i| {
+            let next = self.advance(b, &addrs, dim, i);
+            let zero = b.ins().iconst(types::I64, 0);
+            let n = b.ins().iconst(types::I64, self.spec.dims[dim + 1] as i64);
+            self.level(b, dim + 1, next, zero, n);
+        });
+    }
+
+    fn inner(&self, b: &mut FunctionBuilder, addrs: &[Value], lo: Value, hi: Value) {
+        let dim = self.spec.dims.len() - 1;
+        let n_ops = self.spec.operands.len();
+        // operands broadcast along the inner dimension are loaded once
+        let hoisted: Vec<Option<Value>> = (0..n_ops)
+            .map(|k| (self.stride(k, dim) == 0).then(|| self.load(b, k, addrs[k])))
+            .collect();
+        let mut start = lo;
+        if self.vector {
+            let splats: Vec<Option<Value>> = hoisted.iter().map(|h| h.map(|v| b.ins().splat(types::F32X4, v))).collect();
+            start = counted_loop(b, lo, hi, LANES, |b, i| {
+                let at = self.advance(b, addrs, dim, i);
+                let loads: Vec<Value> = (0..n_ops)
+                    .map(|k| splats[k].unwrap_or_else(|| b.ins().load(types::F32X4, flags(), at[k], 0)))
+                    .collect();
+                let values = self.exprs(b, &loads, types::F32X4);
+                for (j, out) in self.spec.outputs.iter().enumerate() {
+                    b.ins().store(flags(), values[out.expr], at[n_ops + j], 0);
+                }
+            });
+        }
+        counted_loop(b, start, hi, 1, |b, i| {
+            let at = self.advance(b, addrs, dim, i);
+            let loads: Vec<Value> = (0..n_ops).map(|k| hoisted[k].unwrap_or_else(|| self.load(b, k, at[k]))).collect();
+            let values = self.exprs(b, &loads, types::F32);
+            for (j, out) in self.spec.outputs.iter().enumerate() {
+                b.ins().store(flags(), values[out.expr], at[n_ops + j], 0);
+            }
+        });
+    }
+
+    fn load(&self, b: &mut FunctionBuilder, operand: usize, addr: Value) -> Value {
+        let ty = scalar_type(self.spec.operands[operand].dtype);
+        b.ins().load(ty, flags(), addr, 0)
+    }
+
+    /// Every expression's value; `float` is `F32` or `F32X4` (then all are f32).
+    fn exprs(&self, b: &mut FunctionBuilder, loads: &[Value], float: Type) -> Vec<Value> {
+        let mut v: Vec<Value> = Vec::with_capacity(self.spec.exprs.len());
+        for (idx, e) in self.spec.exprs.iter().enumerate() {
+            let value = match *e {
+                Expr::Load(k) => loads[k],
+                Expr::F32(c) => Math { b, ty: float }.c(c),
+                Expr::I64(c) => b.ins().iconst(types::I64, c),
+                Expr::Bool(c) => b.ins().iconst(types::I8, i64::from(c)),
+                Expr::Unary(op, x) => self.unary(b, op, v[x], self.dtypes[x], float),
+                Expr::Binary(op, x, y) => self.binary(b, op, v[x], v[y], self.dtypes[x], float),
+                Expr::Where(c, x, y) => b.ins().select(v[c], v[x], v[y]),
+                Expr::Cast(x, to) => cast(b, v[x], self.dtypes[x], to),
+            };
+            debug_assert!(idx == v.len());
+            v.push(value);
+        }
+        v
+    }
+
+    fn unary(&self, b: &mut FunctionBuilder, op: Unary, x: Value, dtype: DType, float: Type) -> Value {
+        if dtype == DType::I64 {
+            return match op {
+                Unary::Neg => b.ins().ineg(x),
+                Unary::Abs => b.ins().iabs(x),
+                other => unreachable!("{other:?} on i64 is rejected by type checking"),
+            };
+        }
+        if dtype == DType::Bool {
+            return b.ins().bxor_imm(x, 1); // not
+        }
+        let mut m = Math { b, ty: float };
+        match op {
+            Unary::Neg => m.b.ins().fneg(x),
+            Unary::Abs => m.b.ins().fabs(x),
+            Unary::Sqrt => m.b.ins().sqrt(x),
+            Unary::Reciprocal => {
+                let one = m.c(1.0);
+                m.b.ins().fdiv(one, x)
+            }
+            Unary::Exp => m.exp(x),
+            Unary::Log => m.log(x),
+            Unary::Erf => m.erf(x),
+            Unary::Tanh => m.tanh(x),
+            Unary::Sigmoid => m.sigmoid(x),
+            Unary::Relu => {
+                // `x < 0 ? 0 : x`, so NaN stays NaN as in the interpreter
+                let zero = m.c(0.0);
+                let negative = m.cmp(FloatCC::LessThan, x, zero);
+                m.select(negative, zero, x)
+            }
+            Unary::Floor => m.b.ins().floor(x),
+            Unary::Ceil => m.b.ins().ceil(x),
+            Unary::Not => unreachable!("not is on bool"),
+            Unary::Gelu => m.gelu(x),
+            Unary::GeluTanh => m.gelu_tanh(x),
+            Unary::Silu => m.silu(x),
+            Unary::LeakyRelu(alpha) => {
+                let zero = m.c(0.0);
+                let a = m.c(alpha);
+                let scaled = m.b.ins().fmul(x, a);
+                let negative = m.cmp(FloatCC::LessThan, x, zero);
+                m.select(negative, scaled, x)
+            }
+            Unary::Clip(lo, hi) => {
+                let (l, h) = (m.c(lo), m.c(hi));
+                let below = m.cmp(FloatCC::LessThan, x, l);
+                let y = m.select(below, l, x);
+                let above = m.cmp(FloatCC::GreaterThan, y, h);
+                m.select(above, h, y)
+            }
+        }
+    }
+
+    fn binary(&self, b: &mut FunctionBuilder, op: Binary, x: Value, y: Value, dtype: DType, float: Type) -> Value {
+        match dtype {
+            DType::F32 => {
+                let mut m = Math { b, ty: float };
+                match op {
+                    Binary::Add => m.b.ins().fadd(x, y),
+                    Binary::Sub => m.b.ins().fsub(x, y),
+                    Binary::Mul => m.b.ins().fmul(x, y),
+                    Binary::Div => m.b.ins().fdiv(x, y),
+                    Binary::Pow => m.pow(x, y),
+                    Binary::Max => m.b.ins().fmax(x, y),
+                    Binary::Min => m.b.ins().fmin(x, y),
+                    Binary::Equal => m.b.ins().fcmp(FloatCC::Equal, x, y),
+                    Binary::Less => m.b.ins().fcmp(FloatCC::LessThan, x, y),
+                    Binary::Greater => m.b.ins().fcmp(FloatCC::GreaterThan, x, y),
+                    Binary::And | Binary::Or => unreachable!("and/or are on bool"),
+                }
+            }
+            DType::I64 => match op {
+                Binary::Add => b.ins().iadd(x, y),
+                Binary::Sub => b.ins().isub(x, y),
+                Binary::Mul => b.ins().imul(x, y),
+                Binary::Div => {
+                    // division by zero gives 0 rather than a trap (ONNX leaves it undefined)
+                    let zero = b.ins().iconst(types::I64, 0);
+                    let one = b.ins().iconst(types::I64, 1);
+                    let is_zero = b.ins().icmp(IntCC::Equal, y, zero);
+                    let safe = b.ins().select(is_zero, one, y);
+                    let q = b.ins().sdiv(x, safe);
+                    b.ins().select(is_zero, zero, q)
+                }
+                Binary::Max => b.ins().smax(x, y),
+                Binary::Min => b.ins().smin(x, y),
+                Binary::Equal => b.ins().icmp(IntCC::Equal, x, y),
+                Binary::Less => b.ins().icmp(IntCC::SignedLessThan, x, y),
+                Binary::Greater => b.ins().icmp(IntCC::SignedGreaterThan, x, y),
+                Binary::Pow | Binary::And | Binary::Or => unreachable!("{op:?} on i64 is rejected by type checking"),
+            },
+            DType::Bool => match op {
+                Binary::And => b.ins().band(x, y),
+                Binary::Or => b.ins().bor(x, y),
+                Binary::Equal => b.ins().icmp(IntCC::Equal, x, y),
+                Binary::Less => b.ins().icmp(IntCC::UnsignedLessThan, x, y),
+                Binary::Greater => b.ins().icmp(IntCC::UnsignedGreaterThan, x, y),
+                Binary::Max => b.ins().umax(x, y),
+                Binary::Min => b.ins().umin(x, y),
+                other => unreachable!("{other:?} on bool is rejected by type checking"),
+            },
+        }
+    }
+}
+
+fn cast(b: &mut FunctionBuilder, x: Value, from: DType, to: DType) -> Value {
+    match (from, to) {
+        (a, b2) if a == b2 => x,
+        (DType::F32, DType::I64) => b.ins().fcvt_to_sint_sat(types::I64, x),
+        (DType::F32, DType::Bool) => {
+            let zero = b.ins().f32const(0.0);
+            b.ins().fcmp(FloatCC::NotEqual, x, zero)
+        }
+        (DType::I64, DType::F32) => b.ins().fcvt_from_sint(types::F32, x),
+        (DType::I64, DType::Bool) => b.ins().icmp_imm(IntCC::NotEqual, x, 0),
+        (DType::Bool, DType::F32) => {
+            let wide = b.ins().uextend(types::I32, x);
+            b.ins().fcvt_from_uint(types::F32, wide)
+        }
+        (DType::Bool, DType::I64) => b.ins().uextend(types::I64, x),
+        _ => unreachable!("all pairs are covered"),
+    }
+}
+
+/// `for (i = lo; i + step <= hi; i += step) body(i)`; returns the first `i` not run.
+fn counted_loop(b: &mut FunctionBuilder, lo: Value, hi: Value, step: i64, body: impl FnOnce(&mut FunctionBuilder, Value)) -> Value {
+    let var = b.declare_var(types::I64);
+    b.def_var(var, lo);
+    let (header, body_block, exit) = (b.create_block(), b.create_block(), b.create_block());
+    b.ins().jump(header, &[]);
+    b.switch_to_block(header);
+    let i = b.use_var(var);
+    let next = b.ins().iadd_imm(i, step);
+    let fits = b.ins().icmp(IntCC::SignedLessThanOrEqual, next, hi);
+    b.ins().brif(fits, body_block, &[], exit, &[]);
+    b.switch_to_block(body_block);
+    body(b, i);
+    let i = b.use_var(var);
+    let next = b.ins().iadd_imm(i, step);
+    b.def_var(var, next);
+    b.ins().jump(header, &[]);
+    b.switch_to_block(exit);
+    b.use_var(var)
+}

@@ -1,0 +1,125 @@
+//! The Cranelift side: one JIT module per compiled program, holding every generated
+//! kernel, and the code generators.
+//!
+//! Every generated kernel has the signature `extern "C" fn(args: *const *mut u8, begin:
+//! u64, end: u64)`: `args` holds the base addresses of the buffers it reads and writes,
+//! and `[begin, end)` is the part of its outermost dimension to compute, so the runtime
+//! can split one kernel across threads without regenerating it.
+
+pub mod loops;
+pub mod math;
+
+use crate::error::BackendError;
+use cranelift_codegen::ir::{types, AbiParam, UserFuncName};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module};
+
+/// A generated kernel, callable once the module is finalized.
+pub type KernelFn = unsafe extern "C" fn(*const *mut u8, u64, u64);
+
+/// Collects kernels, then finalizes them all at once.
+pub struct Jit {
+    module: JITModule,
+    ctx: cranelift_codegen::Context,
+    fctx: FunctionBuilderContext,
+    defined: Vec<FuncId>,
+}
+
+/// The finalized code of a module; frees it when dropped.
+pub struct Code {
+    module: Option<JITModule>,
+    kernels: Vec<KernelFn>,
+}
+
+impl Jit {
+    pub fn new() -> Result<Jit, BackendError> {
+        let mut flags = settings::builder();
+        let set = |f: &mut settings::Builder, k: &str, v: &str| {
+            f.set(k, v).map_err(|e| BackendError::Codegen(format!("cranelift setting {k}={v}: {e}")))
+        };
+        set(&mut flags, "opt_level", "speed")?;
+        set(&mut flags, "use_colocated_libcalls", "false")?;
+        set(&mut flags, "is_pic", "false")?;
+        let isa = cranelift_native::builder()
+            .map_err(|e| BackendError::Codegen(format!("this host is not supported by Cranelift: {e}")))?
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| BackendError::Codegen(e.to_string()))?;
+        let builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+        let module = JITModule::new(builder);
+        let ctx = module.make_context();
+        Ok(Jit { module, ctx, fctx: FunctionBuilderContext::new(), defined: Vec::new() })
+    }
+
+    /// Defines one kernel whose body `build` writes; returns its index in [`Code`].
+    pub fn define(
+        &mut self,
+        name: &str,
+        build: impl FnOnce(&mut FunctionBuilder, [cranelift_codegen::ir::Value; 3]),
+    ) -> Result<usize, BackendError> {
+        let mut sig = self.module.make_signature();
+        for _ in 0..3 {
+            sig.params.push(AbiParam::new(types::I64));
+        }
+        let index = self.defined.len();
+        let symbol = format!("{name}_{index}");
+        let id = self
+            .module
+            .declare_function(&symbol, Linkage::Local, &sig)
+            .map_err(|e| BackendError::Codegen(format!("declaring {symbol}: {e}")))?;
+        self.ctx.func.signature = sig;
+        self.ctx.func.name = UserFuncName::user(0, id.as_u32());
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let p = b.block_params(entry);
+            let params = [p[0], p[1], p[2]];
+            build(&mut b, params);
+            b.seal_all_blocks();
+            b.finalize(self.module.target_config());
+        }
+        self.module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| BackendError::Codegen(format!("compiling {symbol}: {e:?}\n{}", self.ctx.func.display())))?;
+        self.module.clear_context(&mut self.ctx);
+        self.defined.push(id);
+        Ok(index)
+    }
+
+    pub fn finish(mut self) -> Result<Code, BackendError> {
+        self.module.finalize_definitions().map_err(|e| BackendError::Codegen(e.to_string()))?;
+        let kernels = self
+            .defined
+            .iter()
+            .map(|&id| {
+                let ptr = self.module.get_finalized_function(id);
+                // SAFETY: every function was declared with the KernelFn signature (three
+                // i64 parameters, no result) in the host's default calling convention
+                unsafe { std::mem::transmute::<*const u8, KernelFn>(ptr) }
+            })
+            .collect();
+        Ok(Code { module: Some(self.module), kernels })
+    }
+}
+
+impl Code {
+    pub fn kernel(&self, index: usize) -> KernelFn {
+        self.kernels[index]
+    }
+}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: the kernels are only reachable through this Code, which is going away
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+// SAFETY: the finalized code is immutable and the kernels are plain functions
+unsafe impl Send for Code {}
+unsafe impl Sync for Code {}

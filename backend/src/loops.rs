@@ -1,0 +1,217 @@
+//! The fused-loop IR: what one generated elementwise loop computes.
+//!
+//! A [`LoopSpec`] is an iteration space (`dims`, outermost first), the buffers it reads
+//! ([`Operand`]s, each with an element stride per dimension: 0 where the operand is
+//! broadcast, anything else where it is read transposed or per channel), a list of
+//! expressions in SSA order, and the buffers it writes ([`Output`]s, also strided). The
+//! code generator ([`crate::jit::loops`]) turns it into one function; lowering
+//! ([`crate::lower`]) builds it from a group of elementwise graph nodes.
+//!
+//! Keeping this IR separate from `TensorLang` keeps the generator small: it knows about
+//! arithmetic and strides, not about ONNX.
+
+use saturate_egraph::DType;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoopSpec {
+    pub dims: Vec<usize>,
+    pub operands: Vec<Operand>,
+    pub exprs: Vec<Expr>,
+    pub outputs: Vec<Output>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operand {
+    pub dtype: DType,
+    /// Element stride per dimension of the loop.
+    pub strides: Vec<isize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub expr: usize,
+    pub strides: Vec<isize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Expr {
+    Load(usize),
+    F32(f32),
+    I64(i64),
+    Bool(bool),
+    Unary(Unary, usize),
+    Binary(Binary, usize, usize),
+    Where(usize, usize, usize),
+    Cast(usize, DType),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Unary {
+    Neg,
+    Abs,
+    Sqrt,
+    Reciprocal,
+    Exp,
+    Log,
+    Erf,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Floor,
+    Ceil,
+    Not,
+    Gelu,
+    GeluTanh,
+    Silu,
+    LeakyRelu(f32),
+    Clip(f32, f32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Max,
+    Min,
+    Equal,
+    Less,
+    Greater,
+    And,
+    Or,
+}
+
+impl Binary {
+    pub fn is_comparison(self) -> bool {
+        matches!(self, Binary::Equal | Binary::Less | Binary::Greater)
+    }
+}
+
+impl LoopSpec {
+    /// The element type of every expression, in order.
+    pub fn dtypes(&self) -> Vec<DType> {
+        let mut out: Vec<DType> = Vec::with_capacity(self.exprs.len());
+        for e in &self.exprs {
+            let t = match *e {
+                Expr::Load(k) => self.operands[k].dtype,
+                Expr::F32(_) => DType::F32,
+                Expr::I64(_) => DType::I64,
+                Expr::Bool(_) => DType::Bool,
+                Expr::Unary(_, x) => out[x],
+                Expr::Binary(op, a, _) if op.is_comparison() => {
+                    let _ = a;
+                    DType::Bool
+                }
+                Expr::Binary(_, a, _) => out[a],
+                Expr::Where(_, a, _) => out[a],
+                Expr::Cast(_, to) => to,
+            };
+            out.push(t);
+        }
+        out
+    }
+
+    /// Number of elements the loop visits.
+    pub fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Merges adjacent dimensions that every operand and output walks contiguously
+    /// (stride of the outer = stride of the inner × its size), and drops size-1
+    /// dimensions: fewer, longer loops, and the inner one as long as possible.
+    pub fn coalesce(&mut self) {
+        let mut strides: Vec<&mut Vec<isize>> =
+            self.operands.iter_mut().map(|o| &mut o.strides).chain(self.outputs.iter_mut().map(|o| &mut o.strides)).collect();
+        let mut d = 0;
+        while d < self.dims.len() {
+            if self.dims[d] == 1 && self.dims.len() > 1 {
+                self.dims.remove(d);
+                for s in strides.iter_mut() {
+                    s.remove(d);
+                }
+                continue;
+            }
+            d += 1;
+        }
+        let mut d = self.dims.len();
+        while d > 1 {
+            d -= 1;
+            let inner = self.dims[d];
+            if strides.iter().all(|s| s[d - 1] == s[d] * inner as isize) {
+                self.dims[d - 1] *= inner;
+                self.dims.remove(d);
+                for s in strides.iter_mut() {
+                    let keep = s[d];
+                    s.remove(d);
+                    s[d - 1] = keep;
+                }
+            }
+        }
+    }
+}
+
+/// Row-major element strides of a shape.
+pub fn contiguous_strides(dims: &[usize]) -> Vec<isize> {
+    let mut strides = vec![0isize; dims.len()];
+    let mut acc = 1isize;
+    for (s, &d) in strides.iter_mut().zip(dims).rev() {
+        *s = acc;
+        acc *= d as isize;
+    }
+    strides
+}
+
+/// Strides for reading a tensor of shape `shape` broadcast (numpy rules: aligned on the
+/// right, size-1 dimensions repeated) to `to`.
+pub fn broadcast_strides(shape: &[usize], to: &[usize]) -> Vec<isize> {
+    let own = contiguous_strides(shape);
+    let offset = to.len() - shape.len();
+    (0..to.len())
+        .map(|d| if d < offset || shape[d - offset] == 1 { 0 } else { own[d - offset] })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dims: &[usize], strides: &[&[isize]]) -> LoopSpec {
+        LoopSpec {
+            dims: dims.to_vec(),
+            operands: strides.iter().map(|s| Operand { dtype: DType::F32, strides: s.to_vec() }).collect(),
+            exprs: vec![Expr::Load(0)],
+            outputs: vec![Output { expr: 0, strides: contiguous_strides(dims) }],
+        }
+    }
+
+    #[test]
+    fn contiguous_operands_coalesce_to_one_dimension() {
+        let mut s = spec(&[2, 3, 4], &[&[12, 4, 1]]);
+        s.coalesce();
+        assert_eq!(s.dims, vec![24]);
+        assert_eq!(s.operands[0].strides, vec![1]);
+        assert_eq!(s.outputs[0].strides, vec![1]);
+    }
+
+    #[test]
+    fn a_broadcast_row_keeps_its_dimension() {
+        // [2,3,4] + [4]: the operand repeats every 4 elements
+        let mut s = spec(&[2, 3, 4], &[&broadcast_strides(&[4], &[2, 3, 4])]);
+        s.coalesce();
+        assert_eq!(s.dims, vec![6, 4]);
+        assert_eq!(s.operands[0].strides, vec![0, 1]);
+    }
+
+    #[test]
+    fn size_one_dimensions_are_dropped() {
+        let mut s = spec(&[1, 5, 1], &[&[5, 1, 1]]);
+        s.coalesce();
+        assert_eq!(s.dims, vec![5]);
+    }
+}
