@@ -1,1 +1,94 @@
-//! placeholder
+//! The backend: an optimized [`Graph`] compiled to native code, and run.
+//!
+//! ```text
+//! Graph ── lower ──► buffers + steps ── Cranelift ──► kernels ── memory plan ──► Executable
+//! ```
+//!
+//! - [`lower`] walks the graph: each op knows how it runs (a generated loop, a view, a
+//!   GEMM call), and elementwise ops are grouped into loops exactly as the cost model
+//!   priced them ([`saturate_costmodels::Fusion`]);
+//! - [`loops`] is the IR of one fused loop, and [`jit`] generates its code (f32x4 with a
+//!   scalar tail, transcendental functions as polynomials in CLIF);
+//! - [`gemm`] runs matrix products through the `gemm` crate;
+//! - [`memory`] places run-time buffers in one arena, reusing space by liveness;
+//! - [`runtime`] runs the steps, splitting big loops across threads.
+//!
+//! Weights, and everything computed from them alone, are prepared once, at compile time.
+//!
+//! ```
+//! use saturate_backend::{compile, Options};
+//! use saturate_egraph::{sexp, Tensor};
+//!
+//! let graph = sexp::parse("(saturate-graph 1)\n(input %x f32 [5])\n(output \"y\" (relu (neg %x)))\n", "t", None).unwrap();
+//! let mut exe = compile(&graph, &Options { threads: 1 }).unwrap();
+//! let x = Tensor::F32(ndarray::arr1(&[-2.0f32, -1.0, 0.0, 1.0, 2.0]).into_dyn());
+//! let y = exe.run(&[x]).unwrap();
+//! assert_eq!(y[0].to_f32_vec(), vec![2.0, 1.0, 0.0, 0.0, 0.0]);
+//! ```
+
+pub mod error;
+pub mod gemm;
+pub mod jit;
+pub mod loops;
+pub mod lower;
+pub mod memory;
+pub mod plan;
+pub mod runtime;
+
+pub use error::BackendError;
+pub use runtime::Executable;
+
+use plan::BufferId;
+use runtime::AlignedBuf;
+use saturate_egraph::Graph;
+
+/// How to compile.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Threads for loops and matrix products (1: all on the calling thread).
+    pub threads: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { threads: std::thread::available_parallelism().map_or(1, |n| n.get()) }
+    }
+}
+
+/// Compiles `graph`: lowers it, generates its kernels, plans its memory and computes its
+/// constant parts.
+pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendError> {
+    let lowered = lower::lower(graph)?;
+    let code = lowered.jit.finish()?;
+    let pinned_start: Vec<BufferId> = lowered.inputs.iter().map(|p| p.loc.buffer).collect();
+    let pinned_end: Vec<BufferId> = lowered.outputs.iter().map(|p| p.loc.buffer).collect();
+    let (offsets, arena_bytes) = memory::plan(&lowered.buffers, &lowered.steps, &pinned_start, &pinned_end);
+    let mut constants: Vec<Option<AlignedBuf>> =
+        lowered.buffers.iter().map(|b| b.constant.then(|| AlignedBuf::zeroed(b.bytes))).collect();
+    for (id, data) in &lowered.initial {
+        if let Some(buf) = &mut constants[id.0] {
+            buf.bytes_mut()[..data.len()].copy_from_slice(data);
+        }
+    }
+    let constant_ptrs = constants.iter_mut().map(|c| c.as_mut().map_or(std::ptr::null_mut(), |b| b.ptr())).collect();
+    let threads = options.threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| BackendError::Codegen(format!("starting {threads} threads: {e}")))?;
+    let mut exe = Executable {
+        code,
+        steps: lowered.steps,
+        buffers: lowered.buffers,
+        offsets,
+        constants,
+        constant_ptrs,
+        arena: AlignedBuf::zeroed(arena_bytes),
+        inputs: lowered.inputs,
+        outputs: lowered.outputs,
+        pool,
+        threads,
+    };
+    exe.prepare_constants();
+    Ok(exe)
+}

@@ -126,8 +126,12 @@ impl LoopSpec {
     /// (stride of the outer = stride of the inner × its size), and drops size-1
     /// dimensions: fewer, longer loops, and the inner one as long as possible.
     pub fn coalesce(&mut self) {
-        let mut strides: Vec<&mut Vec<isize>> =
-            self.operands.iter_mut().map(|o| &mut o.strides).chain(self.outputs.iter_mut().map(|o| &mut o.strides)).collect();
+        let mut strides: Vec<&mut Vec<isize>> = self
+            .operands
+            .iter_mut()
+            .map(|o| &mut o.strides)
+            .chain(self.outputs.iter_mut().map(|o| &mut o.strides))
+            .collect();
         let mut d = 0;
         while d < self.dims.len() {
             if self.dims[d] == 1 && self.dims.len() > 1 {
@@ -172,9 +176,7 @@ pub fn contiguous_strides(dims: &[usize]) -> Vec<isize> {
 pub fn broadcast_strides(shape: &[usize], to: &[usize]) -> Vec<isize> {
     let own = contiguous_strides(shape);
     let offset = to.len() - shape.len();
-    (0..to.len())
-        .map(|d| if d < offset || shape[d - offset] == 1 { 0 } else { own[d - offset] })
-        .collect()
+    (0..to.len()).map(|d| if d < offset || shape[d - offset] == 1 { 0 } else { own[d - offset] }).collect()
 }
 
 #[cfg(test)]

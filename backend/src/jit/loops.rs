@@ -57,13 +57,18 @@ struct Gen<'s> {
 impl Gen<'_> {
     fn element_size(&self, buffer: usize) -> i64 {
         let n = self.spec.operands.len();
-        let dtype = if buffer < n { self.spec.operands[buffer].dtype } else { self.dtypes[self.spec.outputs[buffer - n].expr] };
+        let dtype =
+            if buffer < n { self.spec.operands[buffer].dtype } else { self.dtypes[self.spec.outputs[buffer - n].expr] };
         dtype.byte_size() as i64
     }
 
     fn stride(&self, buffer: usize, dim: usize) -> i64 {
         let n = self.spec.operands.len();
-        let s = if buffer < n { self.spec.operands[buffer].strides[dim] } else { self.spec.outputs[buffer - n].strides[dim] };
+        let s = if buffer < n {
+            self.spec.operands[buffer].strides[dim]
+        } else {
+            self.spec.outputs[buffer - n].strides[dim]
+        };
         s as i64
     }
 
@@ -77,7 +82,7 @@ impl Gen<'_> {
                 if bytes == 0 {
                     a
                 } else {
-                    let off = b.ins().imul_imm(i, bytes);
+                    let off = b.ins().imul_imm_s(i, bytes);
                     b.ins().iadd(a, off)
                 }
             })
@@ -101,12 +106,12 @@ impl Gen<'_> {
         let dim = self.spec.dims.len() - 1;
         let n_ops = self.spec.operands.len();
         // operands broadcast along the inner dimension are loaded once
-        let hoisted: Vec<Option<Value>> = (0..n_ops)
-            .map(|k| (self.stride(k, dim) == 0).then(|| self.load(b, k, addrs[k])))
-            .collect();
+        let hoisted: Vec<Option<Value>> =
+            (0..n_ops).map(|k| (self.stride(k, dim) == 0).then(|| self.load(b, k, addrs[k]))).collect();
         let mut start = lo;
         if self.vector {
-            let splats: Vec<Option<Value>> = hoisted.iter().map(|h| h.map(|v| b.ins().splat(types::F32X4, v))).collect();
+            let splats: Vec<Option<Value>> =
+                hoisted.iter().map(|h| h.map(|v| b.ins().splat(types::F32X4, v))).collect();
             start = counted_loop(b, lo, hi, LANES, |b, i| {
                 let at = self.advance(b, addrs, dim, i);
                 let loads: Vec<Value> = (0..n_ops)
@@ -162,7 +167,7 @@ impl Gen<'_> {
             };
         }
         if dtype == DType::Bool {
-            return b.ins().bxor_imm(x, 1); // not
+            return b.ins().bxor_imm_s(x, 1); // not
         }
         let mut m = Math { b, ty: float };
         match op {
@@ -268,7 +273,7 @@ fn cast(b: &mut FunctionBuilder, x: Value, from: DType, to: DType) -> Value {
             b.ins().fcmp(FloatCC::NotEqual, x, zero)
         }
         (DType::I64, DType::F32) => b.ins().fcvt_from_sint(types::F32, x),
-        (DType::I64, DType::Bool) => b.ins().icmp_imm(IntCC::NotEqual, x, 0),
+        (DType::I64, DType::Bool) => b.ins().icmp_imm_s(IntCC::NotEqual, x, 0),
         (DType::Bool, DType::F32) => {
             let wide = b.ins().uextend(types::I32, x);
             b.ins().fcvt_from_uint(types::F32, wide)
@@ -279,20 +284,26 @@ fn cast(b: &mut FunctionBuilder, x: Value, from: DType, to: DType) -> Value {
 }
 
 /// `for (i = lo; i + step <= hi; i += step) body(i)`; returns the first `i` not run.
-fn counted_loop(b: &mut FunctionBuilder, lo: Value, hi: Value, step: i64, body: impl FnOnce(&mut FunctionBuilder, Value)) -> Value {
+fn counted_loop(
+    b: &mut FunctionBuilder,
+    lo: Value,
+    hi: Value,
+    step: i64,
+    body: impl FnOnce(&mut FunctionBuilder, Value),
+) -> Value {
     let var = b.declare_var(types::I64);
     b.def_var(var, lo);
     let (header, body_block, exit) = (b.create_block(), b.create_block(), b.create_block());
     b.ins().jump(header, &[]);
     b.switch_to_block(header);
     let i = b.use_var(var);
-    let next = b.ins().iadd_imm(i, step);
+    let next = b.ins().iadd_imm_s(i, step);
     let fits = b.ins().icmp(IntCC::SignedLessThanOrEqual, next, hi);
     b.ins().brif(fits, body_block, &[], exit, &[]);
     b.switch_to_block(body_block);
     body(b, i);
     let i = b.use_var(var);
-    let next = b.ins().iadd_imm(i, step);
+    let next = b.ins().iadd_imm_s(i, step);
     b.def_var(var, next);
     b.ins().jump(header, &[]);
     b.switch_to_block(exit);

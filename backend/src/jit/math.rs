@@ -102,7 +102,8 @@ impl Math<'_, '_> {
         let r = self.b.ins().fsub(clamped, t);
         let t = self.mul(n, ln2_lo);
         let r = self.b.ins().fsub(r, t);
-        let p = self.poly(r, &[5.000_000_1e-1, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_2e-3, 1.987_569_1e-4]);
+        let p =
+            self.poly(r, &[5.000_000_1e-1, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_2e-3, 1.987_569_1e-4]);
         let r2 = self.mul(r, r);
         let p = self.mul(p, r2);
         let p = self.add(p, r);
@@ -112,7 +113,7 @@ impl Math<'_, '_> {
         let ni = self.b.ins().fcvt_to_sint_sat(ity, n);
         let bias = self.ci(127);
         let e = self.b.ins().iadd(ni, bias);
-        let e = self.b.ins().ishl_imm(e, 23);
+        let e = self.b.ins().ishl_imm_s(e, 23);
         let scale = self.from_bits(e);
         let result = self.mul(p, scale);
         // beyond the clamp the true value is inf or (nearly) 0
@@ -127,7 +128,7 @@ impl Math<'_, '_> {
     /// ln x: x = m·2ᵉ with m in [√½, √2), then ln m by a degree-9 polynomial in m − 1.
     pub fn log(&mut self, x: Value) -> Value {
         let bits = self.to_bits(x);
-        let e = self.b.ins().ushr_imm(bits, 23);
+        let e = self.b.ins().ushr_imm_s(bits, 23);
         let mask = self.ci(0xff);
         let e = self.b.ins().band(e, mask);
         let bias = self.ci(126);

@@ -1,0 +1,68 @@
+//! Matrix products, through the `gemm` crate (x86-v4 kernels: AVX-512 where the host has
+//! it). Cranelift emits 128-bit SIMD only, so a tuned GEMM beats anything generated
+//! here several times over; lowering arranges bias and activation around it.
+
+/// A batch of products `dst = alpha · a·b (+ dst if accumulate)` of an `m×k` by a `k×n`
+/// matrix; `dst` is contiguous row-major, `a` and `b` have the given (row, column)
+/// element strides, so transposed operands need no copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatMul {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    /// Element offsets of `a`, `b` and `dst` for each product of the batch.
+    pub batch: Vec<[usize; 3]>,
+    pub a_strides: [isize; 2],
+    pub b_strides: [isize; 2],
+    pub alpha: f32,
+    /// Add to what `dst` holds (a bias or `beta·c` written before) instead of overwriting.
+    pub accumulate: bool,
+}
+
+/// Products below this many multiply-adds run on one thread.
+const PARALLEL_WORK: usize = 1 << 18;
+
+impl MatMul {
+    /// Runs the batch.
+    ///
+    /// # Safety
+    /// `a`, `b` and `dst` must point to buffers that hold every element the strides and
+    /// offsets reach, and `dst` must not overlap `a` or `b`.
+    pub unsafe fn run(&self, a: *const f32, b: *const f32, dst: *mut f32, threads: usize) {
+        let parallelism = if threads > 1 && self.m * self.n * self.k >= PARALLEL_WORK {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        for &[ao, bo, d] in &self.batch {
+            let dst = dst.add(d);
+            if self.k == 0 {
+                if !self.accumulate {
+                    std::ptr::write_bytes(dst, 0, self.m * self.n);
+                }
+                continue;
+            }
+            gemm::gemm(
+                self.m,
+                self.n,
+                self.k,
+                dst,
+                1,
+                self.n as isize,
+                self.accumulate,
+                a.add(ao),
+                self.a_strides[1],
+                self.a_strides[0],
+                b.add(bo),
+                self.b_strides[1],
+                self.b_strides[0],
+                1.0,
+                self.alpha,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Elementwise groups to loops: one [`LoopSpec`] per group, iterating over the shape of
+//! the group's root (the node whose value leaves the group).
+//!
+//! Every member of a group has a shape that broadcasts to the root's, so every value a
+//! member reads from outside the group is read with broadcast strides over the root's
+//! shape (a member's own broadcasting composes with its consumer's). `fill` constants
+//! become literals; batch-norm's per-channel vectors are read along the channel axis.
+
+use super::Lowering;
+use crate::error::BackendError;
+use crate::loops::{broadcast_strides, contiguous_strides, Binary, Expr, LoopSpec, Operand, Output, Unary};
+use crate::plan::Loc;
+use saturate_egraph::{Activation, DType, Id, TensorLang};
+use std::collections::HashMap;
+
+/// A loop that sets every element of a `shape` tensor to `value`.
+pub fn fill_spec(shape: &[usize], dtype: DType, value: f32) -> LoopSpec {
+    let dims = loop_dims(shape);
+    let literal = match dtype {
+        DType::F32 => Expr::F32(value),
+        DType::I64 => Expr::I64(value as i64),
+        DType::Bool => Expr::Bool(value != 0.0),
+    };
+    LoopSpec {
+        outputs: vec![Output { expr: 0, strides: contiguous_strides(&dims) }],
+        dims,
+        operands: vec![],
+        exprs: vec![literal],
+    }
+}
+
+/// The loop dimensions for a tensor shape: a scalar is one element.
+pub fn loop_dims(shape: &[usize]) -> Vec<usize> {
+    if shape.is_empty() {
+        vec![1]
+    } else {
+        shape.to_vec()
+    }
+}
+
+/// The unary op an activation applies, if any.
+pub fn activation_op(act: Activation) -> Option<Unary> {
+    match act {
+        Activation::Id => None,
+        Activation::Relu => Some(Unary::Relu),
+        Activation::Gelu => Some(Unary::Gelu),
+        Activation::GeluTanh => Some(Unary::GeluTanh),
+        Activation::Sigmoid => Some(Unary::Sigmoid),
+        Activation::Tanh => Some(Unary::Tanh),
+        Activation::Silu => Some(Unary::Silu),
+    }
+}
+
+/// Builds one loop: its spec and the locations of its operands.
+struct GroupBuilder {
+    spec: LoopSpec,
+    args: Vec<Loc>,
+    exprs_of: HashMap<usize, usize>,
+    operands_of: HashMap<(usize, Vec<isize>), usize>,
+}
+
+impl GroupBuilder {
+    fn push(&mut self, e: Expr) -> usize {
+        self.spec.exprs.push(e);
+        self.spec.exprs.len() - 1
+    }
+}
+
+impl Lowering<'_> {
+    /// Lowers the group whose root is `root` and whose members (in order) are `members`.
+    pub(super) fn lower_group(&mut self, root: usize, members: &[usize]) -> Result<(), BackendError> {
+        let dims = loop_dims(&self.ty(root).shape);
+        let mut g = GroupBuilder {
+            spec: LoopSpec { dims: dims.clone(), operands: vec![], exprs: vec![], outputs: vec![] },
+            args: vec![],
+            exprs_of: HashMap::new(),
+            operands_of: HashMap::new(),
+        };
+        for &m in members {
+            let e = self.member(&mut g, m)?;
+            g.exprs_of.insert(m, e);
+        }
+        let out = self.output(root);
+        g.spec.outputs.push(Output { expr: g.exprs_of[&root], strides: contiguous_strides(&dims) });
+        g.args.push(out);
+        let constant = self.fusion.constant[root];
+        self.push_loop(self.nodes[root].to_string().as_str(), g.spec, g.args, constant)
+    }
+
+    /// The expression for node `c` read by the group: its own expression if it is a
+    /// member, a literal if it is a `fill`, else a load with `strides` (broadcast strides
+    /// over the loop when `None`).
+    fn read(&mut self, g: &mut GroupBuilder, c: Id, strides: Option<Vec<isize>>) -> Result<usize, BackendError> {
+        let c = usize::from(c);
+        if let Some(&e) = g.exprs_of.get(&c) {
+            return Ok(e);
+        }
+        if let Some(v) = self.splat(c) {
+            return Ok(g.push(Expr::F32(v)));
+        }
+        let strides = strides.unwrap_or_else(|| broadcast_strides(&self.ty(c).shape, &g.spec.dims));
+        let key = (c, strides.clone());
+        let operand = match g.operands_of.get(&key) {
+            Some(&k) => k,
+            None => {
+                let loc = self.loc(c)?;
+                g.spec.operands.push(Operand { dtype: self.ty(c).dtype, strides });
+                g.args.push(loc);
+                g.operands_of.insert(key, g.spec.operands.len() - 1);
+                g.spec.operands.len() - 1
+            }
+        };
+        Ok(g.push(Expr::Load(operand)))
+    }
+
+    fn member(&mut self, g: &mut GroupBuilder, m: usize) -> Result<usize, BackendError> {
+        use TensorLang as L;
+        let unary = |op| {
+            move |this: &mut Self, g: &mut GroupBuilder, x: Id| -> Result<usize, BackendError> {
+                let x = this.read(g, x, None)?;
+                Ok(g.push(Expr::Unary(op, x)))
+            }
+        };
+        let node = self.nodes[m].clone();
+        let e = match node {
+            L::Neg(x) => unary(Unary::Neg)(self, g, x)?,
+            L::Abs(x) => unary(Unary::Abs)(self, g, x)?,
+            L::Sqrt(x) => unary(Unary::Sqrt)(self, g, x)?,
+            L::Reciprocal(x) => unary(Unary::Reciprocal)(self, g, x)?,
+            L::Exp(x) => unary(Unary::Exp)(self, g, x)?,
+            L::Log(x) => unary(Unary::Log)(self, g, x)?,
+            L::Erf(x) => unary(Unary::Erf)(self, g, x)?,
+            L::Tanh(x) => unary(Unary::Tanh)(self, g, x)?,
+            L::Sigmoid(x) => unary(Unary::Sigmoid)(self, g, x)?,
+            L::Relu(x) => unary(Unary::Relu)(self, g, x)?,
+            L::Floor(x) => unary(Unary::Floor)(self, g, x)?,
+            L::Ceil(x) => unary(Unary::Ceil)(self, g, x)?,
+            L::Not(x) => unary(Unary::Not)(self, g, x)?,
+            L::Gelu(x) => unary(Unary::Gelu)(self, g, x)?,
+            L::GeluTanh(x) => unary(Unary::GeluTanh)(self, g, x)?,
+            L::Silu(x) => unary(Unary::Silu)(self, g, x)?,
+            L::LeakyRelu([x, alpha]) => {
+                let alpha = self.float(alpha);
+                unary(Unary::LeakyRelu(alpha))(self, g, x)?
+            }
+            L::Clip([x, lo, hi]) => {
+                let (lo, hi) = (self.float(lo), self.float(hi));
+                unary(Unary::Clip(lo, hi))(self, g, x)?
+            }
+            L::Add([a, b]) => self.binary(g, Binary::Add, a, b)?,
+            L::Sub([a, b]) => self.binary(g, Binary::Sub, a, b)?,
+            L::Mul([a, b]) => self.binary(g, Binary::Mul, a, b)?,
+            L::Div([a, b]) => self.binary(g, Binary::Div, a, b)?,
+            L::Pow([a, b]) => self.binary(g, Binary::Pow, a, b)?,
+            L::Max([a, b]) => self.binary(g, Binary::Max, a, b)?,
+            L::Min([a, b]) => self.binary(g, Binary::Min, a, b)?,
+            L::Equal([a, b]) => self.binary(g, Binary::Equal, a, b)?,
+            L::Less([a, b]) => self.binary(g, Binary::Less, a, b)?,
+            L::Greater([a, b]) => self.binary(g, Binary::Greater, a, b)?,
+            L::And([a, b]) => self.binary(g, Binary::And, a, b)?,
+            L::Or([a, b]) => self.binary(g, Binary::Or, a, b)?,
+            L::Where([c, a, b]) => {
+                let c = self.read(g, c, None)?;
+                let a = self.read(g, a, None)?;
+                let b = self.read(g, b, None)?;
+                g.push(Expr::Where(c, a, b))
+            }
+            L::BatchNorm([x, scale, bias, mean, var, eps]) => self.batch_norm(g, [x, scale, bias, mean, var], eps)?,
+            other => unreachable!("{other} is not an elementwise op"),
+        };
+        Ok(e)
+    }
+
+    fn binary(&mut self, g: &mut GroupBuilder, op: Binary, a: Id, b: Id) -> Result<usize, BackendError> {
+        // `fill` literals are f32, and type checking puts them only beside f32 operands
+        let x = self.read(g, a, None)?;
+        let y = self.read(g, b, None)?;
+        Ok(g.push(Expr::Binary(op, x, y)))
+    }
+
+    /// `(x − mean) / √(var + ε) · scale + bias`, the vectors read along the channel axis.
+    fn batch_norm(
+        &mut self,
+        g: &mut GroupBuilder,
+        [x, scale, bias, mean, var]: [Id; 5],
+        eps: Id,
+    ) -> Result<usize, BackendError> {
+        let rank = g.spec.dims.len();
+        let mut channel = vec![0isize; rank];
+        if rank > 1 {
+            channel[1] = 1;
+        }
+        let x = self.read(g, x, None)?;
+        let per_channel = |this: &mut Self, g: &mut GroupBuilder, v: Id| this.read(g, v, Some(channel.clone()));
+        let (scale, bias, mean, var) = (
+            per_channel(self, g, scale)?,
+            per_channel(self, g, bias)?,
+            per_channel(self, g, mean)?,
+            per_channel(self, g, var)?,
+        );
+        let eps = g.push(Expr::F32(self.float(eps)));
+        let centered = g.push(Expr::Binary(Binary::Sub, x, mean));
+        let var_eps = g.push(Expr::Binary(Binary::Add, var, eps));
+        let std = g.push(Expr::Unary(Unary::Sqrt, var_eps));
+        let normalized = g.push(Expr::Binary(Binary::Div, centered, std));
+        let scaled = g.push(Expr::Binary(Binary::Mul, normalized, scale));
+        Ok(g.push(Expr::Binary(Binary::Add, scaled, bias)))
+    }
+}

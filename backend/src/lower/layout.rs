@@ -1,0 +1,143 @@
+//! Layout ops as generated strided copies: each is a [`LoopSpec`] with one load, whose
+//! operand strides say where every output element comes from (a permutation of the
+//! input's strides, zeros for broadcast axes, the step times the stride for a slice), and
+//! whose output may start at an offset (the part of a concatenation, the interior of a
+//! padded tensor). A slice that is one contiguous block is a view and copies nothing.
+
+use super::elementwise::{fill_spec, loop_dims};
+use super::Lowering;
+use crate::error::BackendError;
+use crate::loops::{broadcast_strides, contiguous_strides, Expr, LoopSpec, Operand, Output};
+use saturate_egraph::{DType, Id};
+
+impl Lowering<'_> {
+    /// A loop copying `x` (read with `strides` from `offset` elements in) into a fresh
+    /// buffer for node `i`, converting to `to` if given.
+    fn copy(
+        &mut self,
+        i: usize,
+        x: usize,
+        strides: Vec<isize>,
+        offset: usize,
+        to: Option<DType>,
+    ) -> Result<(), BackendError> {
+        let ty = self.ty(i).clone();
+        let dims = loop_dims(&ty.shape);
+        let strides = if ty.shape.is_empty() { vec![0] } else { strides };
+        let from = self.ty(x).dtype;
+        let src = self.loc(x)?.at(offset * from.byte_size());
+        let mut exprs = vec![Expr::Load(0)];
+        if let Some(to) = to {
+            exprs.push(Expr::Cast(0, to));
+        }
+        let spec = LoopSpec {
+            outputs: vec![Output { expr: exprs.len() - 1, strides: contiguous_strides(&dims) }],
+            dims,
+            operands: vec![Operand { dtype: from, strides }],
+            exprs,
+        };
+        let out = self.output(i);
+        let constant = self.fusion.constant[i];
+        self.push_loop(self.nodes[i].to_string().as_str(), spec, vec![src, out], constant)
+    }
+
+    pub(super) fn transpose(&mut self, i: usize, x: Id, perm: Id) -> Result<(), BackendError> {
+        let x = usize::from(x);
+        let own = contiguous_strides(&self.ty(x).shape);
+        let strides = self.ints(perm).iter().map(|&p| own[p as usize]).collect();
+        self.copy(i, x, strides, 0, None)
+    }
+
+    pub(super) fn expand(&mut self, i: usize, x: Id) -> Result<(), BackendError> {
+        let x = usize::from(x);
+        let strides = broadcast_strides(&self.ty(x).shape, &self.ty(i).shape);
+        self.copy(i, x, strides, 0, None)
+    }
+
+    pub(super) fn cast(&mut self, i: usize, x: Id) -> Result<(), BackendError> {
+        let x = usize::from(x);
+        let strides = contiguous_strides(&self.ty(x).shape);
+        let to = self.ty(i).dtype;
+        self.copy(i, x, strides, 0, Some(to))
+    }
+
+    pub(super) fn slice(&mut self, i: usize, x: Id, starts: Id, steps: Id) -> Result<(), BackendError> {
+        let x = usize::from(x);
+        let in_shape = self.ty(x).shape.clone();
+        let out_shape = self.ty(i).shape.clone();
+        let own = contiguous_strides(&in_shape);
+        let (starts, steps) = (self.ints(starts), self.ints(steps));
+        let offset: isize = starts.iter().zip(&own).map(|(&s, &st)| s as isize * st).sum();
+        let offset = usize::try_from(offset).expect("slice starts are clamped into the tensor");
+        if is_contiguous_block(&in_shape, &out_shape, &steps) {
+            let loc = self.loc(x)?.at(offset * self.ty(x).dtype.byte_size());
+            self.locs[i] = Some(loc);
+            return Ok(());
+        }
+        let strides = own.iter().zip(&steps).map(|(&st, &step)| st * step as isize).collect();
+        self.copy(i, x, strides, offset, None)
+    }
+
+    pub(super) fn concat(&mut self, i: usize, children: &[Id]) -> Result<(), BackendError> {
+        let axis = self.int(children[0]) as usize;
+        let out_shape = self.ty(i).shape.clone();
+        let out_strides = contiguous_strides(&out_shape);
+        let out = self.output(i);
+        let constant = self.fusion.constant[i];
+        let mut along = 0usize;
+        for &c in &children[1..] {
+            let c = usize::from(c);
+            let ty = self.ty(c).clone();
+            let dims = loop_dims(&ty.shape);
+            let part = out.at(along * out_strides[axis] as usize * ty.dtype.byte_size());
+            let spec = LoopSpec {
+                dims: dims.clone(),
+                operands: vec![Operand { dtype: ty.dtype, strides: contiguous_strides(&dims) }],
+                exprs: vec![Expr::Load(0)],
+                outputs: vec![Output {
+                    expr: 0,
+                    strides: if ty.shape.is_empty() { vec![0] } else { out_strides.clone() },
+                }],
+            };
+            let src = self.loc(c)?;
+            self.push_loop("concat", spec, vec![src, part], constant)?;
+            along += ty.shape[axis];
+        }
+        Ok(())
+    }
+
+    pub(super) fn pad(&mut self, i: usize, x: Id, pads: Id, value: Id) -> Result<(), BackendError> {
+        let x = usize::from(x);
+        let ty = self.ty(i).clone();
+        let x_ty = self.ty(x).clone();
+        let pads = self.ints(pads);
+        let value = self.float(value);
+        let out = self.output(i);
+        let constant = self.fusion.constant[i];
+        self.push_loop("pad_fill", fill_spec(&ty.shape, ty.dtype, value), vec![out], constant)?;
+        let out_strides = contiguous_strides(&ty.shape);
+        let interior: isize = pads[..x_ty.rank()].iter().zip(&out_strides).map(|(&p, &s)| p as isize * s).sum();
+        let dims = loop_dims(&x_ty.shape);
+        let spec = LoopSpec {
+            dims: dims.clone(),
+            operands: vec![Operand { dtype: x_ty.dtype, strides: contiguous_strides(&dims) }],
+            exprs: vec![Expr::Load(0)],
+            outputs: vec![Output { expr: 0, strides: if x_ty.shape.is_empty() { vec![0] } else { out_strides } }],
+        };
+        let src = self.loc(x)?;
+        let dst = out.at(interior as usize * ty.dtype.byte_size());
+        self.push_loop("pad_copy", spec, vec![src, dst], constant)
+    }
+}
+
+/// Whether slicing `in_shape` to `out_shape` with unit steps takes one contiguous block
+/// of the row-major data: every axis after the first partial one is taken whole, and
+/// every axis before it has one element.
+fn is_contiguous_block(in_shape: &[usize], out_shape: &[usize], steps: &[i64]) -> bool {
+    if steps.iter().any(|&s| s != 1) {
+        return out_shape.iter().product::<usize>() <= 1;
+    }
+    let Some(first_partial) = (0..in_shape.len()).find(|&d| out_shape[d] != in_shape[d]) else { return true };
+    out_shape[..first_partial].iter().all(|&d| d == 1)
+        && (first_partial + 1..in_shape.len()).all(|d| out_shape[d] == in_shape[d])
+}

@@ -1,0 +1,303 @@
+//! Lowering: an optimized [`Graph`] to buffers and steps ([`crate::plan`]).
+//!
+//! The graph's nodes are visited in order, and each op knows its lowering:
+//!
+//! - sources: inputs get an arena buffer, weights a constant buffer holding their data,
+//!   `fill` constants become literals inside the loops that read them (and a buffer only
+//!   when something else needs one);
+//! - views (reshape, flatten, squeeze, unsqueeze, contiguous slices) share their
+//!   operand's storage;
+//! - elementwise ops run in the loops [`costmodels::Fusion`](saturate_costmodels::Fusion)
+//!   groups them into, exactly as the cost model priced them ([`elementwise`]);
+//! - layout ops (transpose, expand, strided slices, concat, pad, cast) are generated
+//!   strided copies ([`layout`]);
+//! - matmul, gemm and their fused epilogues call the GEMM crate ([`linalg`]).
+//!
+//! A step whose operands are all constant is marked constant: it runs once, at compile
+//! time, and its result is a constant buffer.
+
+mod elementwise;
+mod layout;
+mod linalg;
+
+use crate::error::BackendError;
+use crate::jit::{self, Jit};
+use crate::loops::LoopSpec;
+use crate::plan::{Buffer, BufferId, Kernel, Loc, Port, Step};
+use saturate_costmodels::Fusion;
+use saturate_egraph::{Activation, Graph, Id, Meta, TensorLang, TensorType};
+use std::collections::HashMap;
+
+/// The ops the JIT runs, for error messages.
+pub const SUPPORTED: &[&str] = &[
+    "input",
+    "weight",
+    "fill",
+    "neg",
+    "abs",
+    "sqrt",
+    "reciprocal",
+    "exp",
+    "log",
+    "erf",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "floor",
+    "ceil",
+    "not",
+    "leaky_relu",
+    "clip",
+    "cast",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "max",
+    "min",
+    "equal",
+    "less",
+    "greater",
+    "and",
+    "or",
+    "where",
+    "gelu",
+    "gelu_tanh",
+    "silu",
+    "batch_norm",
+    "reshape",
+    "flatten",
+    "squeeze",
+    "unsqueeze",
+    "transpose",
+    "expand",
+    "concat",
+    "slice",
+    "pad",
+    "matmul",
+    "gemm",
+    "matmul_bias_act",
+];
+
+/// Everything lowering produces, before code is finalized and memory planned.
+pub struct Lowered {
+    pub jit: Jit,
+    pub buffers: Vec<Buffer>,
+    pub steps: Vec<Step>,
+    /// Data of the weight buffers.
+    pub initial: Vec<(BufferId, Vec<u8>)>,
+    pub inputs: Vec<Port>,
+    pub outputs: Vec<Port>,
+}
+
+pub fn lower(graph: &Graph) -> Result<Lowered, BackendError> {
+    let metas = graph.check()?;
+    let fusion = Fusion::of(graph, &metas);
+    let n = graph.expr.len();
+    let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
+    for i in 0..n {
+        if fusion.is_loop_element(i) {
+            members.entry(fusion.group_of(i)).or_default().push(i);
+        }
+    }
+    let mut l = Lowering {
+        graph,
+        nodes: graph.expr.as_ref(),
+        metas,
+        fusion,
+        jit: Jit::new()?,
+        buffers: Vec::new(),
+        steps: Vec::new(),
+        locs: vec![None; n],
+        initial: Vec::new(),
+        inputs: Vec::new(),
+    };
+    for i in 0..n {
+        l.lower_node(i, &members)?;
+    }
+    let inputs = std::mem::take(&mut l.inputs);
+    let mut outputs = Vec::new();
+    for port in &graph.outputs {
+        let i = usize::from(port.id);
+        let loc = l.loc(i)?;
+        let ty = l.ty(i).clone();
+        outputs.push(Port { name: port.name.clone(), dtype: ty.dtype, shape: ty.shape, loc });
+    }
+    Ok(Lowered { jit: l.jit, buffers: l.buffers, steps: l.steps, initial: l.initial, inputs, outputs })
+}
+
+struct Lowering<'g> {
+    graph: &'g Graph,
+    nodes: &'g [TensorLang],
+    metas: Vec<Meta>,
+    fusion: Fusion,
+    jit: Jit,
+    buffers: Vec<Buffer>,
+    steps: Vec<Step>,
+    locs: Vec<Option<Loc>>,
+    initial: Vec<(BufferId, Vec<u8>)>,
+    inputs: Vec<Port>,
+}
+
+impl Lowering<'_> {
+    fn lower_node(&mut self, i: usize, members: &HashMap<usize, Vec<usize>>) -> Result<(), BackendError> {
+        use TensorLang as L;
+        let node = &self.nodes[i];
+        if node.is_attribute() {
+            return Ok(());
+        }
+        match node {
+            L::Input([name, ..]) => {
+                let ty = self.ty(i).clone();
+                let loc = self.new_buffer(bytes_of(&ty), false);
+                let name = self.graph.name_of(*name).to_string();
+                self.inputs.push(Port { name, dtype: ty.dtype, shape: ty.shape, loc });
+                self.locs[i] = Some(loc);
+            }
+            L::Weight([name, ..]) => {
+                let name = self.graph.name_of(*name);
+                let data = self.graph.weights.get(name).map(tensor_bytes).unwrap_or_default();
+                let loc = self.new_buffer(data.len(), true);
+                self.initial.push((loc.buffer, data));
+                self.locs[i] = Some(loc);
+            }
+            L::Fill(_) => {} // a literal where loops read it; a buffer on demand (`loc`)
+            L::Reshape([x, _]) | L::Flatten([x, _]) | L::Squeeze([x, _]) | L::Unsqueeze([x, _]) => {
+                self.locs[i] = Some(self.loc(usize::from(*x))?);
+            }
+            _ if self.fusion.is_loop_element(i) => {
+                if let Some(group) = members.get(&i) {
+                    self.lower_group(i, group)?; // i is the group's root
+                }
+            }
+            _ if self.fusion.works[i].is_some_and(|w| w.kind == saturate_costmodels::Kind::Elementwise) => {
+                self.lower_group(i, &[i])?; // constant: computed once, at compile time
+            }
+            L::Transpose([x, perm]) => self.transpose(i, *x, *perm)?,
+            L::Expand([x, _]) => self.expand(i, *x)?,
+            L::Slice([x, starts, _, steps]) => self.slice(i, *x, *starts, *steps)?,
+            L::Concat(children) => self.concat(i, children)?,
+            L::Pad([x, pads, value]) => self.pad(i, *x, *pads, *value)?,
+            L::Cast([x, _]) => self.cast(i, *x)?,
+            L::MatMul([a, b]) => self.matmul(i, *a, *b, None)?,
+            L::MatMulBiasAct([a, b, bias, act]) => {
+                let act = self.act(*act);
+                self.matmul(i, *a, *b, Some((*bias, act)))?
+            }
+            L::Gemm([a, b, c, alpha, beta, ta, tb]) => self.gemm(i, [*a, *b, *c], [*alpha, *beta], [*ta, *tb])?,
+            other => {
+                return Err(BackendError::Unsupported {
+                    op: other.to_string(),
+                    node: i,
+                    supported: SUPPORTED.join(", "),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn ty(&self, i: usize) -> &TensorType {
+        self.metas[i].tensor().expect("lowering asks only for tensor nodes")
+    }
+
+    fn float(&self, id: Id) -> f32 {
+        match self.metas[usize::from(id)] {
+            Meta::Float(v) => v,
+            Meta::Int(v) => v as f32,
+            ref other => unreachable!("type checking guarantees a float, found {other:?}"),
+        }
+    }
+
+    fn int(&self, id: Id) -> i64 {
+        match self.metas[usize::from(id)] {
+            Meta::Int(v) => v,
+            ref other => unreachable!("type checking guarantees an integer, found {other:?}"),
+        }
+    }
+
+    fn ints(&self, id: Id) -> Vec<i64> {
+        match &self.metas[usize::from(id)] {
+            Meta::Ints(v) => v.clone(),
+            other => unreachable!("type checking guarantees a list, found {other:?}"),
+        }
+    }
+
+    fn act(&self, id: Id) -> Activation {
+        match self.metas[usize::from(id)] {
+            Meta::Act(a) => a,
+            ref other => unreachable!("type checking guarantees an activation, found {other:?}"),
+        }
+    }
+
+    /// The value of a `fill` node, if `i` is one.
+    fn splat(&self, i: usize) -> Option<f32> {
+        match self.nodes[i] {
+            TensorLang::Fill([v, _]) => Some(self.float(v)),
+            _ => None,
+        }
+    }
+
+    fn new_buffer(&mut self, bytes: usize, constant: bool) -> Loc {
+        self.buffers.push(Buffer { bytes, constant });
+        Loc { buffer: BufferId(self.buffers.len() - 1), offset: 0 }
+    }
+
+    /// A fresh buffer for node `i`'s value (constant if `i` is).
+    fn output(&mut self, i: usize) -> Loc {
+        let bytes = bytes_of(self.ty(i));
+        let loc = self.new_buffer(bytes, self.fusion.constant[i]);
+        self.locs[i] = Some(loc);
+        loc
+    }
+
+    /// Where node `i`'s value is, materializing a `fill` the first time one is needed.
+    fn loc(&mut self, i: usize) -> Result<Loc, BackendError> {
+        if let Some(loc) = self.locs[i] {
+            return Ok(loc);
+        }
+        let Some(value) = self.splat(i) else {
+            unreachable!("node {i} ({}) is used before it is lowered", self.nodes[i]);
+        };
+        let ty = self.ty(i).clone();
+        let loc = self.output(i);
+        let spec = elementwise::fill_spec(&ty.shape, ty.dtype, value);
+        self.push_loop("fill", spec, vec![loc], true)?;
+        Ok(loc)
+    }
+
+    /// Generates the loop of `spec` and adds its step; `args` are its operands' then its
+    /// outputs' locations.
+    fn push_loop(
+        &mut self,
+        what: &str,
+        mut spec: LoopSpec,
+        args: Vec<Loc>,
+        constant: bool,
+    ) -> Result<(), BackendError> {
+        spec.coalesce();
+        if spec.is_empty() {
+            return Ok(());
+        }
+        let writes = (0..args.len()).map(|k| k >= spec.operands.len()).collect();
+        let index = self.jit.define(what, |b, params| jit::loops::generate(b, params, &spec))?;
+        let outer = spec.dims[0];
+        let per_outer = spec.len() / outer.max(1);
+        self.steps.push(Step { kernel: Kernel::Loop { index, outer, per_outer }, args, writes, constant });
+        Ok(())
+    }
+}
+
+fn bytes_of(ty: &TensorType) -> usize {
+    ty.numel() * ty.dtype.byte_size()
+}
+
+/// A tensor's elements as little-endian bytes, row-major.
+pub fn tensor_bytes(t: &saturate_egraph::Tensor) -> Vec<u8> {
+    use saturate_egraph::Tensor;
+    match t {
+        Tensor::F32(a) => a.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Tensor::I64(a) => a.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Tensor::Bool(a) => a.iter().map(|&v| u8::from(v)).collect(),
+    }
+}

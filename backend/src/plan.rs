@@ -1,0 +1,69 @@
+//! The compiled program before it runs: buffers, where each value lives, and the steps
+//! that read and write them.
+//!
+//! A *buffer* is a contiguous block: either in the run-time arena (inputs,
+//! intermediates, outputs; the memory plan gives it an offset, reusing space by
+//! liveness) or constant (weights, and everything computed from them, prepared once at
+//! compile time). A value lives at a [`Loc`], a buffer and a byte offset in it, so views
+//! (reshape, contiguous slices) share their operand's storage.
+
+use crate::gemm::MatMul;
+use saturate_egraph::DType;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BufferId(pub usize);
+
+#[derive(Debug, Clone)]
+pub struct Buffer {
+    pub bytes: usize,
+    /// Computed at compile time (and then read-only).
+    pub constant: bool,
+}
+
+/// Where a value lives: a buffer and a byte offset into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    pub buffer: BufferId,
+    pub offset: usize,
+}
+
+impl Loc {
+    pub fn at(self, bytes: usize) -> Loc {
+        Loc { buffer: self.buffer, offset: self.offset + bytes }
+    }
+}
+
+/// One kernel call. `args` are the locations the kernel receives, in its order.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub kernel: Kernel,
+    pub args: Vec<Loc>,
+    /// Which of `args` the step writes (the rest it only reads).
+    pub writes: Vec<bool>,
+    /// Runs once, at compile time: every value it reads is constant.
+    pub constant: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Kernel {
+    /// A generated loop: kernel `index` of the JIT module; its outermost dimension has
+    /// `outer` iterations of `per_outer` elements each (for splitting across threads).
+    Loop { index: usize, outer: usize, per_outer: usize },
+    /// Matrix products through the GEMM crate.
+    MatMul(MatMul),
+}
+
+/// A model input or output: its name, type and location.
+#[derive(Debug, Clone)]
+pub struct Port {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub loc: Loc,
+}
+
+impl Port {
+    pub fn bytes(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.dtype.byte_size()
+    }
+}

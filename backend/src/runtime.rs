@@ -1,0 +1,212 @@
+//! Running a compiled program: the arena, the constant buffers, and the steps in order.
+//!
+//! Loops split their outermost dimension across the thread pool when they are big
+//! enough to pay for it; the GEMM crate splits its own work.
+
+use crate::error::BackendError;
+use crate::jit::Code;
+use crate::memory::ALIGN;
+use crate::plan::{Buffer, Kernel, Loc, Port, Step};
+use rayon::prelude::*;
+use saturate_egraph::{DType, Tensor};
+
+/// Loops with fewer elements than this run on one thread.
+const PARALLEL_ELEMENTS: usize = 1 << 15;
+
+/// Memory aligned to [`ALIGN`] bytes.
+pub struct AlignedBuf {
+    blocks: Vec<Block>,
+}
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Block([u8; ALIGN]);
+
+impl AlignedBuf {
+    pub fn zeroed(bytes: usize) -> AlignedBuf {
+        AlignedBuf { blocks: vec![Block([0; ALIGN]); bytes.div_ceil(ALIGN).max(1)] }
+    }
+
+    pub fn ptr(&mut self) -> *mut u8 {
+        self.blocks.as_mut_ptr().cast()
+    }
+
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.blocks.len() * ALIGN;
+        // SAFETY: the blocks are plain bytes, contiguous
+        unsafe { std::slice::from_raw_parts_mut(self.ptr(), len) }
+    }
+}
+
+/// A compiled program, ready to run.
+pub struct Executable {
+    pub(crate) code: Code,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) buffers: Vec<Buffer>,
+    /// Arena offsets of the run-time buffers.
+    pub(crate) offsets: Vec<usize>,
+    /// Data of the constant buffers (by buffer index; kept alive for the pointers below).
+    #[allow(dead_code)]
+    pub(crate) constants: Vec<Option<AlignedBuf>>,
+    pub(crate) constant_ptrs: Vec<*mut u8>,
+    pub(crate) arena: AlignedBuf,
+    pub(crate) inputs: Vec<Port>,
+    pub(crate) outputs: Vec<Port>,
+    pub(crate) pool: rayon::ThreadPool,
+    pub(crate) threads: usize,
+}
+
+// SAFETY: the raw pointers point into buffers the Executable owns
+unsafe impl Send for Executable {}
+
+/// Raw pointers handed to kernels on other threads.
+#[derive(Clone, Copy)]
+struct Args(*const *mut u8);
+// SAFETY: kernels on different threads write disjoint parts of their outputs
+unsafe impl Send for Args {}
+unsafe impl Sync for Args {}
+
+impl Args {
+    /// The pointer; a method so closures capture the whole (Send) wrapper.
+    fn get(self) -> *const *mut u8 {
+        self.0
+    }
+}
+
+impl Executable {
+    /// The model's inputs: names, types, in call order.
+    pub fn inputs(&self) -> &[Port] {
+        &self.inputs
+    }
+
+    pub fn outputs(&self) -> &[Port] {
+        &self.outputs
+    }
+
+    /// Bytes of the run-time arena (intermediates, inputs and outputs).
+    pub fn arena_bytes(&self) -> usize {
+        self.arena.blocks.len() * ALIGN
+    }
+
+    /// Number of kernel calls per run.
+    pub fn steps(&self) -> usize {
+        self.steps.iter().filter(|s| !s.constant).count()
+    }
+
+    /// Runs the program on `inputs` (in the order of [`inputs`](Self::inputs)).
+    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, BackendError> {
+        self.check_inputs(inputs)?;
+        let arena = self.arena.ptr();
+        for (port, tensor) in self.inputs.iter().zip(inputs) {
+            let bytes = crate::lower::tensor_bytes(tensor);
+            let dst = self.pointer(arena, port.loc);
+            // SAFETY: the port's buffer holds exactly its type's bytes
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        }
+        for k in 0..self.steps.len() {
+            if !self.steps[k].constant {
+                self.execute(k, arena);
+            }
+        }
+        Ok(self.outputs.iter().map(|port| self.read(arena, port)).collect())
+    }
+
+    /// Runs the constant steps once, at compile time.
+    pub(crate) fn prepare_constants(&mut self) {
+        let arena = self.arena.ptr();
+        for k in 0..self.steps.len() {
+            if self.steps[k].constant {
+                self.execute(k, arena);
+            }
+        }
+    }
+
+    fn check_inputs(&self, inputs: &[Tensor]) -> Result<(), BackendError> {
+        if inputs.len() != self.inputs.len() {
+            return Err(BackendError::Input(format!(
+                "the model takes {} input(s) ({}), {} given",
+                self.inputs.len(),
+                self.inputs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "),
+                inputs.len()
+            )));
+        }
+        for (port, t) in self.inputs.iter().zip(inputs) {
+            if t.dtype() != port.dtype || t.shape() != port.shape.as_slice() {
+                return Err(BackendError::Input(format!(
+                    "input `{}` must be {:?}{:?}, got {:?}{:?}",
+                    port.name,
+                    port.dtype,
+                    port.shape,
+                    t.dtype(),
+                    t.shape()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn pointer(&self, arena: *mut u8, loc: Loc) -> *mut u8 {
+        let b = loc.buffer.0;
+        let base = if self.buffers[b].constant { self.constant_ptrs[b] } else { arena.wrapping_add(self.offsets[b]) };
+        base.wrapping_add(loc.offset)
+    }
+
+    fn execute(&self, k: usize, arena: *mut u8) {
+        let step = &self.steps[k];
+        let ptrs: Vec<*mut u8> = step.args.iter().map(|&loc| self.pointer(arena, loc)).collect();
+        match &step.kernel {
+            Kernel::Loop { index, outer, per_outer } => {
+                let f = self.code.kernel(*index);
+                let args = Args(ptrs.as_ptr());
+                let total = outer * per_outer;
+                if self.threads > 1 && total >= PARALLEL_ELEMENTS && *outer > 1 {
+                    let chunks = (self.threads * 4).min(*outer);
+                    let outer = *outer;
+                    self.pool.install(|| {
+                        (0..chunks).into_par_iter().for_each(|c| {
+                            let (begin, end) = (outer * c / chunks, outer * (c + 1) / chunks);
+                            // SAFETY: the kernel reads and writes only its buffers, and
+                            // chunks of the outer dimension write disjoint elements
+                            unsafe { f(args.get(), begin as u64, end as u64) };
+                        })
+                    });
+                } else {
+                    // SAFETY: as above, on one thread
+                    unsafe { f(args.0, 0, *outer as u64) };
+                }
+            }
+            Kernel::MatMul(product) => {
+                let operands = Args(ptrs.as_ptr());
+                let threads = self.threads;
+                self.pool.install(|| {
+                    let p = operands.get();
+                    // SAFETY: lowering sized every buffer for the products' offsets and strides
+                    unsafe { product.run(*p as *const f32, *p.add(1) as *const f32, *p.add(2) as *mut f32, threads) }
+                });
+            }
+        }
+    }
+
+    fn read(&self, arena: *mut u8, port: &Port) -> Tensor {
+        let src = self.pointer(arena, port.loc);
+        let n: usize = port.shape.iter().product();
+        let shape = ndarray::IxDyn(&port.shape);
+        // SAFETY: the port's buffer holds n elements of its dtype
+        unsafe {
+            match port.dtype {
+                DType::F32 => {
+                    let v = std::slice::from_raw_parts(src as *const f32, n).to_vec();
+                    Tensor::F32(ndarray::ArrayD::from_shape_vec(shape, v).expect("length matches the shape"))
+                }
+                DType::I64 => {
+                    let v = std::slice::from_raw_parts(src as *const i64, n).to_vec();
+                    Tensor::I64(ndarray::ArrayD::from_shape_vec(shape, v).expect("length matches the shape"))
+                }
+                DType::Bool => {
+                    let v = std::slice::from_raw_parts(src, n).iter().map(|&b| b != 0).collect();
+                    Tensor::Bool(ndarray::ArrayD::from_shape_vec(shape, v).expect("length matches the shape"))
+                }
+            }
+        }
+    }
+}
