@@ -3,7 +3,8 @@
 
 mod commands;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use commands::engine::Engine;
 use commands::optimize::OptimizeArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,9 @@ enum Command {
         /// Which engine computes the outputs.
         #[arg(long, value_enum, default_value_t = Engine::Interp)]
         engine: Engine,
+        /// Threads for the JIT (default: all cores).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
         /// Overwrite existing output files.
         #[arg(long)]
         force: bool,
@@ -155,21 +159,20 @@ enum Command {
         /// Skip the light models.
         #[arg(long)]
         no_models: bool,
+        /// Which engine runs the tests.
+        #[arg(long, value_enum, default_value_t = Engine::Interp)]
+        engine: Engine,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Engine {
-    /// The reference interpreter (exact, slow).
-    Interp,
 }
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { model, inputs, output_dir, engine: Engine::Interp, force, expected, optimize, opt } => {
+        Command::Run { model, inputs, output_dir, engine, threads, force, expected, optimize, opt } => {
             commands::run::run(commands::run::RunArgs {
+                engine,
+                threads: threads.unwrap_or_else(all_cores),
                 model: &model,
                 inputs: &inputs,
                 output_dir: &output_dir,
@@ -185,8 +188,8 @@ fn main() -> ExitCode {
         }
         Command::Rules { opt, json, guards, functions } => commands::rules::rules(&opt, json, guards, functions),
         Command::Calibrate => commands::optimize::calibrate(),
-        Command::Conformance { data, verbose, no_models } => {
-            commands::conformance::conformance(data, verbose, no_models)
+        Command::Conformance { data, verbose, no_models, engine } => {
+            commands::conformance::conformance(data, verbose, no_models, engine)
         }
         Command::CheckRules { files, instances, seed, only, show } => {
             commands::check_rules::check_rules(&files, instances, seed, only.as_deref(), show)
@@ -199,6 +202,10 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// `saturate … | head` should stop quietly when `head` closes the pipe, as other Unix

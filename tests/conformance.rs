@@ -19,7 +19,7 @@ fn data() -> std::path::PathBuf {
 
 #[test]
 fn node_tests_pass_or_are_reported_unsupported() {
-    let results = conformance::run_node_tests(&data().join("node"), |_| {}).unwrap();
+    let results = conformance::run_node_tests(&data().join("node"), &conformance::interpreter, |_| {}).unwrap();
     println!("{}", conformance::render_table(&results));
     assert_eq!(results.len(), 1765, "the pinned release has 1765 node tests");
     let failures: Vec<String> = results
@@ -44,7 +44,7 @@ const TESTED_IN_OPS_RS: &[&str] = &["Cast", "CastLike", "Equal"];
 #[test]
 fn every_supported_op_passes_a_node_test() {
     // an op that is imported but never exercised by a passing test is not proven
-    let results = conformance::run_node_tests(&data().join("node"), |_| {}).unwrap();
+    let results = conformance::run_node_tests(&data().join("node"), &conformance::interpreter, |_| {}).unwrap();
     let table = conformance::tally(&results);
     let untested: Vec<&str> = saturate_egraph::onnx::SUPPORTED_OPS
         .iter()
@@ -60,7 +60,7 @@ fn light_models_match_their_expected_outputs() {
     assert_eq!(paths.len(), 9, "the pinned release ships nine light models");
     let mut mismatches = Vec::new();
     for path in paths {
-        let m = conformance::run_light_model(&path);
+        let m = conformance::run_light_model(&path, &conformance::interpreter);
         println!("{:<14} load {:.2} s, run {:.2} s: {:?}", m.name, m.load_seconds, m.run_seconds, m.outcome);
         if m.outcome != Outcome::Passed {
             mismatches.push(format!("{}: {:?}", m.name, m.outcome));

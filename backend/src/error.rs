@@ -12,3 +12,10 @@ pub enum BackendError {
     #[error("{0}")]
     Input(String),
 }
+
+impl BackendError {
+    /// The graph uses something the JIT does not run (rather than something failing).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, BackendError::Unsupported { .. })
+    }
+}

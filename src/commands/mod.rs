@@ -4,6 +4,7 @@
 pub mod check_rules;
 pub mod conformance;
 pub mod convert;
+pub mod engine;
 pub mod info;
 pub mod optimize;
 pub mod rules;

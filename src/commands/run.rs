@@ -1,5 +1,6 @@
-//! `saturate run`: load, optionally optimize, run with the interpreter, write outputs.
+//! `saturate run`: load, optionally optimize, run on the interpreter or the JIT, write outputs.
 
+use super::engine::{self, Engine};
 use super::optimize::{optimize_for_run, OptimizeArgs};
 use anyhow::{bail, Context, Result};
 use saturate_egraph::onnx::{read_tensor_file, write_tensor_file};
@@ -16,16 +17,18 @@ pub struct RunArgs<'a> {
     pub expected: Option<&'a Path>,
     /// Optimize before running, with these options.
     pub optimize: Option<&'a OptimizeArgs>,
+    pub engine: Engine,
+    pub threads: usize,
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let RunArgs { model, inputs: input_files, output_dir, force, expected, optimize } = args;
+    let RunArgs { model, inputs: input_files, output_dir, force, expected, optimize, engine, threads } = args;
     let inputs = input_files.iter().map(|p| read_tensor_file(p).map(|(_, t)| t)).collect::<Result<Vec<_>, _>>()?;
     let (mut graph, inputs) = saturate_verify::load_for_inputs(model, inputs)?;
     if let Some(opts) = optimize {
         graph = optimize_for_run(&graph, opts)?;
     }
-    let outputs = saturate_verify::run(&graph, &inputs)?;
+    let outputs = engine::run(engine, threads, &graph, &inputs).map_err(|e| anyhow::anyhow!(e.message))?;
     std::fs::create_dir_all(output_dir).with_context(|| format!("cannot create {}", output_dir.display()))?;
     let paths: Vec<PathBuf> = (0..outputs.len()).map(|i| output_dir.join(format!("output_{i}.pb"))).collect();
     if !force {

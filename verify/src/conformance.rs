@@ -19,7 +19,7 @@
 use crate::compare::{compare, ATOL, RTOL};
 use crate::{load_for_inputs, run};
 use saturate_egraph::onnx::{self, read_tensor_file, SUPPORTED_OPS};
-use saturate_egraph::Tensor;
+use saturate_egraph::{Graph, Tensor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -76,13 +76,34 @@ pub fn node_test_dirs(node_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-/// Runs every node test under `node_dir`, calling `progress` after each one.
-pub fn run_node_tests(node_dir: &Path, mut progress: impl FnMut(&NodeTest)) -> std::io::Result<Vec<NodeTest>> {
+/// What computes a graph's outputs: the interpreter ([`interpreter`]) or a compiled
+/// engine, which the caller passes in (this crate does not depend on the backend).
+pub type Engine<'a> = &'a dyn Fn(&Graph, &[Tensor]) -> Result<Vec<Tensor>, EngineError>;
+
+/// Why an engine did not compute a graph.
+#[derive(Debug, Clone)]
+pub struct EngineError {
+    /// The engine does not run some op or feature of the graph (not a failure).
+    pub unsupported: bool,
+    pub message: String,
+}
+
+/// The reference interpreter as an [`Engine`].
+pub fn interpreter(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
+    run(graph, inputs).map_err(|e| EngineError { unsupported: false, message: e.to_string() })
+}
+
+/// Runs every node test under `node_dir` on `engine`, calling `progress` after each one.
+pub fn run_node_tests(
+    node_dir: &Path,
+    engine: Engine,
+    mut progress: impl FnMut(&NodeTest),
+) -> std::io::Result<Vec<NodeTest>> {
     let dirs = node_test_dirs(node_dir)?;
     let ops = single_node_ops(&dirs);
     let mut results = Vec::with_capacity(dirs.len());
     for dir in dirs {
-        let test = run_node_test(&dir, &ops);
+        let test = run_node_test(&dir, &ops, engine);
         progress(&test);
         results.push(test);
     }
@@ -91,17 +112,17 @@ pub fn run_node_tests(node_dir: &Path, mut progress: impl FnMut(&NodeTest)) -> s
 
 /// Runs one node test folder: `model.onnx` and `test_data_set_*/{input,output}_N.pb`.
 /// `ops` maps single-node test names to their op (see [`run_node_tests`]).
-fn run_node_test(dir: &Path, ops: &BTreeMap<String, String>) -> NodeTest {
+fn run_node_test(dir: &Path, ops: &BTreeMap<String, String>, engine: Engine) -> NodeTest {
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let op = test_op(&name, ops);
-    let outcome = match catch_unwind(AssertUnwindSafe(|| node_test_outcome(dir))) {
+    let outcome = match catch_unwind(AssertUnwindSafe(|| node_test_outcome(dir, engine))) {
         Ok(outcome) => outcome,
         Err(panic) => Outcome::Failed(format!("panic: {}", panic_message(&panic))),
     };
     NodeTest { name, op, outcome }
 }
 
-fn node_test_outcome(dir: &Path) -> Outcome {
+fn node_test_outcome(dir: &Path, engine: Engine) -> Outcome {
     let mut sets: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect(),
         Err(e) => return Outcome::Failed(e.to_string()),
@@ -134,9 +155,10 @@ fn node_test_outcome(dir: &Path) -> Outcome {
             Ok(loaded) => loaded,
             Err(e) => return classify(e),
         };
-        let outputs = match run(&graph, &inputs) {
+        let outputs = match engine(&graph, &inputs) {
             Ok(outputs) => outputs,
-            Err(e) => return Outcome::Failed(format!("run: {e}")),
+            Err(e) if e.unsupported => return Outcome::Unsupported(e.message),
+            Err(e) => return Outcome::Failed(format!("run: {}", e.message)),
         };
         if outputs.len() != expected.len() {
             return Outcome::Failed(format!("{} outputs, expected {}", outputs.len(), expected.len()));
@@ -303,9 +325,9 @@ pub fn arange_input(shape: &[usize]) -> Tensor {
     Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), values).expect("size matches"))
 }
 
-/// Runs a light model on the runner's input and compares with `<name>_output_0.pb`.
-/// DenseNet-121 gets rtol 2e-3, as in the ONNX runner.
-pub fn run_light_model(path: &Path) -> LightModel {
+/// Runs a light model on the runner's input on `engine` and compares with
+/// `<name>_output_0.pb`. DenseNet-121 gets rtol 2e-3, as in the ONNX runner.
+pub fn run_light_model(path: &Path, engine: Engine) -> LightModel {
     let name =
         path.file_stem().map(|s| s.to_string_lossy().trim_start_matches("light_").to_string()).unwrap_or_default();
     let mut result = LightModel { name: name.clone(), outcome: Outcome::Passed, load_seconds: 0.0, run_seconds: 0.0 };
@@ -323,9 +345,10 @@ pub fn run_light_model(path: &Path) -> LightModel {
         let inputs: Vec<Tensor> =
             graph.inputs.iter().map(|p| arange_input(&graph.tensor_type(&metas, p.id).shape)).collect();
         let start = Instant::now();
-        let outputs = match run(&graph, &inputs) {
+        let outputs = match engine(&graph, &inputs) {
             Ok(o) => o,
-            Err(e) => return Outcome::Failed(format!("run: {e}")),
+            Err(e) if e.unsupported => return Outcome::Unsupported(e.message),
+            Err(e) => return Outcome::Failed(format!("run: {}", e.message)),
         };
         result.run_seconds = start.elapsed().as_secs_f64();
         let expected_path = path.with_file_name(format!("light_{name}_output_0.pb"));

@@ -68,6 +68,17 @@ impl Math<'_, '_> {
         self.b.ins().fcmp(cc, a, b)
     }
 
+    /// `|magnitude|` with the sign of `sign` (by bits: x64 has no vector copysign).
+    fn copysign(&mut self, magnitude: Value, sign: Value) -> Value {
+        let (m, s) = (self.to_bits(magnitude), self.to_bits(sign));
+        let abs_mask = self.ci(0x7fff_ffff);
+        let sign_mask = self.ci(i32::MIN);
+        let m = self.b.ins().band(m, abs_mask);
+        let s = self.b.ins().band(s, sign_mask);
+        let bits = self.b.ins().bor(m, s);
+        self.from_bits(bits)
+    }
+
     fn add(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().fadd(a, b)
     }
@@ -199,7 +210,7 @@ impl Math<'_, '_> {
         let num = self.b.ins().fsub(one, t);
         let den = self.add(one, t);
         let far = self.b.ins().fdiv(num, den);
-        let far = self.b.ins().fcopysign(far, x);
+        let far = self.copysign(far, x);
         let z = self.mul(x, x);
         let p = self.poly(z, &[-3.333_328_2e-1, 1.333_144_2e-1, -5.373_971_6e-2, 2.063_908_9e-2, -5.704_988_7e-3]);
         let p = self.mul(p, z);
@@ -234,7 +245,7 @@ impl Math<'_, '_> {
         let e = self.exp(nx2);
         let q = self.mul(q, e);
         let y = self.b.ins().fsub(one, q);
-        let y = self.b.ins().fcopysign(y, x);
+        let y = self.copysign(y, x);
         let is_nan = self.cmp(FloatCC::Unordered, x, x);
         self.select(is_nan, x, y)
     }
