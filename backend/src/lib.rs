@@ -33,6 +33,7 @@ pub mod loops;
 pub mod lower;
 pub mod memory;
 pub mod plan;
+pub mod rows;
 pub mod runtime;
 
 pub use error::BackendError;

@@ -8,6 +8,7 @@
 //! otherwise it is a scalar loop that handles any dtype and any stride. Broadcast
 //! operands of the inner loop are loaded once, before it.
 
+use crate::jit::counted_loop;
 use crate::jit::math::Math;
 use crate::loops::{Binary, Expr, LoopSpec, Unary};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -281,31 +282,4 @@ fn cast(b: &mut FunctionBuilder, x: Value, from: DType, to: DType) -> Value {
         (DType::Bool, DType::I64) => b.ins().uextend(types::I64, x),
         _ => unreachable!("all pairs are covered"),
     }
-}
-
-/// `for (i = lo; i + step <= hi; i += step) body(i)`; returns the first `i` not run.
-fn counted_loop(
-    b: &mut FunctionBuilder,
-    lo: Value,
-    hi: Value,
-    step: i64,
-    body: impl FnOnce(&mut FunctionBuilder, Value),
-) -> Value {
-    let var = b.declare_var(types::I64);
-    b.def_var(var, lo);
-    let (header, body_block, exit) = (b.create_block(), b.create_block(), b.create_block());
-    b.ins().jump(header, &[]);
-    b.switch_to_block(header);
-    let i = b.use_var(var);
-    let next = b.ins().iadd_imm_s(i, step);
-    let fits = b.ins().icmp(IntCC::SignedLessThanOrEqual, next, hi);
-    b.ins().brif(fits, body_block, &[], exit, &[]);
-    b.switch_to_block(body_block);
-    body(b, i);
-    let i = b.use_var(var);
-    let next = b.ins().iadd_imm_s(i, step);
-    b.def_var(var, next);
-    b.ins().jump(header, &[]);
-    b.switch_to_block(exit);
-    b.use_var(var)
 }

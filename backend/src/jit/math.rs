@@ -36,6 +36,15 @@ impl Math<'_, '_> {
         }
     }
 
+    /// A scalar f32 value as a value of this type (splatted for vectors).
+    pub fn splat_value(&mut self, v: Value) -> Value {
+        if self.ty.is_vector() {
+            self.b.ins().splat(self.ty, v)
+        } else {
+            v
+        }
+    }
+
     fn ci(&mut self, v: i32) -> Value {
         let s = self.b.ins().iconst(types::I32, i64::from(v));
         if self.ty.is_vector() {

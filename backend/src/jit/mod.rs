@@ -8,9 +8,11 @@
 
 pub mod loops;
 pub mod math;
+pub mod rows;
 
 use crate::error::BackendError;
-use cranelift_codegen::ir::{types, AbiParam, UserFuncName};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName, Value};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -123,3 +125,30 @@ impl Drop for Code {
 // SAFETY: the finalized code is immutable and the kernels are plain functions
 unsafe impl Send for Code {}
 unsafe impl Sync for Code {}
+
+/// `for (i = lo; i + step <= hi; i += step) body(i)`; returns the first `i` not run.
+pub fn counted_loop(
+    b: &mut FunctionBuilder,
+    lo: Value,
+    hi: Value,
+    step: i64,
+    body: impl FnOnce(&mut FunctionBuilder, Value),
+) -> Value {
+    let var = b.declare_var(types::I64);
+    b.def_var(var, lo);
+    let (header, body_block, exit) = (b.create_block(), b.create_block(), b.create_block());
+    b.ins().jump(header, &[]);
+    b.switch_to_block(header);
+    let i = b.use_var(var);
+    let next = b.ins().iadd_imm_s(i, step);
+    let fits = b.ins().icmp(IntCC::SignedLessThanOrEqual, next, hi);
+    b.ins().brif(fits, body_block, &[], exit, &[]);
+    b.switch_to_block(body_block);
+    body(b, i);
+    let i = b.use_var(var);
+    let next = b.ins().iadd_imm_s(i, step);
+    b.def_var(var, next);
+    b.ins().jump(header, &[]);
+    b.switch_to_block(exit);
+    b.use_var(var)
+}

@@ -19,11 +19,13 @@
 mod elementwise;
 mod layout;
 mod linalg;
+mod rows;
 
 use crate::error::BackendError;
 use crate::jit::{self, Jit};
 use crate::loops::LoopSpec;
 use crate::plan::{Buffer, BufferId, Kernel, Loc, Port, Step};
+use crate::rows::RowOp;
 use saturate_costmodels::Fusion;
 use saturate_egraph::{Activation, Graph, Id, Meta, TensorLang, TensorType};
 use std::collections::HashMap;
@@ -186,6 +188,16 @@ impl Lowering<'_> {
                 self.matmul(i, *a, *b, Some((*bias, act)))?
             }
             L::Gemm([a, b, c, alpha, beta, ta, tb]) => self.gemm(i, [*a, *b, *c], [*alpha, *beta], [*ta, *tb])?,
+            L::ReduceSum([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Sum)?,
+            L::ReduceMean([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Mean)?,
+            L::ReduceMax([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Max)?,
+            L::ReduceMin([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Min)?,
+            L::Softmax([x, axis]) => self.softmax(i, *x, *axis, RowOp::Softmax)?,
+            L::LogSoftmax([x, axis]) => self.softmax(i, *x, *axis, RowOp::LogSoftmax)?,
+            L::LayerNorm([x, scale, bias, axis, eps]) => self.normalize(i, *x, &[*scale, *bias], *axis, *eps, true)?,
+            L::RmsNorm([x, scale, axis, eps]) => self.normalize(i, *x, &[*scale], *axis, *eps, false)?,
+            L::GlobalAvgPool(x) => self.global_pool(i, *x, RowOp::Mean)?,
+            L::GlobalMaxPool(x) => self.global_pool(i, *x, RowOp::Max)?,
             other => {
                 return Err(BackendError::Unsupported {
                     op: other.to_string(),
