@@ -35,6 +35,7 @@ pub mod memory;
 pub mod plan;
 pub mod rows;
 pub mod runtime;
+pub mod window;
 
 pub use error::BackendError;
 pub use runtime::Executable;

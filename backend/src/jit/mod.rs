@@ -9,6 +9,7 @@
 pub mod loops;
 pub mod math;
 pub mod rows;
+pub mod window;
 
 use crate::error::BackendError;
 use cranelift_codegen::ir::condcodes::IntCC;

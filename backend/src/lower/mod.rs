@@ -16,6 +16,7 @@
 //! A step whose operands are all constant is marked constant: it runs once, at compile
 //! time, and its result is a constant buffer.
 
+mod conv;
 mod elementwise;
 mod layout;
 mod linalg;
@@ -26,6 +27,7 @@ use crate::jit::{self, Jit};
 use crate::loops::LoopSpec;
 use crate::plan::{Buffer, BufferId, Kernel, Loc, Port, Step};
 use crate::rows::RowOp;
+use crate::window::WindowOp;
 use saturate_costmodels::Fusion;
 use saturate_egraph::{Activation, Graph, Id, Meta, TensorLang, TensorType};
 use std::collections::HashMap;
@@ -198,6 +200,16 @@ impl Lowering<'_> {
             L::RmsNorm([x, scale, axis, eps]) => self.normalize(i, *x, &[*scale], *axis, *eps, false)?,
             L::GlobalAvgPool(x) => self.global_pool(i, *x, RowOp::Mean)?,
             L::GlobalMaxPool(x) => self.global_pool(i, *x, RowOp::Max)?,
+            L::Conv([x, w, b, s, p, d, g]) => self.conv(i, [*x, *w, *b, *s, *p, *d, *g], Activation::Id)?,
+            L::ConvBiasAct([x, w, b, s, p, d, g, act]) => {
+                let act = self.act(*act);
+                self.conv(i, [*x, *w, *b, *s, *p, *d, *g], act)?
+            }
+            L::MaxPool([x, k, s, p, d, _]) => self.pool(i, *x, [*k, *s, *p, *d], WindowOp::Max)?,
+            L::AvgPool([x, k, s, p, d, _, include_pad]) => {
+                let count_include_pad = self.int(*include_pad) != 0;
+                self.pool(i, *x, [*k, *s, *p, *d], WindowOp::Average { count_include_pad })?
+            }
             other => {
                 return Err(BackendError::Unsupported {
                     op: other.to_string(),

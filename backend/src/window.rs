@@ -1,0 +1,51 @@
+//! The window IR: ops that slide a kernel over the spatial axes of `[N, C, spatial…]`
+//! tensors — max and average pooling, depthwise convolution, and im2col (which turns a
+//! convolution into a matrix product).
+//!
+//! A [`WindowSpec`] works on `planes` independent planes (an `n, c` pair each, the
+//! dimension threads split), for any number of spatial axes. A tap at output position
+//! `o` and kernel offset `k` reads input coordinate `o·stride + k·dilation − pad_begin`
+//! on each axis; taps outside the input read as padding (ignored by max pooling, zero
+//! otherwise).
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowSpec {
+    pub planes: usize,
+    pub input: Vec<usize>,
+    pub output: Vec<usize>,
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub pads_begin: Vec<usize>,
+    pub pads_end: Vec<usize>,
+    pub op: WindowOp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WindowOp {
+    /// Writes, for each plane, a `[taps, positions]` matrix of the values under the
+    /// kernel (zero in the padding). Arguments: input, columns.
+    Im2col,
+    /// Arguments: input, output.
+    Max,
+    /// The divisor counts the taps inside the input, plus those in the padding with
+    /// `count_include_pad`. Arguments: input, output.
+    Average { count_include_pad: bool },
+    /// One filter per channel (`planes` = batch × `channels`): the output is
+    /// `bias[c] + Σ w[c, tap] · x`. Arguments: input, weights `[C, taps]`, bias `[C]`, output.
+    Depthwise { channels: usize },
+}
+
+impl WindowSpec {
+    pub fn taps(&self) -> usize {
+        self.kernel.iter().product()
+    }
+
+    pub fn positions(&self) -> usize {
+        self.output.iter().product()
+    }
+
+    pub fn input_size(&self) -> usize {
+        self.input.iter().product()
+    }
+}
