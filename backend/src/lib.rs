@@ -27,6 +27,7 @@
 //! ```
 
 pub mod error;
+pub mod gather;
 pub mod gemm;
 pub mod jit;
 pub mod loops;

@@ -49,3 +49,17 @@ impl WindowSpec {
         self.input.iter().product()
     }
 }
+
+/// Local response normalization across channels: `x / (bias + alpha/size · Σ x²)^beta`,
+/// the sum over the `size` channels around each one (fewer at the edges).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LrnSpec {
+    pub batch: usize,
+    pub channels: usize,
+    /// Elements per channel (the product of the spatial axes).
+    pub spatial: usize,
+    pub size: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub bias: f32,
+}

@@ -5,7 +5,7 @@
 //! value when the tap is outside.
 
 use crate::jit::counted_loop;
-use crate::window::{WindowOp, WindowSpec};
+use crate::window::{LrnSpec, WindowOp, WindowSpec};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
@@ -203,5 +203,59 @@ pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &WindowSpec) 
             });
         }
     }
+    b.ins().return_(&[]);
+}
+
+/// Writes the body of a kernel computing `spec` (arguments: input, output); the outer
+/// range runs over (batch, channel) planes.
+pub fn generate_lrn(b: &mut FunctionBuilder, params: [Value; 3], spec: &LrnSpec) {
+    let [args, begin, end] = params;
+    let x = b.ins().load(types::I64, flags(), args, 0);
+    let out = b.ins().load(types::I64, flags(), args, 8);
+    let (channels, spatial) = (spec.channels as i64, spec.spatial as i64);
+    let (before, after) = (((spec.size - 1) / 2) as i64, (spec.size - 1).div_ceil(2) as i64);
+    counted_loop(b, begin, end, 1, |b, p| {
+        let n = b.ins().udiv_imm_u(p, channels);
+        let c = b.ins().urem_imm_u(p, channels);
+        let lo = b.ins().iadd_imm_s(c, -before);
+        let zero = b.ins().iconst(types::I64, 0);
+        let lo = b.ins().smax(lo, zero);
+        let hi = b.ins().iadd_imm_s(c, after + 1);
+        let top = b.ins().iconst(types::I64, channels);
+        let hi = b.ins().smin(hi, top);
+        let sample = b.ins().imul_imm_s(n, channels * spatial * 4);
+        let sample = b.ins().iadd(x, sample);
+        let plane_off = b.ins().imul_imm_s(p, spatial * 4);
+        let (src, dst) = (b.ins().iadd(x, plane_off), b.ins().iadd(out, plane_off));
+        let len = b.ins().iconst(types::I64, spatial);
+        counted_loop(b, zero, len, 1, |b, s| {
+            let acc = b.declare_var(types::F32);
+            let z = b.ins().f32const(0.0);
+            b.def_var(acc, z);
+            let s_off = b.ins().imul_imm_s(s, 4);
+            counted_loop(b, lo, hi, 1, |b, j| {
+                let off = b.ins().imul_imm_s(j, spatial * 4);
+                let a = b.ins().iadd(sample, off);
+                let a = b.ins().iadd(a, s_off);
+                let v = b.ins().load(types::F32, flags(), a, 0);
+                let sq = b.ins().fmul(v, v);
+                let t = b.use_var(acc);
+                let t = b.ins().fadd(t, sq);
+                b.def_var(acc, t);
+            });
+            let sum = b.use_var(acc);
+            let k = b.ins().f32const(spec.alpha / spec.size as f32);
+            let scaled = b.ins().fmul(sum, k);
+            let bias = b.ins().f32const(spec.bias);
+            let base = b.ins().fadd(scaled, bias);
+            let beta = b.ins().f32const(spec.beta);
+            let denom = crate::jit::math::Math { b, ty: types::F32 }.pow(base, beta);
+            let a = b.ins().iadd(src, s_off);
+            let v = b.ins().load(types::F32, flags(), a, 0);
+            let r = b.ins().fdiv(v, denom);
+            let d = b.ins().iadd(dst, s_off);
+            b.ins().store(flags(), r, d, 0);
+        });
+    });
     b.ins().return_(&[]);
 }

@@ -7,7 +7,9 @@
 use super::elementwise::{fill_spec, loop_dims};
 use super::Lowering;
 use crate::error::BackendError;
+use crate::gather::GatherSpec;
 use crate::loops::{broadcast_strides, contiguous_strides, Expr, LoopSpec, Operand, Output};
+use crate::plan::{Kernel, Step};
 use saturate_egraph::{DType, Id};
 
 impl Lowering<'_> {
@@ -140,4 +142,36 @@ fn is_contiguous_block(in_shape: &[usize], out_shape: &[usize], steps: &[i64]) -
     let Some(first_partial) = (0..in_shape.len()).find(|&d| out_shape[d] != in_shape[d]) else { return true };
     out_shape[..first_partial].iter().all(|&d| d == 1)
         && (first_partial + 1..in_shape.len()).all(|d| out_shape[d] == in_shape[d])
+}
+
+impl Lowering<'_> {
+    /// `gather(x, indices, axis)`.
+    pub(super) fn gather(&mut self, i: usize, x: Id, indices: Id, axis: Id) -> Result<(), BackendError> {
+        let (x, indices) = (usize::from(x), usize::from(indices));
+        let shape = self.ty(x).shape.clone();
+        let axis = self.int(axis) as usize;
+        let spec = GatherSpec {
+            pre: shape[..axis].iter().product(),
+            count: self.ty(indices).numel(),
+            axis: shape[axis],
+            post: shape[axis + 1..].iter().product(),
+            dtype: self.ty(x).dtype,
+        };
+        let out = self.output(i);
+        let constant = self.fusion.constant[i];
+        let outer = spec.pre * spec.count;
+        if outer * spec.post == 0 {
+            return Ok(());
+        }
+        let per_outer = spec.post;
+        let index = self.jit.define("gather", |b, params| crate::jit::gather::generate(b, params, &spec))?;
+        let args = vec![self.loc(x)?, self.loc(indices)?, out];
+        self.steps.push(Step {
+            kernel: Kernel::Loop { index, outer, per_outer },
+            args,
+            writes: vec![false, false, true],
+            constant,
+        });
+        Ok(())
+    }
 }

@@ -9,6 +9,7 @@ use crate::error::BackendError;
 use crate::gemm::MatMul;
 use crate::loops::{broadcast_strides, contiguous_strides, Binary, Expr, LoopSpec, Operand, Output};
 use crate::plan::{Kernel, Loc, Step};
+use crate::rows::{RowOp, RowSpec, Strided};
 use saturate_egraph::{Activation, DType, Id};
 
 impl Lowering<'_> {
@@ -29,18 +30,7 @@ impl Lowering<'_> {
         let n = b_mat[b_mat.len() - 1];
         let a_batch = &a_mat[..a_mat.len() - 2];
         let b_batch = &b_mat[..b_mat.len() - 2];
-        let batch_shape: Vec<usize> =
-            saturate_egraph::shape::broadcast(a_batch, b_batch).expect("type checking broadcast these");
-        let (sa, sb) = (broadcast_strides(a_batch, &batch_shape), broadcast_strides(b_batch, &batch_shape));
-        let count: usize = batch_shape.iter().product();
-        let mut batch = Vec::with_capacity(count);
-        let mut index = vec![0usize; batch_shape.len()];
-        for p in 0..count {
-            let ao: isize = index.iter().zip(&sa).map(|(&x, &s)| x as isize * s).sum();
-            let bo: isize = index.iter().zip(&sb).map(|(&x, &s)| x as isize * s).sum();
-            batch.push([ao as usize * m * k, bo as usize * k * n, p * m * n]);
-            increment(&mut index, &batch_shape);
-        }
+        let (_, batch) = batch_offsets(a_batch, b_batch, [m * k, k * n, m * n]);
         let out = self.output(i);
         let constant = self.fusion.constant[i];
         let mut accumulate = false;
@@ -90,6 +80,62 @@ impl Lowering<'_> {
         };
         let (la, lb) = (self.loc(a)?, self.loc(b)?);
         self.push_matmul(product, la, lb, out, constant);
+        Ok(())
+    }
+
+    /// `softmax(scale · q·kᵀ) · v`: a product into a scores buffer, a softmax over its
+    /// rows in place, a product with `v`.
+    pub(super) fn attention(&mut self, i: usize, [q, k, v]: [Id; 3], scale: Id) -> Result<(), BackendError> {
+        let (q, k, v) = (usize::from(q), usize::from(k), usize::from(v));
+        let scale = self.float(scale);
+        let (qs, ks, vs) = (self.ty(q).shape.clone(), self.ty(k).shape.clone(), self.ty(v).shape.clone());
+        let (s_len, d) = (qs[qs.len() - 2], qs[qs.len() - 1]);
+        let t_len = ks[ks.len() - 2];
+        let e = vs[vs.len() - 1];
+        let out = self.output(i);
+        let constant = self.fusion.constant[i];
+        let (batch_shape, first) =
+            batch_offsets(&qs[..qs.len() - 2], &ks[..ks.len() - 2], [s_len * d, t_len * d, s_len * t_len]);
+        let count: usize = batch_shape.iter().product();
+        if count * s_len * t_len * e == 0 {
+            return Ok(());
+        }
+        let scores = self.new_buffer(count * s_len * t_len * 4, constant);
+        let product = MatMul {
+            m: s_len,
+            n: t_len,
+            k: d,
+            batch: first,
+            a_strides: [d as isize, 1],
+            b_strides: [1, d as isize],
+            alpha: scale,
+            accumulate: false,
+        };
+        let (lq, lk) = (self.loc(q)?, self.loc(k)?);
+        self.push_matmul(product, lq, lk, scores, constant);
+        let rows = RowSpec {
+            rows: vec![count * s_len],
+            len: t_len,
+            dtype: DType::F32,
+            x: Strided { strides: vec![t_len as isize], step: 1 },
+            out: Strided { strides: vec![t_len as isize], step: 1 },
+            params: vec![],
+            op: RowOp::Softmax,
+        };
+        self.push_rows("attention_softmax", rows, vec![scores, scores], constant)?;
+        let (_, second) = batch_offsets(&batch_shape, &vs[..vs.len() - 2], [s_len * t_len, t_len * e, s_len * e]);
+        let product = MatMul {
+            m: s_len,
+            n: e,
+            k: t_len,
+            batch: second,
+            a_strides: [t_len as isize, 1],
+            b_strides: [e as isize, 1],
+            alpha: 1.0,
+            accumulate: false,
+        };
+        let lv = self.loc(v)?;
+        self.push_matmul(product, scores, lv, out, constant);
         Ok(())
     }
 
@@ -146,6 +192,24 @@ impl Lowering<'_> {
         };
         self.push_loop("epilogue", spec, vec![loc, loc], constant)
     }
+}
+
+/// The broadcast batch shape of two stacks of matrices, and for each product of the
+/// batch the element offsets of its `a`, `b` and (contiguous) result, given the element
+/// counts of one matrix of each.
+fn batch_offsets(a_batch: &[usize], b_batch: &[usize], sizes: [usize; 3]) -> (Vec<usize>, Vec<[usize; 3]>) {
+    let shape: Vec<usize> = saturate_egraph::shape::broadcast(a_batch, b_batch).expect("type checking broadcast these");
+    let (sa, sb) = (broadcast_strides(a_batch, &shape), broadcast_strides(b_batch, &shape));
+    let count: usize = shape.iter().product();
+    let mut offsets = Vec::with_capacity(count);
+    let mut index = vec![0usize; shape.len()];
+    for p in 0..count {
+        let ao: isize = index.iter().zip(&sa).map(|(&x, &s)| x as isize * s).sum();
+        let bo: isize = index.iter().zip(&sb).map(|(&x, &s)| x as isize * s).sum();
+        offsets.push([ao as usize * sizes[0], bo as usize * sizes[1], p * sizes[2]]);
+        increment(&mut index, &shape);
+    }
+    (shape, offsets)
 }
 
 /// Advances a row-major multi-index by one.

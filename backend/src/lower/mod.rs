@@ -205,6 +205,9 @@ impl Lowering<'_> {
                 let act = self.act(*act);
                 self.conv(i, [*x, *w, *b, *s, *p, *d, *g], act)?
             }
+            L::Lrn([x, size, alpha, beta, bias]) => self.lrn(i, *x, [*size, *alpha, *beta, *bias])?,
+            L::Gather([x, indices, axis]) => self.gather(i, *x, *indices, *axis)?,
+            L::Attention([q, k, v, scale]) => self.attention(i, [*q, *k, *v], *scale)?,
             L::MaxPool([x, k, s, p, d, _]) => self.pool(i, *x, [*k, *s, *p, *d], WindowOp::Max)?,
             L::AvgPool([x, k, s, p, d, _, include_pad]) => {
                 let count_include_pad = self.int(*include_pad) != 0;

@@ -11,6 +11,7 @@ use crate::error::BackendError;
 use crate::loops::{broadcast_strides, contiguous_strides, Expr, LoopSpec, Operand, Output};
 use crate::plan::{Kernel, Loc, Step};
 use crate::rows::{RowOp, RowSpec, Strided};
+use crate::window::LrnSpec;
 use saturate_egraph::{DType, Id};
 
 impl Lowering<'_> {
@@ -212,9 +213,46 @@ impl Lowering<'_> {
         Ok((buf, new_shape, (k..shape.len()).collect()))
     }
 
+    /// `lrn(x, size, alpha, beta, bias)` across channels.
+    pub(super) fn lrn(&mut self, i: usize, x: Id, [size, alpha, beta, bias]: [Id; 4]) -> Result<(), BackendError> {
+        let x = usize::from(x);
+        let shape = self.ty(x).shape.clone();
+        let spec = LrnSpec {
+            batch: shape[0],
+            channels: shape[1],
+            spatial: shape[2..].iter().product(),
+            size: self.int(size) as usize,
+            alpha: self.float(alpha),
+            beta: self.float(beta),
+            bias: self.float(bias),
+        };
+        let out = self.output(i);
+        let constant = self.fusion.constant[i];
+        let planes = spec.batch * spec.channels;
+        if planes * spec.spatial == 0 {
+            return Ok(());
+        }
+        let per_outer = spec.spatial * spec.size;
+        let index = self.jit.define("lrn", |b, params| crate::jit::window::generate_lrn(b, params, &spec))?;
+        let src = self.loc(x)?;
+        self.steps.push(Step {
+            kernel: Kernel::Loop { index, outer: planes, per_outer },
+            args: vec![src, out],
+            writes: vec![false, true],
+            constant,
+        });
+        Ok(())
+    }
+
     /// Generates the row kernel of `spec` and adds its step; `args` are the input, the
     /// parameters, then the output.
-    fn push_rows(&mut self, what: &str, spec: RowSpec, args: Vec<Loc>, constant: bool) -> Result<(), BackendError> {
+    pub(super) fn push_rows(
+        &mut self,
+        what: &str,
+        spec: RowSpec,
+        args: Vec<Loc>,
+        constant: bool,
+    ) -> Result<(), BackendError> {
         if spec.row_count() == 0 || spec.len == 0 {
             return Ok(());
         }

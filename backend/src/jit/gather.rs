@@ -1,0 +1,57 @@
+//! Code generation for a [`GatherSpec`]: one slice copy per (outer index, index), the
+//! index loaded, wrapped if negative and clamped into the axis. Arguments: data,
+//! indices (i64), output.
+
+use crate::gather::GatherSpec;
+use crate::jit::counted_loop;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
+use cranelift_frontend::FunctionBuilder;
+use saturate_egraph::DType;
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &GatherSpec) {
+    let [args, begin, end] = params;
+    let arg = |b: &mut FunctionBuilder, k: usize| b.ins().load(types::I64, flags(), args, (8 * k) as i32);
+    let (x, indices, out) = (arg(b, 0), arg(b, 1), arg(b, 2));
+    let esize = spec.dtype.byte_size() as i64;
+    let ty = match spec.dtype {
+        DType::F32 => types::F32,
+        DType::I64 => types::I64,
+        DType::Bool => types::I8,
+    };
+    let (count, axis, post) = (spec.count as i64, spec.axis as i64, spec.post as i64);
+    // the outer loop runs over (pre, j) pairs: p = pre·count + j
+    counted_loop(b, begin, end, 1, |b, p| {
+        let pre = b.ins().udiv_imm_u(p, count);
+        let j = b.ins().urem_imm_u(p, count);
+        let off = b.ins().imul_imm_s(j, 8);
+        let ia = b.ins().iadd(indices, off);
+        let idx = b.ins().load(types::I64, flags(), ia, 0);
+        let wrapped = b.ins().iadd_imm_s(idx, axis);
+        let negative = b.ins().icmp_imm_s(IntCC::SignedLessThan, idx, 0);
+        let idx = b.ins().select(negative, wrapped, idx);
+        let zero = b.ins().iconst(types::I64, 0);
+        let last = b.ins().iconst(types::I64, (axis - 1).max(0));
+        let idx = b.ins().smax(idx, zero);
+        let idx = b.ins().smin(idx, last);
+        let row = b.ins().imul_imm_s(pre, axis);
+        let row = b.ins().iadd(row, idx);
+        let src_off = b.ins().imul_imm_s(row, post * esize);
+        let src = b.ins().iadd(x, src_off);
+        let dst_off = b.ins().imul_imm_s(p, post * esize);
+        let dst = b.ins().iadd(out, dst_off);
+        let n = b.ins().iconst(types::I64, post);
+        counted_loop(b, zero, n, 1, |b, e| {
+            let off = b.ins().imul_imm_s(e, esize);
+            let s = b.ins().iadd(src, off);
+            let v = b.ins().load(ty, flags(), s, 0);
+            let d = b.ins().iadd(dst, off);
+            b.ins().store(flags(), v, d, 0);
+        });
+    });
+    b.ins().return_(&[]);
+}
