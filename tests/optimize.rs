@@ -5,11 +5,10 @@
 mod support;
 
 use saturate_costmodels::{gpu, program_cost, CostModel, Roofline};
-use saturate_egraph::{Graph, Tensor};
+use saturate_egraph::Graph;
 use saturate_extract::{optimize, ExtractorKind, OptimizeOptions};
 use saturate_rewrites::Library;
 use saturate_verify::compare::compare;
-use saturate_verify::rng::Rng;
 use saturate_verify::{conformance, load_model, run, suite};
 use std::path::{Path, PathBuf};
 use support::*;
@@ -19,20 +18,6 @@ fn cpu() -> Roofline {
     Roofline { name: "cpu".into(), gemm_flops: 1e11, vector_flops: 2e10, bandwidth: 2e10, launch: 1e-6 }
 }
 
-fn random_inputs(graph: &Graph, seed: u64) -> Vec<Tensor> {
-    let metas = graph.check().unwrap();
-    let mut rng = Rng::new(seed);
-    graph
-        .inputs
-        .iter()
-        .map(|p| {
-            let ty = graph.tensor_type(&metas, p.id);
-            let v: Vec<f32> = (0..ty.numel()).map(|_| rng.normal() as f32).collect();
-            Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&ty.shape), v).unwrap())
-        })
-        .collect()
-}
-
 /// Optimizes `graph` and checks the result computes the same, returning the report.
 fn optimized_matches(name: &str, graph: &Graph, model: &dyn CostModel) -> saturate_extract::OptimizeReport {
     let library = Library::builtin().unwrap();
@@ -40,12 +25,7 @@ fn optimized_matches(name: &str, graph: &Graph, model: &dyn CostModel) -> satura
     assert!(report.cost_after <= report.cost_before, "{name}: optimizing made it worse");
     let inputs = random_inputs(graph, 7);
     let (want, got) = (run(graph, &inputs).unwrap(), run(&optimized, &inputs).unwrap());
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        // deep networks amplify rounding; compare relative to the output's scale
-        let scale = w.to_f32_vec().iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-        compare(g, w, 1e-3, 1e-4 * scale.max(1.0))
-            .unwrap_or_else(|m| panic!("{name}: output {i} differs after optimizing: {m}"));
-    }
+    assert_outputs_match(&format!("{name}, optimized"), &got, &want);
     report
 }
 

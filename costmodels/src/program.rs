@@ -136,7 +136,7 @@ pub fn program_cost(r: &Roofline, graph: &Graph) -> saturate_egraph::Result<f64>
                         group_bytes[g] += bytes_of(c);
                     }
                 }
-                if !fusion.sole_consumer[i].is_some_and(|consumer| fusion.group_of(consumer) == g) {
+                if fusion.sole_consumer[i].is_none_or(|consumer| fusion.group_of(consumer) != g) {
                     group_bytes[g] += bytes_of(i);
                 }
             }

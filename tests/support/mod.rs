@@ -173,3 +173,40 @@ pub fn small_model() -> Model {
         .node("Relu", &["z"], &["y"], vec![])
         .output("y")
 }
+
+/// Standard-normal f32 inputs (deterministic in `seed`) for every input of `graph`.
+pub fn random_inputs(graph: &saturate_egraph::Graph, seed: u64) -> Vec<saturate_egraph::Tensor> {
+    let metas = graph.check().unwrap();
+    let mut rng = saturate_verify::rng::Rng::new(seed);
+    graph
+        .inputs
+        .iter()
+        .map(|p| {
+            let ty = graph.tensor_type(&metas, p.id);
+            let v: Vec<f32> = (0..ty.numel()).map(|_| rng.normal() as f32).collect();
+            saturate_egraph::Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&ty.shape), v).unwrap())
+        })
+        .collect()
+}
+
+/// Compares outputs relative to their scale: deep networks amplify rounding, so the
+/// absolute tolerance grows with the largest magnitude of the expected output.
+pub fn assert_outputs_match(what: &str, got: &[saturate_egraph::Tensor], want: &[saturate_egraph::Tensor]) {
+    assert_outputs_within(what, got, want, 1e-4);
+}
+
+/// [`assert_outputs_match`] with an absolute tolerance of `of_scale` times the largest
+/// magnitude of the expected output.
+pub fn assert_outputs_within(
+    what: &str,
+    got: &[saturate_egraph::Tensor],
+    want: &[saturate_egraph::Tensor],
+    of_scale: f64,
+) {
+    assert_eq!(got.len(), want.len(), "{what}: number of outputs");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let scale = w.to_f32_vec().iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        saturate_verify::compare::compare(g, w, 1e-3, of_scale * scale.max(1.0))
+            .unwrap_or_else(|m| panic!("{what}: output {i} differs: {m}"));
+    }
+}

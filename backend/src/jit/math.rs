@@ -7,6 +7,9 @@
 //! 1.5e-7 absolute for `erf`, far inside the 1e-4 + 1e-3·|b| tolerance; special values
 //! (±inf, NaN, zero, negative arguments to `log`) follow IEEE/libm.
 
+// the coefficients are the published ones, digit for digit, though f32 keeps fewer
+#![allow(clippy::excessive_precision)]
+
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
@@ -54,12 +57,12 @@ impl Math<'_, '_> {
         }
     }
 
-    fn to_bits(&mut self, x: Value) -> Value {
+    fn as_int_bits(&mut self, x: Value) -> Value {
         let ty = self.int_ty();
         self.b.ins().bitcast(ty, MemFlagsData::new(), x)
     }
 
-    fn from_bits(&mut self, x: Value) -> Value {
+    fn float_of_bits(&mut self, x: Value) -> Value {
         self.b.ins().bitcast(self.ty, MemFlagsData::new(), x)
     }
 
@@ -79,13 +82,13 @@ impl Math<'_, '_> {
 
     /// `|magnitude|` with the sign of `sign` (by bits: x64 has no vector copysign).
     fn copysign(&mut self, magnitude: Value, sign: Value) -> Value {
-        let (m, s) = (self.to_bits(magnitude), self.to_bits(sign));
+        let (m, s) = (self.as_int_bits(magnitude), self.as_int_bits(sign));
         let abs_mask = self.ci(0x7fff_ffff);
         let sign_mask = self.ci(i32::MIN);
         let m = self.b.ins().band(m, abs_mask);
         let s = self.b.ins().band(s, sign_mask);
         let bits = self.b.ins().bor(m, s);
-        self.from_bits(bits)
+        self.float_of_bits(bits)
     }
 
     fn add(&mut self, a: Value, b: Value) -> Value {
@@ -111,7 +114,7 @@ impl Math<'_, '_> {
     /// eˣ: x = n·ln 2 + r with |r| ≤ ln2/2, a degree-7 polynomial for eʳ, and 2ⁿ built
     /// in the exponent bits. Overflow gives +inf, underflow 0, NaN stays NaN.
     pub fn exp(&mut self, x: Value) -> Value {
-        let (lo, hi) = (self.c(-87.336_55), self.c(88.376_26));
+        let (lo, hi) = (self.c(-87.336_55), self.c(88.722_84));
         let clamped = self.b.ins().fmax(x, lo);
         let clamped = self.b.ins().fmin(clamped, hi);
         let log2e = self.c(std::f32::consts::LOG2_E);
@@ -129,13 +132,20 @@ impl Math<'_, '_> {
         let p = self.add(p, r);
         let one = self.c(1.0);
         let p = self.add(p, one);
+        // 2ⁿ as two powers of two, each with a normal exponent, so n = 128 (near the top
+        // of the range) and n = -126 (near the bottom) both work
         let ity = self.int_ty();
         let ni = self.b.ins().fcvt_to_sint_sat(ity, n);
+        let half = self.b.ins().sshr_imm_s(ni, 1);
+        let rest = self.b.ins().isub(ni, half);
         let bias = self.ci(127);
-        let e = self.b.ins().iadd(ni, bias);
-        let e = self.b.ins().ishl_imm_s(e, 23);
-        let scale = self.from_bits(e);
-        let result = self.mul(p, scale);
+        let mut result = p;
+        for e in [half, rest] {
+            let e = self.b.ins().iadd(e, bias);
+            let e = self.b.ins().ishl_imm_s(e, 23);
+            let scale = self.float_of_bits(e);
+            result = self.mul(result, scale);
+        }
         // beyond the clamp the true value is inf or (nearly) 0
         let inf = self.c(f32::INFINITY);
         let over = self.cmp(FloatCC::GreaterThan, x, hi);
@@ -147,7 +157,7 @@ impl Math<'_, '_> {
 
     /// ln x: x = m·2ᵉ with m in [√½, √2), then ln m by a degree-9 polynomial in m − 1.
     pub fn log(&mut self, x: Value) -> Value {
-        let bits = self.to_bits(x);
+        let bits = self.as_int_bits(x);
         let e = self.b.ins().ushr_imm_s(bits, 23);
         let mask = self.ci(0xff);
         let e = self.b.ins().band(e, mask);
@@ -157,7 +167,7 @@ impl Math<'_, '_> {
         let m = self.b.ins().band(bits, mant_mask);
         let half = self.ci(0x3f00_0000);
         let m = self.b.ins().bor(m, half);
-        let m = self.from_bits(m); // in [0.5, 1)
+        let m = self.float_of_bits(m); // in [0.5, 1)
         let mut ef = self.b.ins().fcvt_from_sint(self.ty, e);
         // below √½, use 2m − 1 and e − 1, so the polynomial sees |m − 1| ≤ 0.29
         let sqrt_half = self.c(std::f32::consts::FRAC_1_SQRT_2);
