@@ -41,7 +41,7 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         output_dir: PathBuf,
         /// Which engine computes the outputs.
-        #[arg(long, value_enum, default_value_t = Engine::Interp)]
+        #[arg(long, value_enum, default_value_t = Engine::Jit)]
         engine: Engine,
         /// Threads for the JIT (default: all cores).
         #[arg(long, value_name = "N")]
@@ -96,6 +96,32 @@ enum Command {
     },
     /// Measure this CPU (GEMM rate, loop rate, memory bandwidth) for the cpu cost model.
     Calibrate,
+    /// Compile a model with the JIT once and time many runs: median and spread.
+    #[command(long_about = "Compile a model with the JIT once, warm up, then time runs until at least \
+        10 runs and --min-time seconds: prints the compile time and the median, min, quartiles and \
+        max of the run times. Without --input, the model runs on standard-normal inputs (fixed \
+        seed). Models are .onnx, .sexp or suite:NAME (bert, nasrnn, resnext50, nasnet_a, inception_v3).")]
+    Bench {
+        /// The model: a .onnx file, a .sexp graph, or suite:NAME.
+        model: PathBuf,
+        /// An input tensor file (.pb); repeat once per model input, in order.
+        #[arg(long = "input", value_name = "FILE.pb")]
+        inputs: Vec<PathBuf>,
+        /// Threads for the JIT (default: all cores).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Measure for at least this many seconds.
+        #[arg(long, default_value_t = 2.0, value_name = "S")]
+        min_time: f64,
+        /// Print one JSON object (median_ms, compile_ms, …).
+        #[arg(long)]
+        json: bool,
+        /// Optimize the model first (with the options below), then time the result.
+        #[arg(long)]
+        optimize: bool,
+        #[command(flatten)]
+        opt: OptimizeArgs,
+    },
     /// Describe a model: inputs, outputs, op histogram, parameters, FLOPs.
     Info {
         /// The model: a .onnx file or a .sexp graph.
@@ -188,6 +214,16 @@ fn main() -> ExitCode {
         }
         Command::Rules { opt, json, guards, functions } => commands::rules::rules(&opt, json, guards, functions),
         Command::Calibrate => commands::optimize::calibrate(),
+        Command::Bench { model, inputs, threads, min_time, json, optimize, opt } => {
+            commands::bench::bench(commands::bench::BenchArgs {
+                model: &model,
+                inputs: &inputs,
+                optimize: optimize.then_some(&opt),
+                threads: threads.unwrap_or_else(all_cores),
+                min_time,
+                json,
+            })
+        }
         Command::Conformance { data, verbose, no_models, engine } => {
             commands::conformance::conformance(data, verbose, no_models, engine)
         }

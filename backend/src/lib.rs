@@ -26,6 +26,7 @@
 //! assert_eq!(y[0].to_f32_vec(), vec![2.0, 1.0, 0.0, 0.0, 0.0]);
 //! ```
 
+pub mod bench;
 pub mod error;
 pub mod gather;
 pub mod gemm;

@@ -1,6 +1,7 @@
 //! One module a subcommand: each parses nothing (clap did) and prints what its crate
 //! call returns.
 
+pub mod bench;
 pub mod check_rules;
 pub mod conformance;
 pub mod convert;

@@ -1,0 +1,79 @@
+//! Timing a compiled program: warm up, then run until enough runs and enough time have
+//! passed, and report the median and the spread (these machines are shared and noisy,
+//! so a single run means little).
+
+use crate::error::BackendError;
+use crate::runtime::Executable;
+use saturate_egraph::Tensor;
+use std::time::{Duration, Instant};
+
+/// How long to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub warmup: usize,
+    pub min_runs: usize,
+    pub max_runs: usize,
+    /// Keep running (up to `max_runs`) until this much time has been measured.
+    pub min_time: Duration,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions { warmup: 3, min_runs: 10, max_runs: 1000, min_time: Duration::from_secs(2) }
+    }
+}
+
+/// Run times in milliseconds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Timing {
+    pub runs: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    /// The 25th and 75th percentiles.
+    pub p25_ms: f64,
+    pub p75_ms: f64,
+}
+
+impl Timing {
+    pub fn of(mut samples_ms: Vec<f64>) -> Timing {
+        samples_ms.sort_by(f64::total_cmp);
+        let at = |q: f64| samples_ms[((samples_ms.len() - 1) as f64 * q).round() as usize];
+        Timing {
+            runs: samples_ms.len(),
+            median_ms: at(0.5),
+            min_ms: samples_ms[0],
+            max_ms: samples_ms[samples_ms.len() - 1],
+            p25_ms: at(0.25),
+            p75_ms: at(0.75),
+        }
+    }
+}
+
+/// Times `exe` on `inputs`.
+pub fn measure(exe: &mut Executable, inputs: &[Tensor], options: &BenchOptions) -> Result<Timing, BackendError> {
+    for _ in 0..options.warmup {
+        exe.run(inputs)?;
+    }
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < options.max_runs.max(1)
+        && (samples.len() < options.min_runs.max(1) || start.elapsed() < options.min_time)
+    {
+        let t = Instant::now();
+        exe.run(inputs)?;
+        samples.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(Timing::of(samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_known_sample() {
+        let t = Timing::of(vec![5.0, 1.0, 4.0, 2.0, 3.0]);
+        assert_eq!((t.runs, t.median_ms, t.min_ms, t.max_ms, t.p25_ms, t.p75_ms), (5, 3.0, 1.0, 5.0, 2.0, 4.0));
+    }
+}

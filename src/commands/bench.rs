@@ -1,0 +1,88 @@
+//! `saturate bench`: compile a model once, time many runs on the JIT.
+
+use super::optimize::{optimize_for_run, OptimizeArgs};
+use anyhow::{anyhow, Result};
+use saturate_backend::bench::{measure, BenchOptions};
+use saturate_egraph::onnx::read_tensor_file;
+use saturate_egraph::{DType, Tensor};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+pub struct BenchArgs<'a> {
+    pub model: &'a Path,
+    pub inputs: &'a [PathBuf],
+    pub optimize: Option<&'a OptimizeArgs>,
+    pub threads: usize,
+    pub min_time: f64,
+    pub json: bool,
+}
+
+pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let given = args.inputs.iter().map(|p| read_tensor_file(p).map(|(_, t)| t)).collect::<Result<Vec<_>, _>>()?;
+    let (mut graph, mut inputs) = saturate_verify::load_for_inputs(args.model, given)?;
+    let random_inputs = inputs.is_empty() && !graph.inputs.is_empty();
+    if random_inputs {
+        inputs = random_tensors(&graph)?;
+    }
+    if let Some(opts) = args.optimize {
+        graph = optimize_for_run(&graph, opts)?;
+    }
+    let start = Instant::now();
+    let mut exe = saturate_backend::compile(&graph, &saturate_backend::Options { threads: args.threads })?;
+    let compile_ms = start.elapsed().as_secs_f64() * 1e3;
+    let options = BenchOptions { min_time: Duration::from_secs_f64(args.min_time), ..Default::default() };
+    let timing = measure(&mut exe, &inputs, &options)?;
+    if args.json {
+        let mut report = serde_json::to_value(&timing)?;
+        let extra = serde_json::json!({
+            "model": args.model.display().to_string(),
+            "optimized": args.optimize.is_some(),
+            "threads": args.threads,
+            "compile_ms": compile_ms,
+            "kernel_calls": exe.steps(),
+            "arena_bytes": exe.arena_bytes(),
+            "random_inputs": random_inputs,
+        });
+        report.as_object_mut().expect("timing is an object").extend(extra.as_object().expect("an object").clone());
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}{} on {} thread(s): compiled in {compile_ms:.0} ms ({} kernel calls, {:.1} MB arena){}",
+            args.model.display(),
+            if args.optimize.is_some() { " (optimized)" } else { "" },
+            args.threads,
+            exe.steps(),
+            exe.arena_bytes() as f64 / 1e6,
+            if random_inputs { "; random inputs" } else { "" },
+        );
+        println!(
+            "median {:.3} ms over {} runs (min {:.3}, 25% {:.3}, 75% {:.3}, max {:.3})",
+            timing.median_ms, timing.runs, timing.min_ms, timing.p25_ms, timing.p75_ms, timing.max_ms
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Standard-normal inputs (fixed seed) of the model's types; i64 and bool inputs are
+/// zeros, which index and select safely.
+fn random_tensors(graph: &saturate_egraph::Graph) -> Result<Vec<Tensor>> {
+    let metas = graph.check()?;
+    let mut rng = saturate_verify::rng::Rng::new(1);
+    graph
+        .inputs
+        .iter()
+        .map(|p| {
+            let ty = graph.tensor_type(&metas, p.id);
+            let shape = ndarray::IxDyn(&ty.shape);
+            Ok(match ty.dtype {
+                DType::F32 => {
+                    let v: Vec<f32> = (0..ty.numel()).map(|_| rng.normal() as f32).collect();
+                    Tensor::F32(ndarray::ArrayD::from_shape_vec(shape, v).map_err(|e| anyhow!(e))?)
+                }
+                DType::I64 => Tensor::I64(ndarray::ArrayD::zeros(shape)),
+                DType::Bool => Tensor::Bool(ndarray::ArrayD::from_elem(shape, false)),
+            })
+        })
+        .collect()
+}
