@@ -111,6 +111,33 @@ impl Executable {
         Ok(self.outputs.iter().map(|port| self.read(arena, port)).collect())
     }
 
+    /// Runs the program `runs` times and returns, per kind of kernel (the op a loop was
+    /// generated for, or `matmul`), the total seconds and number of calls, slowest first.
+    pub fn profile(&mut self, inputs: &[Tensor], runs: usize) -> Result<Vec<(String, f64, usize)>, BackendError> {
+        self.run(inputs)?;
+        let arena = self.arena.ptr();
+        let mut totals: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
+        for _ in 0..runs {
+            for k in 0..self.steps.len() {
+                if self.steps[k].constant {
+                    continue;
+                }
+                let label = match &self.steps[k].kernel {
+                    Kernel::Loop { index, .. } => self.code.name(*index).to_string(),
+                    Kernel::MatMul(m) => format!("matmul {}x{}x{}", m.m, m.n, m.k),
+                };
+                let start = std::time::Instant::now();
+                self.execute(k, arena);
+                let entry = totals.entry(label).or_default();
+                entry.0 += start.elapsed().as_secs_f64() / runs as f64;
+                entry.1 += 1;
+            }
+        }
+        let mut rows: Vec<(String, f64, usize)> = totals.into_iter().map(|(k, (t, n))| (k, t, n / runs)).collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(rows)
+    }
+
     /// Runs the constant steps once, at compile time.
     pub(crate) fn prepare_constants(&mut self) {
         let arena = self.arena.ptr();

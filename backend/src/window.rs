@@ -29,7 +29,8 @@ pub enum WindowOp {
     /// Arguments: input, output.
     Max,
     /// The divisor counts the taps inside the input, plus those in the padding with
-    /// `count_include_pad`. Arguments: input, output.
+    /// `count_include_pad`. Arguments: input, the reciprocals of the divisors (one per
+    /// output position, see [`WindowSpec::average_divisors`]), output.
     Average { count_include_pad: bool },
     /// One filter per channel (`planes` = batch × `channels`): the output is
     /// `bias[c] + Σ w[c, tap] · x`. Arguments: input, weights `[C, taps]`, bias `[C]`, output.
@@ -47,6 +48,41 @@ impl WindowSpec {
 
     pub fn input_size(&self) -> usize {
         self.input.iter().product()
+    }
+
+    /// For average pooling, `1 / count` at every output position: the count of taps
+    /// inside the input (or inside the padded input), a product over the axes.
+    pub fn average_divisors(&self, count_include_pad: bool) -> Vec<f32> {
+        let per_axis: Vec<Vec<usize>> = (0..self.input.len())
+            .map(|d| {
+                let limit = self.input[d] + if count_include_pad { self.pads_end[d] } else { 0 };
+                (0..self.output[d])
+                    .map(|o| {
+                        (0..self.kernel[d])
+                            .filter(|&k| {
+                                let c =
+                                    (o * self.strides[d] + k * self.dilations[d]) as i64 - self.pads_begin[d] as i64;
+                                c < limit as i64 && (count_include_pad || c >= 0)
+                            })
+                            .count()
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut out = Vec::with_capacity(self.positions());
+        let mut index = vec![0usize; self.output.len()];
+        for _ in 0..self.positions() {
+            let count: usize = index.iter().enumerate().map(|(d, &o)| per_axis[d][o]).product();
+            out.push(1.0 / count as f32);
+            for d in (0..index.len()).rev() {
+                index[d] += 1;
+                if index[d] < self.output[d] {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
+        out
     }
 }
 

@@ -29,12 +29,14 @@ pub struct Jit {
     ctx: cranelift_codegen::Context,
     fctx: FunctionBuilderContext,
     defined: Vec<FuncId>,
+    names: Vec<String>,
 }
 
 /// The finalized code of a module; frees it when dropped.
 pub struct Code {
     module: Option<JITModule>,
     kernels: Vec<KernelFn>,
+    names: Vec<String>,
 }
 
 impl Jit {
@@ -53,7 +55,7 @@ impl Jit {
         let builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
         let module = JITModule::new(builder);
         let ctx = module.make_context();
-        Ok(Jit { module, ctx, fctx: FunctionBuilderContext::new(), defined: Vec::new() })
+        Ok(Jit { module, ctx, fctx: FunctionBuilderContext::new(), defined: Vec::new(), names: Vec::new() })
     }
 
     /// Defines one kernel whose body `build` writes; returns its index in [`Code`].
@@ -90,6 +92,7 @@ impl Jit {
             .map_err(|e| BackendError::Codegen(format!("compiling {symbol}: {e:?}\n{}", self.ctx.func.display())))?;
         self.module.clear_context(&mut self.ctx);
         self.defined.push(id);
+        self.names.push(name.to_string());
         Ok(index)
     }
 
@@ -105,13 +108,18 @@ impl Jit {
                 unsafe { std::mem::transmute::<*const u8, KernelFn>(ptr) }
             })
             .collect();
-        Ok(Code { module: Some(self.module), kernels })
+        Ok(Code { module: Some(self.module), kernels, names: self.names })
     }
 }
 
 impl Code {
     pub fn kernel(&self, index: usize) -> KernelFn {
         self.kernels[index]
+    }
+
+    /// What kernel `index` computes (the op it was generated for).
+    pub fn name(&self, index: usize) -> &str {
+        &self.names[index]
     }
 }
 

@@ -1,14 +1,22 @@
-//! Code generation for a [`WindowSpec`]: per plane, a loop nest over output positions
-//! and kernel taps (im2col: taps outside, positions inside, so its stores are
-//! contiguous). Taps in the padding are handled without branches: the coordinate is
-//! clamped into the input for the load, and the loaded value replaced by the padding
-//! value when the tap is outside.
+//! Code generation for a [`WindowSpec`], tap by tap: for each kernel tap and each row of
+//! the output (all axes but the last), the range of output columns whose input column is
+//! inside the input is computed once, `[lo, hi)`; columns outside it read as padding. The
+//! work inside the range is a plain strided loop over input columns, in `f32x4` when the
+//! stride is 1.
+//!
+//! - im2col writes each tap's row of the column matrix: padding as zeros around a copy;
+//! - pooling and depthwise convolution accumulate into the output plane, which starts
+//!   at the identity (−inf for max, 0, or the bias); average pooling then multiplies by
+//!   a table of reciprocal tap counts that lowering computes (the counts depend only on
+//!   the position).
 
 use crate::jit::counted_loop;
 use crate::window::{LrnSpec, WindowOp, WindowSpec};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
+
+const LANES: i64 = 4;
 
 fn flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
@@ -42,167 +50,228 @@ fn nest(
     });
 }
 
-/// Σ index·stride.
-fn flat(b: &mut FunctionBuilder, indices: &[Value], strides: &[i64]) -> Value {
-    let mut acc = b.ins().iconst(types::I64, 0);
-    for (&i, &s) in indices.iter().zip(strides) {
-        let t = b.ins().imul_imm_s(i, s);
-        acc = b.ins().iadd(acc, t);
-    }
-    acc
+/// One output row under one tap: where its input row starts (in elements, valid only
+/// when `inside`), where the output row starts, and the range `[lo, hi)` of output
+/// columns that read inside the input (empty when the row is outside).
+struct RowRange {
+    input: Value,
+    output: Value,
+    lo: Value,
+    hi: Value,
 }
 
-/// A tap: the address to load (clamped into the plane), whether it is inside the input,
-/// and whether it is inside the padded input.
-struct Tap {
-    addr: Value,
-    inside: Value,
-    in_padded: Value,
-}
-
-fn tap(b: &mut FunctionBuilder, spec: &WindowSpec, plane: Value, o: &[Value], k: &[Value]) -> Tap {
-    let in_strides = row_major(&spec.input);
-    let mut offset = b.ins().iconst(types::I64, 0);
+/// For tap `k` (one index per spatial axis) and output row `o` (all axes but the last).
+fn row_range(b: &mut FunctionBuilder, spec: &WindowSpec, k: &[Value], o: &[Value]) -> RowRange {
+    let r = spec.input.len();
+    let (in_strides, out_strides) = (row_major(&spec.input), row_major(&spec.output));
+    let mut input = b.ins().iconst(types::I64, 0);
+    let mut output = b.ins().iconst(types::I64, 0);
     let mut inside = b.ins().iconst(types::I8, 1);
-    let mut in_padded = b.ins().iconst(types::I8, 1);
-    for d in 0..spec.input.len() {
+    for d in 0..r - 1 {
         let a = b.ins().imul_imm_s(o[d], spec.strides[d] as i64);
         let t = b.ins().imul_imm_s(k[d], spec.dilations[d] as i64);
         let c = b.ins().iadd(a, t);
         let c = b.ins().iadd_imm_s(c, -(spec.pads_begin[d] as i64));
-        let size = spec.input[d] as i64;
         let ge0 = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, c, 0);
-        let lt = b.ins().icmp_imm_s(IntCC::SignedLessThan, c, size);
+        let lt = b.ins().icmp_imm_s(IntCC::SignedLessThan, c, spec.input[d] as i64);
         let ok = b.ins().band(ge0, lt);
         inside = b.ins().band(inside, ok);
-        let lt_padded = b.ins().icmp_imm_s(IntCC::SignedLessThan, c, size + spec.pads_end[d] as i64);
-        in_padded = b.ins().band(in_padded, lt_padded);
-        let zero = b.ins().iconst(types::I64, 0);
-        let last = b.ins().iconst(types::I64, (size - 1).max(0));
-        let clamped = b.ins().smax(c, zero);
-        let clamped = b.ins().smin(clamped, last);
-        let term = b.ins().imul_imm_s(clamped, in_strides[d]);
-        offset = b.ins().iadd(offset, term);
+        let term = b.ins().imul_imm_s(c, in_strides[d]);
+        input = b.ins().iadd(input, term);
+        let term = b.ins().imul_imm_s(o[d], out_strides[d]);
+        output = b.ins().iadd(output, term);
     }
-    let bytes = b.ins().imul_imm_s(offset, 4);
-    let addr = b.ins().iadd(plane, bytes);
-    Tap { addr, inside, in_padded }
+    // last axis: input column = ow·s + c0
+    let last = r - 1;
+    let s = spec.strides[last] as i64;
+    let t = b.ins().imul_imm_s(k[last], spec.dilations[last] as i64);
+    let c0 = b.ins().iadd_imm_s(t, -(spec.pads_begin[last] as i64));
+    input = b.ins().iadd(input, c0);
+    let zero = b.ins().iconst(types::I64, 0);
+    let width = b.ins().iconst(types::I64, spec.input[last] as i64);
+    let columns = b.ins().iconst(types::I64, spec.output[last] as i64);
+    // lo = ceil(max(−c0, 0) / s), hi = ceil(max(W − c0, 0) / s), both clamped to [0, OW]
+    let neg = b.ins().ineg(c0);
+    let neg = b.ins().smax(neg, zero);
+    let lo = b.ins().iadd_imm_s(neg, s - 1);
+    let lo = b.ins().udiv_imm_u(lo, s);
+    let lo = b.ins().smin(lo, columns);
+    let room = b.ins().isub(width, c0);
+    let room = b.ins().smax(room, zero);
+    let hi = b.ins().iadd_imm_s(room, s - 1);
+    let hi = b.ins().udiv_imm_u(hi, s);
+    let hi = b.ins().smin(hi, columns);
+    let hi = b.ins().smax(hi, lo);
+    // a row outside the input on another axis has an empty range
+    let lo = b.ins().select(inside, lo, columns);
+    let hi = b.ins().select(inside, hi, columns);
+    RowRange { input, output, lo, hi }
 }
 
-/// Writes the body of a kernel computing `spec`; `params` are (args, begin, end).
+/// `dst[j] = f(dst[j], src[j·step])` for j in `[lo, hi)` (addresses of element 0), in
+/// `f32x4` when `step` is 1; `f` combines (old, loaded).
+fn update(
+    b: &mut FunctionBuilder,
+    dst: Value,
+    src: Value,
+    step: i64,
+    lo: Value,
+    hi: Value,
+    f: &dyn Fn(&mut FunctionBuilder, Value, Value) -> Value,
+) {
+    let mut start = lo;
+    if step == 1 {
+        start = counted_loop(b, lo, hi, LANES, |b, j| {
+            let off = b.ins().imul_imm_s(j, 4);
+            let (d, s) = (b.ins().iadd(dst, off), b.ins().iadd(src, off));
+            let old = b.ins().load(types::F32X4, flags(), d, 0);
+            let v = b.ins().load(types::F32X4, flags(), s, 0);
+            let r = f(b, old, v);
+            b.ins().store(flags(), r, d, 0);
+        });
+    }
+    counted_loop(b, start, hi, 1, |b, j| {
+        let doff = b.ins().imul_imm_s(j, 4);
+        let soff = b.ins().imul_imm_s(j, 4 * step);
+        let (d, s) = (b.ins().iadd(dst, doff), b.ins().iadd(src, soff));
+        let old = b.ins().load(types::F32, flags(), d, 0);
+        let v = b.ins().load(types::F32, flags(), s, 0);
+        let r = f(b, old, v);
+        b.ins().store(flags(), r, d, 0);
+    });
+}
+
+/// `dst[j] = value` for j in `[lo, hi)`.
+fn fill(b: &mut FunctionBuilder, dst: Value, lo: Value, hi: Value, value: f32) {
+    let v = b.ins().f32const(value);
+    let vv = b.ins().splat(types::F32X4, v);
+    let start = counted_loop(b, lo, hi, LANES, |b, j| {
+        let off = b.ins().imul_imm_s(j, 4);
+        let d = b.ins().iadd(dst, off);
+        b.ins().store(flags(), vv, d, 0);
+    });
+    counted_loop(b, start, hi, 1, |b, j| {
+        let off = b.ins().imul_imm_s(j, 4);
+        let d = b.ins().iadd(dst, off);
+        b.ins().store(flags(), v, d, 0);
+    });
+}
+
+/// Writes the body of a kernel computing `spec`; `params` are (args, begin, end), and
+/// the outer range runs over planes.
 pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &WindowSpec) {
     let [args, begin, end] = params;
     let arg = |b: &mut FunctionBuilder, k: usize| b.ins().load(types::I64, flags(), args, (8 * k) as i32);
     let x = arg(b, 0);
     let (in_size, positions, taps) = (spec.input_size() as i64, spec.positions() as i64, spec.taps() as i64);
-    let out_strides = row_major(&spec.output);
+    let rank = spec.input.len();
+    let rows = &spec.output[..rank - 1];
+    let columns = spec.output[rank - 1] as i64;
+    let step = spec.strides[rank - 1] as i64;
     let tap_strides = row_major(&spec.kernel);
-    match spec.op {
-        WindowOp::Im2col => {
-            let cols = arg(b, 1);
-            counted_loop(b, begin, end, 1, |b, p| {
-                let off = b.ins().imul_imm_s(p, in_size * 4);
-                let plane = b.ins().iadd(x, off);
+    let out = match spec.op {
+        WindowOp::Im2col | WindowOp::Max => arg(b, 1),
+        WindowOp::Average { .. } => arg(b, 2),
+        WindowOp::Depthwise { .. } => arg(b, 3),
+    };
+    counted_loop(b, begin, end, 1, |b, p| {
+        let off = b.ins().imul_imm_s(p, in_size * 4);
+        let plane = b.ins().iadd(x, off);
+        let zero = b.ins().iconst(types::I64, 0);
+        let all = b.ins().iconst(types::I64, positions);
+        let (out_plane, filter) = match spec.op {
+            WindowOp::Im2col => {
                 let off = b.ins().imul_imm_s(p, taps * positions * 4);
-                let col_plane = b.ins().iadd(cols, off);
-                nest(b, &spec.kernel, &mut Vec::new(), &mut |b, k| {
-                    let t = flat(b, k, &tap_strides);
-                    let off = b.ins().imul_imm_s(t, positions * 4);
-                    let row = b.ins().iadd(col_plane, off);
-                    nest(b, &spec.output, &mut Vec::new(), &mut |b, o| {
-                        let at = tap(b, spec, plane, o, k);
-                        let v = b.ins().load(types::F32, flags(), at.addr, 0);
-                        let zero = b.ins().f32const(0.0);
-                        let v = b.ins().select(at.inside, v, zero);
-                        let pos = flat(b, o, &out_strides);
-                        let off = b.ins().imul_imm_s(pos, 4);
-                        let dst = b.ins().iadd(row, off);
-                        b.ins().store(flags(), v, dst, 0);
-                    });
-                });
-            });
-        }
-        WindowOp::Max | WindowOp::Average { .. } | WindowOp::Depthwise { .. } => {
-            let (w, bias, out) = match spec.op {
-                WindowOp::Depthwise { .. } => (Some(arg(b, 1)), Some(arg(b, 2)), arg(b, 3)),
-                _ => (None, None, arg(b, 1)),
-            };
-            counted_loop(b, begin, end, 1, |b, p| {
-                let off = b.ins().imul_imm_s(p, in_size * 4);
-                let plane = b.ins().iadd(x, off);
+                (b.ins().iadd(out, off), None)
+            }
+            WindowOp::Max | WindowOp::Average { .. } => {
                 let off = b.ins().imul_imm_s(p, positions * 4);
-                let out_plane = b.ins().iadd(out, off);
-                // depthwise: this plane's channel, its filter and bias
-                let filter = match (spec.op, w, bias) {
-                    (WindowOp::Depthwise { channels }, Some(w), Some(bias)) => {
-                        let c = b.ins().urem_imm_u(p, channels as i64);
-                        let off = b.ins().imul_imm_s(c, taps * 4);
-                        let wf = b.ins().iadd(w, off);
-                        let off = b.ins().imul_imm_s(c, 4);
-                        let ba = b.ins().iadd(bias, off);
-                        let bv = b.ins().load(types::F32, flags(), ba, 0);
-                        Some((wf, bv))
-                    }
-                    _ => None,
-                };
-                nest(b, &spec.output, &mut Vec::new(), &mut |b, o| {
-                    let acc = b.declare_var(types::F32);
-                    let count = b.declare_var(types::I64);
-                    let init = match (spec.op, filter) {
-                        (WindowOp::Max, _) => b.ins().f32const(f32::NEG_INFINITY),
-                        (_, Some((_, bv))) => bv,
-                        _ => b.ins().f32const(0.0),
-                    };
-                    b.def_var(acc, init);
-                    let zero = b.ins().iconst(types::I64, 0);
-                    b.def_var(count, zero);
-                    nest(b, &spec.kernel, &mut Vec::new(), &mut |b, k| {
-                        let at = tap(b, spec, plane, o, k);
-                        let v = b.ins().load(types::F32, flags(), at.addr, 0);
-                        let a = b.use_var(acc);
-                        let next = match spec.op {
-                            WindowOp::Max => {
-                                let m = b.ins().fmax(a, v);
-                                b.ins().select(at.inside, m, a)
-                            }
-                            WindowOp::Average { count_include_pad } => {
-                                let s = b.ins().fadd(a, v);
-                                let counted = if count_include_pad { at.in_padded } else { at.inside };
-                                let c = b.use_var(count);
-                                let wide = b.ins().uextend(types::I64, counted);
-                                let c = b.ins().iadd(c, wide);
-                                b.def_var(count, c);
-                                b.ins().select(at.inside, s, a)
-                            }
-                            WindowOp::Depthwise { .. } => {
-                                let (wf, _) = filter.expect("depthwise has a filter");
-                                let t = flat(b, k, &tap_strides);
-                                let off = b.ins().imul_imm_s(t, 4);
-                                let wa = b.ins().iadd(wf, off);
-                                let wv = b.ins().load(types::F32, flags(), wa, 0);
-                                let zero = b.ins().f32const(0.0);
-                                let v = b.ins().select(at.inside, v, zero);
-                                let prod = b.ins().fmul(wv, v);
-                                b.ins().fadd(a, prod)
-                            }
-                            WindowOp::Im2col => unreachable!("handled above"),
-                        };
-                        b.def_var(acc, next);
-                    });
-                    let mut result = b.use_var(acc);
-                    if let WindowOp::Average { .. } = spec.op {
-                        let c = b.use_var(count);
-                        let c = b.ins().fcvt_from_sint(types::F32, c);
-                        result = b.ins().fdiv(result, c);
-                    }
-                    let pos = flat(b, o, &out_strides);
-                    let off = b.ins().imul_imm_s(pos, 4);
-                    let dst = b.ins().iadd(out_plane, off);
-                    b.ins().store(flags(), result, dst, 0);
+                let o = b.ins().iadd(out, off);
+                let identity = if spec.op == WindowOp::Max { f32::NEG_INFINITY } else { 0.0 };
+                fill(b, o, zero, all, identity);
+                (o, None)
+            }
+            WindowOp::Depthwise { channels } => {
+                let off = b.ins().imul_imm_s(p, positions * 4);
+                let o = b.ins().iadd(out, off);
+                let c = b.ins().urem_imm_u(p, channels as i64);
+                let (w, bias) = (arg(b, 1), arg(b, 2));
+                let off = b.ins().imul_imm_s(c, taps * 4);
+                let wf = b.ins().iadd(w, off);
+                let off = b.ins().imul_imm_s(c, 4);
+                let ba = b.ins().iadd(bias, off);
+                let bv = b.ins().load(types::F32, flags(), ba, 0);
+                let bvv = b.ins().splat(types::F32X4, bv);
+                // the output plane starts at the bias
+                let start = counted_loop(b, zero, all, LANES, |b, j| {
+                    let off = b.ins().imul_imm_s(j, 4);
+                    let d = b.ins().iadd(o, off);
+                    b.ins().store(flags(), bvv, d, 0);
                 });
+                counted_loop(b, start, all, 1, |b, j| {
+                    let off = b.ins().imul_imm_s(j, 4);
+                    let d = b.ins().iadd(o, off);
+                    b.ins().store(flags(), bv, d, 0);
+                });
+                (o, Some(wf))
+            }
+        };
+        nest(b, &spec.kernel, &mut Vec::new(), &mut |b, k| {
+            let t = {
+                let mut acc = b.ins().iconst(types::I64, 0);
+                for (&i, &s) in k.iter().zip(&tap_strides) {
+                    let term = b.ins().imul_imm_s(i, s);
+                    acc = b.ins().iadd(acc, term);
+                }
+                acc
+            };
+            let weight = filter.map(|wf| {
+                let off = b.ins().imul_imm_s(t, 4);
+                let wa = b.ins().iadd(wf, off);
+                b.ins().load(types::F32, flags(), wa, 0)
             });
+            let tap_row = if spec.op == WindowOp::Im2col {
+                let off = b.ins().imul_imm_s(t, positions * 4);
+                b.ins().iadd(out_plane, off)
+            } else {
+                out_plane
+            };
+            nest(b, rows, &mut Vec::new(), &mut |b, o| {
+                let range = row_range(b, spec, k, o);
+                let off = b.ins().imul_imm_s(range.output, 4);
+                let dst = b.ins().iadd(tap_row, off);
+                let off = b.ins().imul_imm_s(range.input, 4);
+                let src = b.ins().iadd(plane, off);
+                let end_col = b.ins().iconst(types::I64, columns);
+                match spec.op {
+                    WindowOp::Im2col => {
+                        let zero = b.ins().iconst(types::I64, 0);
+                        fill(b, dst, zero, range.lo, 0.0);
+                        update(b, dst, src, step, range.lo, range.hi, &|_, _, v| v);
+                        fill(b, dst, range.hi, end_col, 0.0);
+                    }
+                    WindowOp::Max => update(b, dst, src, step, range.lo, range.hi, &|b, a, v| b.ins().fmax(a, v)),
+                    WindowOp::Average { .. } => {
+                        update(b, dst, src, step, range.lo, range.hi, &|b, a, v| b.ins().fadd(a, v))
+                    }
+                    WindowOp::Depthwise { .. } => {
+                        let w = weight.expect("depthwise loads its weight");
+                        update(b, dst, src, step, range.lo, range.hi, &|b, a, v| {
+                            let ty = b.func.dfg.value_type(v);
+                            let wv = if ty.is_vector() { b.ins().splat(ty, w) } else { w };
+                            let prod = b.ins().fmul(wv, v);
+                            b.ins().fadd(a, prod)
+                        })
+                    }
+                }
+            });
+        });
+        if let WindowOp::Average { .. } = spec.op {
+            // divide by the tap counts: multiply by the table of their reciprocals
+            let table = arg(b, 1);
+            update(b, out_plane, table, 1, zero, all, &|b, a, r| b.ins().fmul(a, r));
         }
-    }
+    });
     b.ins().return_(&[]);
 }
 

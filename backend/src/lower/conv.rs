@@ -110,7 +110,16 @@ impl Lowering<'_> {
         }
         let spec = WindowSpec { planes: x_shape[0] * x_shape[1], op, ..geometry };
         let src = self.loc(x)?;
-        self.push_window("pool", spec, vec![src, out], constant)
+        let mut args = vec![src];
+        if let WindowOp::Average { count_include_pad } = op {
+            let table: Vec<u8> =
+                spec.average_divisors(count_include_pad).iter().flat_map(|v| v.to_le_bytes()).collect();
+            let loc = self.new_buffer(table.len(), true);
+            self.initial.push((loc.buffer, table));
+            args.push(loc);
+        }
+        args.push(out);
+        self.push_window("pool", spec, args, constant)
     }
 
     /// The window geometry of a conv or pool (planes and op to be filled in).
