@@ -96,30 +96,35 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
             let m = fold(b, spec.dtype, x, xstep, len, combine, &|_, v| v);
             b.ins().store(flags(), m, out, 0);
         }
-        RowOp::Softmax | RowOp::LogSoftmax => {
+        RowOp::Softmax => {
+            // one exponential per element: write e = exp(x − max), sum it, scale it
+            let m = fold(b, DType::F32, x, xstep, len, Combine::Max, &|_, v| v);
+            map(b, len, &[(x, xstep)], (out, ostep), &|math, v| {
+                let mm = math.splat_value(m);
+                let d = math.b.ins().fsub(v[0], mm);
+                math.exp(d)
+            });
+            let sum = fold(b, DType::F32, out, ostep, len, Combine::Add, &|_, v| v);
+            let one = b.ins().f32const(1.0);
+            let inv = b.ins().fdiv(one, sum);
+            map(b, len, &[(out, ostep)], (out, ostep), &|math, v| {
+                let ii = math.splat_value(inv);
+                math.b.ins().fmul(v[0], ii)
+            });
+        }
+        RowOp::LogSoftmax => {
             let m = fold(b, DType::F32, x, xstep, len, Combine::Max, &|_, v| v);
             let sum = fold(b, DType::F32, x, xstep, len, Combine::Add, &|math, v| {
                 let mm = math.splat_value(m);
                 let d = math.b.ins().fsub(v, mm);
                 math.exp(d)
             });
-            if spec.op == RowOp::Softmax {
-                let one = b.ins().f32const(1.0);
-                let inv = b.ins().fdiv(one, sum);
-                map(b, len, &[(x, xstep)], (out, ostep), &|math, v| {
-                    let (mm, ii) = (math.splat_value(m), math.splat_value(inv));
-                    let d = math.b.ins().fsub(v[0], mm);
-                    let e = math.exp(d);
-                    math.b.ins().fmul(e, ii)
-                });
-            } else {
-                let log_sum = Math { b, ty: types::F32 }.log(sum);
-                let shift = b.ins().fadd(m, log_sum);
-                map(b, len, &[(x, xstep)], (out, ostep), &|math, v| {
-                    let s = math.splat_value(shift);
-                    math.b.ins().fsub(v[0], s)
-                });
-            }
+            let log_sum = Math { b, ty: types::F32 }.log(sum);
+            let shift = b.ins().fadd(m, log_sum);
+            map(b, len, &[(x, xstep)], (out, ostep), &|math, v| {
+                let s = math.splat_value(shift);
+                math.b.ins().fsub(v[0], s)
+            });
         }
         RowOp::LayerNorm { eps } => {
             let sum = fold(b, DType::F32, x, xstep, len, Combine::Add, &|_, v| v);
