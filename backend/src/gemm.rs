@@ -66,3 +66,30 @@ impl MatMul {
         }
     }
 }
+
+/// The single-thread GFLOP/s of the GEMM crate on a 512³ product (best of 5): the peak
+/// the model's products are measured against.
+pub fn peak_gflops() -> f64 {
+    let n = 512;
+    let a = vec![1.0f32; n * n];
+    let b = vec![0.5f32; n * n];
+    let mut c = vec![0.0f32; n * n];
+    let product = MatMul {
+        m: n,
+        n,
+        k: n,
+        batch: vec![[0, 0, 0]],
+        a_strides: [n as isize, 1],
+        b_strides: [n as isize, 1],
+        alpha: 1.0,
+        accumulate: false,
+    };
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        // SAFETY: the three buffers are n×n
+        unsafe { product.run(a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), 1) };
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    2.0 * (n * n * n) as f64 / best / 1e9
+}

@@ -138,6 +138,27 @@ impl Executable {
         Ok(rows)
     }
 
+    /// The GFLOP/s of the model's matrix products (convolutions included) as they run in
+    /// it: their FLOPs over the time spent in them, over `runs` runs.
+    pub fn gemm_gflops(&mut self, inputs: &[Tensor], runs: usize) -> Result<f64, BackendError> {
+        self.run(inputs)?;
+        let arena = self.arena.ptr();
+        let (mut seconds, mut flops) = (0.0, 0.0);
+        for _ in 0..runs {
+            for k in 0..self.steps.len() {
+                let Kernel::MatMul(m) = &self.steps[k].kernel else { continue };
+                if self.steps[k].constant {
+                    continue;
+                }
+                flops += 2.0 * (m.m * m.n * m.k * m.batch.len()) as f64;
+                let start = std::time::Instant::now();
+                self.execute(k, arena);
+                seconds += start.elapsed().as_secs_f64();
+            }
+        }
+        Ok(if seconds > 0.0 { flops / seconds / 1e9 } else { 0.0 })
+    }
+
     /// Runs the constant steps once, at compile time.
     pub(crate) fn prepare_constants(&mut self) {
         let arena = self.arena.ptr();

@@ -33,6 +33,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
     let options = BenchOptions { min_time: Duration::from_secs_f64(args.min_time), ..Default::default() };
     let timing = measure(&mut exe, &inputs, &options)?;
+    let gemm_gflops = exe.gemm_gflops(&inputs, 3)?;
+    let peak_gflops = saturate_backend::gemm::peak_gflops();
     if args.json {
         let mut report = serde_json::to_value(&timing)?;
         let extra = serde_json::json!({
@@ -43,6 +45,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             "kernel_calls": exe.steps(),
             "arena_bytes": exe.arena_bytes(),
             "random_inputs": random_inputs,
+            "gemm_gflops": gemm_gflops,
+            "gemm_peak_gflops_one_core": peak_gflops,
         });
         report.as_object_mut().expect("timing is an object").extend(extra.as_object().expect("an object").clone());
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -60,6 +64,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             "median {:.3} ms over {} runs (min {:.3}, 25% {:.3}, 75% {:.3}, max {:.3})",
             timing.median_ms, timing.runs, timing.min_ms, timing.p25_ms, timing.p75_ms, timing.max_ms
         );
+        if gemm_gflops > 0.0 {
+            println!(
+                "matrix products in the model: {gemm_gflops:.1} GFLOP/s (one-core peak of the GEMM: {peak_gflops:.1})"
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
