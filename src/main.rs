@@ -96,6 +96,26 @@ enum Command {
     },
     /// Measure this CPU (GEMM rate, loop rate, memory bandwidth) for the cpu cost model.
     Calibrate,
+    /// Differential fuzzing: random graphs, compiled and optimized, against the interpreter.
+    #[command(long_about = "Generate random well-shaped graphs over every op the JIT runs (broadcasting, \
+        size-1 and odd-sized axes), and check for each that the compiled program, the optimized \
+        program and the compiled optimized program all compute what the interpreter computes on \
+        the original. A failing case shrinks to a minimal graph, printed as an S-expression (and \
+        saved with --save DIR; the test suite replays tests/fuzz-regressions/). Exits 1 on a mismatch.")]
+    Fuzz {
+        /// How many random graphs.
+        #[arg(long, default_value_t = 1000)]
+        cases: usize,
+        /// Seed of the campaign (the same seed generates the same graphs).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this many seconds, even if fewer cases ran.
+        #[arg(long, value_name = "SECONDS")]
+        time: Option<f64>,
+        /// Save a failing case's minimal graph in this folder.
+        #[arg(long, value_name = "DIR")]
+        save: Option<PathBuf>,
+    },
     /// Compile a model with the JIT once and time many runs: median and spread.
     #[command(long_about = "Compile a model with the JIT once, warm up, then time runs until at least \
         10 runs and --min-time seconds: prints the compile time and the median, min, quartiles and \
@@ -214,6 +234,7 @@ fn main() -> ExitCode {
         }
         Command::Rules { opt, json, guards, functions } => commands::rules::rules(&opt, json, guards, functions),
         Command::Calibrate => commands::optimize::calibrate(),
+        Command::Fuzz { cases, seed, time, save } => commands::fuzz::fuzz(cases, seed, time, save.as_deref()),
         Command::Bench { model, inputs, threads, min_time, json, optimize, opt } => {
             commands::bench::bench(commands::bench::BenchArgs {
                 model: &model,

@@ -142,8 +142,9 @@ fn transcendental_functions_match_at_their_edges() {
 
 #[test]
 fn pow_handles_signs_and_special_exponents() {
-    let bases = [-3.0f32, -2.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0, f32::INFINITY];
-    let exponents = [-2.0f32, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0, 2.5];
+    let bases = [-3.0f32, -2.0, -1.0, -0.5, -0.0, 0.0, 0.5, 1.0, 2.0, 3.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+    let exponents =
+        [-2.0f32, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0, 2.5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -3.0];
     let n = bases.len() * exponents.len();
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for &x in &bases {

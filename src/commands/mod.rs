@@ -6,6 +6,7 @@ pub mod check_rules;
 pub mod conformance;
 pub mod convert;
 pub mod engine;
+pub mod fuzz;
 pub mod info;
 pub mod optimize;
 pub mod rules;

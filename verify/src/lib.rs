@@ -7,10 +7,13 @@
 //! - [`rulecheck`]: the rule checker, which evaluates both sides of every rewrite rule;
 //! - [`suite`]: the model suite (Tensat's graphs, built here) that tests and benchmarks use;
 //! - [`conformance`]: running the ONNX backend test data (node tests and the light model
-//!   zoo) through the interpreter.
+//!   zoo) through the interpreter or a compiled engine;
+//! - [`fuzz`]: differential fuzzing of random graphs: compiled and optimized against the
+//!   interpreter.
 
 pub mod compare;
 pub mod conformance;
+pub mod fuzz;
 pub mod interp;
 pub mod load;
 pub mod rng;

@@ -304,30 +304,46 @@ impl Math<'_, '_> {
         self.mul(x, s)
     }
 
-    /// aᵇ as ONNX (and C's `powf`) defines it, including negative bases with integer
-    /// exponents, 0⁰ = 1 and 0 to a negative power = inf.
+    /// aᵇ as ONNX (and C's `powf`) defines it: negative bases with integer exponents,
+    /// ±inf bases, 0⁰ = 1, 1ˣ = 1, (−1)^±inf = 1, and NaN for a finite negative base
+    /// with a non-integer exponent.
     pub fn pow(&mut self, a: Value, b: Value) -> Value {
         let aa = self.b.ins().fabs(a);
         let l = self.log(aa);
         let t = self.mul(b, l);
         let r = self.exp(t);
-        // a negative base: defined for integer exponents, negative for odd ones
+        // the sign: negative for a negative base and an odd integer exponent
         let fb = self.b.ins().floor(b);
         let integral = self.cmp(FloatCC::Equal, fb, b);
+        let fractional = self.cmp(FloatCC::NotEqual, fb, b);
         let half = self.c(0.5);
         let hb = self.mul(b, half);
         let fhb = self.b.ins().floor(hb);
-        let odd_test = self.cmp(FloatCC::NotEqual, fhb, hb);
+        let odd = self.cmp(FloatCC::NotEqual, fhb, hb);
+        let odd = self.b.ins().band(odd, integral);
         let neg_r = self.b.ins().fneg(r);
-        let signed = self.select(odd_test, neg_r, r);
-        let nan = self.c(f32::NAN);
-        let for_negative = self.select(integral, signed, nan);
+        let signed = self.select(odd, neg_r, r);
         let zero = self.c(0.0);
         let negative = self.cmp(FloatCC::LessThan, a, zero);
-        let r = self.select(negative, for_negative, r);
-        // anything to the power 0 is 1, NaN included
+        let mut result = self.select(negative, signed, r);
+        // a finite negative base to a fractional power has no real value
+        let inf = self.c(f32::INFINITY);
+        let finite = self.cmp(FloatCC::NotEqual, aa, inf);
+        let nan_case = self.b.ins().band(negative, finite);
+        let nan_case = self.b.ins().band(nan_case, fractional);
+        let nan = self.c(f32::NAN);
+        result = self.select(nan_case, nan, result);
+        // exact cases: x⁰ = 1, 1ˣ = 1, (−1)^±inf = 1
         let one = self.c(1.0);
         let b_zero = self.cmp(FloatCC::Equal, b, zero);
-        self.select(b_zero, one, r)
+        result = self.select(b_zero, one, result);
+        let a_one = self.cmp(FloatCC::Equal, a, one);
+        result = self.select(a_one, one, result);
+        let minus_one = self.c(-1.0);
+        let a_minus_one = self.cmp(FloatCC::Equal, a, minus_one);
+        let ab = self.b.ins().fabs(b);
+        let b_inf = self.cmp(FloatCC::Equal, ab, inf);
+        let both = self.b.ins().band(a_minus_one, b_inf);
+        self.select(both, one, result)
     }
 }
