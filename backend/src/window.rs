@@ -37,7 +37,53 @@ pub enum WindowOp {
     Depthwise { channels: usize },
 }
 
+/// Where a plane's padded copy lives in the scratch buffer: every spatial axis padded
+/// (and extended to cover every window, ceil mode included), and the last axis split
+/// into `phases` = its stride interleaved parts, so the columns a tap reads for
+/// consecutive outputs are consecutive in memory whatever the stride.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scratch {
+    /// Padded sizes of the axes before the last.
+    pub outer: Vec<usize>,
+    pub phases: usize,
+    pub phase_len: usize,
+}
+
+impl Scratch {
+    /// Elements of one plane's copy.
+    pub fn plane_len(&self) -> usize {
+        self.outer.iter().product::<usize>() * self.phases * self.phase_len
+    }
+
+    /// Element strides of the outer axes.
+    pub fn outer_strides(&self) -> Vec<usize> {
+        let mut strides = vec![self.phases * self.phase_len; self.outer.len()];
+        for d in (0..self.outer.len().saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * self.outer[d + 1];
+        }
+        strides
+    }
+
+    /// The element offset of padded coordinates `c` (last one included) in a plane's copy.
+    pub fn offset(&self, c: &[usize]) -> usize {
+        let last = c[c.len() - 1];
+        let outer: usize = c[..c.len() - 1].iter().zip(self.outer_strides()).map(|(&x, s)| x * s).sum();
+        outer + (last % self.phases) * self.phase_len + last / self.phases
+    }
+}
+
 impl WindowSpec {
+    /// The padded, phase-split layout of one plane (see [`Scratch`]).
+    pub fn scratch(&self) -> Scratch {
+        let extent = |d: usize| {
+            let covered = (self.output[d].max(1) - 1) * self.strides[d] + (self.kernel[d] - 1) * self.dilations[d] + 1;
+            covered.max(self.pads_begin[d] + self.input[d] + self.pads_end[d])
+        };
+        let r = self.input.len();
+        let phases = self.strides[r - 1].max(1);
+        Scratch { outer: (0..r - 1).map(extent).collect(), phases, phase_len: extent(r - 1).div_ceil(phases) }
+    }
+
     pub fn taps(&self) -> usize {
         self.kernel.iter().product()
     }

@@ -1,22 +1,25 @@
-//! Code generation for a [`WindowSpec`], tap by tap: for each kernel tap and each row of
-//! the output (all axes but the last), the range of output columns whose input column is
-//! inside the input is computed once, `[lo, hi)`; columns outside it read as padding. The
-//! work inside the range is a plain strided loop over input columns, in `f32x4` when the
-//! stride is 1.
+//! Code generation for a [`WindowSpec`], in two passes per plane:
 //!
-//! - im2col writes each tap's row of the column matrix: padding as zeros around a copy;
-//! - pooling and depthwise convolution accumulate into the output plane, which starts
-//!   at the identity (−inf for max, 0, or the bias); average pooling then multiplies by
-//!   a table of reciprocal tap counts that lowering computes (the counts depend only on
-//!   the position).
+//! 1. copy the plane into its scratch area ([`Scratch`]): padded with the op's padding
+//!    value (0, or −inf for max pooling, which ignores padding), its last axis split
+//!    into stride-many phases, so no tap ever needs a bounds check and every tap reads
+//!    consecutive memory for consecutive outputs;
+//! 2. compute output-stationary: for each output row and each block of four columns,
+//!    an `f32x4` accumulator runs over the taps, each a load at a constant offset from
+//!    the row (taps are unrolled for kernels up to 64 taps), then one store. Im2col
+//!    instead copies, tap by tap, each tap's values into its row of the column matrix.
+//!
+//! Average pooling divides by a table of tap counts lowering computes (the counts depend
+//! only on the position). Arguments: input, [weights, bias | divisors,] scratch, output.
 
 use crate::jit::counted_loop;
-use crate::window::{LrnSpec, WindowOp, WindowSpec};
-use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
+use crate::window::{LrnSpec, Scratch, WindowOp, WindowSpec};
+use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 
 const LANES: i64 = 4;
+/// Kernels with more taps loop over them at run time instead of unrolling.
+const UNROLL_TAPS: usize = 64;
 
 fn flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
@@ -50,98 +53,17 @@ fn nest(
     });
 }
 
-/// One output row under one tap: where its input row starts (in elements, valid only
-/// when `inside`), where the output row starts, and the range `[lo, hi)` of output
-/// columns that read inside the input (empty when the row is outside).
-struct RowRange {
-    input: Value,
-    output: Value,
-    lo: Value,
-    hi: Value,
-}
-
-/// For tap `k` (one index per spatial axis) and output row `o` (all axes but the last).
-fn row_range(b: &mut FunctionBuilder, spec: &WindowSpec, k: &[Value], o: &[Value]) -> RowRange {
-    let r = spec.input.len();
-    let (in_strides, out_strides) = (row_major(&spec.input), row_major(&spec.output));
-    let mut input = b.ins().iconst(types::I64, 0);
-    let mut output = b.ins().iconst(types::I64, 0);
-    let mut inside = b.ins().iconst(types::I8, 1);
-    for d in 0..r - 1 {
-        let a = b.ins().imul_imm_s(o[d], spec.strides[d] as i64);
-        let t = b.ins().imul_imm_s(k[d], spec.dilations[d] as i64);
-        let c = b.ins().iadd(a, t);
-        let c = b.ins().iadd_imm_s(c, -(spec.pads_begin[d] as i64));
-        let ge0 = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, c, 0);
-        let lt = b.ins().icmp_imm_s(IntCC::SignedLessThan, c, spec.input[d] as i64);
-        let ok = b.ins().band(ge0, lt);
-        inside = b.ins().band(inside, ok);
-        let term = b.ins().imul_imm_s(c, in_strides[d]);
-        input = b.ins().iadd(input, term);
-        let term = b.ins().imul_imm_s(o[d], out_strides[d]);
-        output = b.ins().iadd(output, term);
+/// Σ index·stride·4: a byte offset.
+fn byte_offset(b: &mut FunctionBuilder, indices: &[Value], strides: &[i64]) -> Value {
+    let mut acc = b.ins().iconst(types::I64, 0);
+    for (&i, &s) in indices.iter().zip(strides) {
+        let t = b.ins().imul_imm_s(i, s * 4);
+        acc = b.ins().iadd(acc, t);
     }
-    // last axis: input column = ow·s + c0
-    let last = r - 1;
-    let s = spec.strides[last] as i64;
-    let t = b.ins().imul_imm_s(k[last], spec.dilations[last] as i64);
-    let c0 = b.ins().iadd_imm_s(t, -(spec.pads_begin[last] as i64));
-    input = b.ins().iadd(input, c0);
-    let zero = b.ins().iconst(types::I64, 0);
-    let width = b.ins().iconst(types::I64, spec.input[last] as i64);
-    let columns = b.ins().iconst(types::I64, spec.output[last] as i64);
-    // lo = ceil(max(−c0, 0) / s), hi = ceil(max(W − c0, 0) / s), both clamped to [0, OW]
-    let neg = b.ins().ineg(c0);
-    let neg = b.ins().smax(neg, zero);
-    let lo = b.ins().iadd_imm_s(neg, s - 1);
-    let lo = b.ins().udiv_imm_u(lo, s);
-    let lo = b.ins().smin(lo, columns);
-    let room = b.ins().isub(width, c0);
-    let room = b.ins().smax(room, zero);
-    let hi = b.ins().iadd_imm_s(room, s - 1);
-    let hi = b.ins().udiv_imm_u(hi, s);
-    let hi = b.ins().smin(hi, columns);
-    let hi = b.ins().smax(hi, lo);
-    // a row outside the input on another axis has an empty range
-    let lo = b.ins().select(inside, lo, columns);
-    let hi = b.ins().select(inside, hi, columns);
-    RowRange { input, output, lo, hi }
+    acc
 }
 
-/// `dst[j] = f(dst[j], src[j·step])` for j in `[lo, hi)` (addresses of element 0), in
-/// `f32x4` when `step` is 1; `f` combines (old, loaded).
-fn update(
-    b: &mut FunctionBuilder,
-    dst: Value,
-    src: Value,
-    step: i64,
-    lo: Value,
-    hi: Value,
-    f: &dyn Fn(&mut FunctionBuilder, Value, Value) -> Value,
-) {
-    let mut start = lo;
-    if step == 1 {
-        start = counted_loop(b, lo, hi, LANES, |b, j| {
-            let off = b.ins().imul_imm_s(j, 4);
-            let (d, s) = (b.ins().iadd(dst, off), b.ins().iadd(src, off));
-            let old = b.ins().load(types::F32X4, flags(), d, 0);
-            let v = b.ins().load(types::F32X4, flags(), s, 0);
-            let r = f(b, old, v);
-            b.ins().store(flags(), r, d, 0);
-        });
-    }
-    counted_loop(b, start, hi, 1, |b, j| {
-        let doff = b.ins().imul_imm_s(j, 4);
-        let soff = b.ins().imul_imm_s(j, 4 * step);
-        let (d, s) = (b.ins().iadd(dst, doff), b.ins().iadd(src, soff));
-        let old = b.ins().load(types::F32, flags(), d, 0);
-        let v = b.ins().load(types::F32, flags(), s, 0);
-        let r = f(b, old, v);
-        b.ins().store(flags(), r, d, 0);
-    });
-}
-
-/// `dst[j] = value` for j in `[lo, hi)`.
+/// `value` in every element of `[lo, hi)` from `dst`.
 fn fill(b: &mut FunctionBuilder, dst: Value, lo: Value, hi: Value, value: f32) {
     let v = b.ins().f32const(value);
     let vv = b.ins().splat(types::F32X4, v);
@@ -157,120 +79,236 @@ fn fill(b: &mut FunctionBuilder, dst: Value, lo: Value, hi: Value, value: f32) {
     });
 }
 
+/// Every tap of the kernel: its index (row-major) and its element offset in a plane's
+/// copy, relative to the output position's own.
+fn taps(spec: &WindowSpec, scratch: &Scratch) -> Vec<(usize, usize)> {
+    let mut out = Vec::with_capacity(spec.taps());
+    let mut k = vec![0usize; spec.kernel.len()];
+    for t in 0..spec.taps() {
+        let c: Vec<usize> = k.iter().zip(&spec.dilations).map(|(&k, &d)| k * d).collect();
+        out.push((t, scratch.offset(&c)));
+        for d in (0..k.len()).rev() {
+            k[d] += 1;
+            if k[d] < spec.kernel[d] {
+                break;
+            }
+            k[d] = 0;
+        }
+    }
+    out
+}
+
+/// Pass 1: the plane at `plane` copied, padded and phase-split, to `copy`.
+fn copy_padded(b: &mut FunctionBuilder, spec: &WindowSpec, scratch: &Scratch, plane: Value, copy: Value, pad: f32) {
+    let zero = b.ins().iconst(types::I64, 0);
+    let len = b.ins().iconst(types::I64, scratch.plane_len() as i64);
+    fill(b, copy, zero, len, pad);
+    let r = spec.input.len();
+    let in_strides = row_major(&spec.input);
+    let outer_strides: Vec<i64> = scratch.outer_strides().iter().map(|&s| s as i64).collect();
+    let pads_before: i64 = (0..r - 1).map(|d| spec.pads_begin[d] as i64 * outer_strides[d]).sum();
+    let (phases, phase_len, pad_last) =
+        (scratch.phases as i64, scratch.phase_len as i64, spec.pads_begin[r - 1] as i64);
+    nest(b, &spec.input[..r - 1], &mut Vec::new(), &mut |b, i| {
+        let off = byte_offset(b, i, &in_strides[..r - 1]);
+        let src = b.ins().iadd(plane, off);
+        let off = byte_offset(b, i, &outer_strides);
+        let dst = b.ins().iadd(copy, off);
+        let dst = b.ins().iadd_imm_s(dst, pads_before * 4);
+        let width = b.ins().iconst(types::I64, spec.input[r - 1] as i64);
+        let zero = b.ins().iconst(types::I64, 0);
+        if phases == 1 {
+            let dst = b.ins().iadd_imm_s(dst, pad_last * 4);
+            let start = counted_loop(b, zero, width, LANES, |b, c| {
+                let off = b.ins().imul_imm_s(c, 4);
+                let (s, d) = (b.ins().iadd(src, off), b.ins().iadd(dst, off));
+                let v = b.ins().load(types::F32X4, flags(), s, 0);
+                b.ins().store(flags(), v, d, 0);
+            });
+            counted_loop(b, start, width, 1, |b, c| {
+                let off = b.ins().imul_imm_s(c, 4);
+                let (s, d) = (b.ins().iadd(src, off), b.ins().iadd(dst, off));
+                let v = b.ins().load(types::F32, flags(), s, 0);
+                b.ins().store(flags(), v, d, 0);
+            });
+        } else {
+            counted_loop(b, zero, width, 1, |b, c| {
+                let off = b.ins().imul_imm_s(c, 4);
+                let s = b.ins().iadd(src, off);
+                let v = b.ins().load(types::F32, flags(), s, 0);
+                let pc = b.ins().iadd_imm_s(c, pad_last);
+                let phase = b.ins().urem_imm_u(pc, phases);
+                let at = b.ins().udiv_imm_u(pc, phases);
+                let p = b.ins().imul_imm_s(phase, phase_len);
+                let at = b.ins().iadd(at, p);
+                let off = b.ins().imul_imm_s(at, 4);
+                let d = b.ins().iadd(dst, off);
+                b.ins().store(flags(), v, d, 0);
+            });
+        }
+    });
+}
+
+/// The accumulation of one block (`ty` F32 or F32X4) at `at` (the output position's
+/// address in the copy) over every tap: max, sum, or weighted sum.
+fn accumulate(
+    b: &mut FunctionBuilder,
+    spec: &WindowSpec,
+    taps: &[(usize, usize)],
+    ty: Type,
+    at: Value,
+    start: Value,
+    weights: Option<Value>,
+) -> Value {
+    let splat = |b: &mut FunctionBuilder, v: Value| if ty.is_vector() { b.ins().splat(ty, v) } else { v };
+    let step = |b: &mut FunctionBuilder, acc: Value, v: Value, w: Option<Value>| match (spec.op, w) {
+        (WindowOp::Max, _) => b.ins().fmax(acc, v),
+        (_, Some(w)) => {
+            let p = b.ins().fmul(v, w);
+            b.ins().fadd(acc, p)
+        }
+        _ => b.ins().fadd(acc, v),
+    };
+    if taps.len() <= UNROLL_TAPS {
+        let mut acc = start;
+        for &(t, offset) in taps {
+            let v = b.ins().load(ty, flags(), at, (offset * 4) as i32);
+            let w = weights.map(|w| {
+                let s = b.ins().load(types::F32, flags(), w, (t * 4) as i32);
+                splat(b, s)
+            });
+            acc = step(b, acc, v, w);
+        }
+        return acc;
+    }
+    // many taps: a loop over a table of their offsets would need memory; recompute them
+    let var = b.declare_var(ty);
+    b.def_var(var, start);
+    let scratch = spec.scratch();
+    let outer_strides: Vec<i64> = scratch.outer_strides().iter().map(|&s| s as i64).collect();
+    let r = spec.kernel.len();
+    let (phases, phase_len) = (scratch.phases as i64, scratch.phase_len as i64);
+    let tap_strides = row_major(&spec.kernel);
+    nest(b, &spec.kernel, &mut Vec::new(), &mut |b, k| {
+        let mut off = b.ins().iconst(types::I64, 0);
+        for d in 0..r - 1 {
+            let t = b.ins().imul_imm_s(k[d], spec.dilations[d] as i64 * outer_strides[d]);
+            off = b.ins().iadd(off, t);
+        }
+        let c = b.ins().imul_imm_s(k[r - 1], spec.dilations[r - 1] as i64);
+        let phase = b.ins().urem_imm_u(c, phases);
+        let phase = b.ins().imul_imm_s(phase, phase_len);
+        let within = b.ins().udiv_imm_u(c, phases);
+        off = b.ins().iadd(off, phase);
+        off = b.ins().iadd(off, within);
+        let bytes = b.ins().imul_imm_s(off, 4);
+        let addr = b.ins().iadd(at, bytes);
+        let v = b.ins().load(ty, flags(), addr, 0);
+        let w = weights.map(|w| {
+            let t = byte_offset(b, k, &tap_strides);
+            let wa = b.ins().iadd(w, t);
+            let s = b.ins().load(types::F32, flags(), wa, 0);
+            splat(b, s)
+        });
+        let acc = b.use_var(var);
+        let next = step(b, acc, v, w);
+        b.def_var(var, next);
+    });
+    b.use_var(var)
+}
+
 /// Writes the body of a kernel computing `spec`; `params` are (args, begin, end), and
 /// the outer range runs over planes.
 pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &WindowSpec) {
     let [args, begin, end] = params;
     let arg = |b: &mut FunctionBuilder, k: usize| b.ins().load(types::I64, flags(), args, (8 * k) as i32);
     let x = arg(b, 0);
-    let (in_size, positions, taps) = (spec.input_size() as i64, spec.positions() as i64, spec.taps() as i64);
-    let rank = spec.input.len();
-    let rows = &spec.output[..rank - 1];
-    let columns = spec.output[rank - 1] as i64;
-    let step = spec.strides[rank - 1] as i64;
-    let tap_strides = row_major(&spec.kernel);
-    let out = match spec.op {
-        WindowOp::Im2col | WindowOp::Max => arg(b, 1),
-        WindowOp::Average { .. } => arg(b, 2),
-        WindowOp::Depthwise { .. } => arg(b, 3),
+    let (w, bias, table, scratch_buf, out) = match spec.op {
+        WindowOp::Im2col | WindowOp::Max => (None, None, None, arg(b, 1), arg(b, 2)),
+        WindowOp::Average { .. } => (None, None, Some(arg(b, 1)), arg(b, 2), arg(b, 3)),
+        WindowOp::Depthwise { .. } => (Some(arg(b, 1)), Some(arg(b, 2)), None, arg(b, 3), arg(b, 4)),
     };
+    let scratch = spec.scratch();
+    let taps = taps(spec, &scratch);
+    let (in_size, positions) = (spec.input_size() as i64, spec.positions() as i64);
+    let r = spec.input.len();
+    let rows = &spec.output[..r - 1];
+    let columns = spec.output[r - 1] as i64;
+    let out_strides = row_major(&spec.output);
+    let outer_strides: Vec<i64> = scratch.outer_strides().iter().map(|&s| s as i64).collect();
+    let step_strides: Vec<i64> = (0..r - 1).map(|d| outer_strides[d] * spec.strides[d] as i64).collect();
+    let pad = if spec.op == WindowOp::Max { f32::NEG_INFINITY } else { 0.0 };
     counted_loop(b, begin, end, 1, |b, p| {
         let off = b.ins().imul_imm_s(p, in_size * 4);
         let plane = b.ins().iadd(x, off);
+        let off = b.ins().imul_imm_s(p, scratch.plane_len() as i64 * 4);
+        let copy = b.ins().iadd(scratch_buf, off);
+        copy_padded(b, spec, &scratch, plane, copy, pad);
         let zero = b.ins().iconst(types::I64, 0);
-        let all = b.ins().iconst(types::I64, positions);
-        let (out_plane, filter) = match spec.op {
-            WindowOp::Im2col => {
-                let off = b.ins().imul_imm_s(p, taps * positions * 4);
-                (b.ins().iadd(out, off), None)
+        let end_col = b.ins().iconst(types::I64, columns);
+        if spec.op == WindowOp::Im2col {
+            let off = b.ins().imul_imm_s(p, taps.len() as i64 * positions * 4);
+            let cols = b.ins().iadd(out, off);
+            for &(t, offset) in &taps {
+                let tap_row = b.ins().iadd_imm_s(cols, t as i64 * positions * 4);
+                nest(b, rows, &mut Vec::new(), &mut |b, o| {
+                    let src = byte_offset(b, o, &step_strides);
+                    let src = b.ins().iadd(copy, src);
+                    let dst = byte_offset(b, o, &out_strides[..r - 1]);
+                    let dst = b.ins().iadd(tap_row, dst);
+                    let start = counted_loop(b, zero, end_col, LANES, |b, j| {
+                        let off = b.ins().imul_imm_s(j, 4);
+                        let (s, d) = (b.ins().iadd(src, off), b.ins().iadd(dst, off));
+                        let v = b.ins().load(types::F32X4, flags(), s, (offset * 4) as i32);
+                        b.ins().store(flags(), v, d, 0);
+                    });
+                    counted_loop(b, start, end_col, 1, |b, j| {
+                        let off = b.ins().imul_imm_s(j, 4);
+                        let (s, d) = (b.ins().iadd(src, off), b.ins().iadd(dst, off));
+                        let v = b.ins().load(types::F32, flags(), s, (offset * 4) as i32);
+                        b.ins().store(flags(), v, d, 0);
+                    });
+                });
             }
-            WindowOp::Max | WindowOp::Average { .. } => {
-                let off = b.ins().imul_imm_s(p, positions * 4);
-                let o = b.ins().iadd(out, off);
-                let identity = if spec.op == WindowOp::Max { f32::NEG_INFINITY } else { 0.0 };
-                fill(b, o, zero, all, identity);
-                (o, None)
-            }
-            WindowOp::Depthwise { channels } => {
-                let off = b.ins().imul_imm_s(p, positions * 4);
-                let o = b.ins().iadd(out, off);
+            return;
+        }
+        let off = b.ins().imul_imm_s(p, positions * 4);
+        let out_plane = b.ins().iadd(out, off);
+        // depthwise: this plane's filter and bias
+        let (filter, start_value) = match (spec.op, w, bias) {
+            (WindowOp::Depthwise { channels }, Some(w), Some(bias)) => {
                 let c = b.ins().urem_imm_u(p, channels as i64);
-                let (w, bias) = (arg(b, 1), arg(b, 2));
-                let off = b.ins().imul_imm_s(c, taps * 4);
+                let off = b.ins().imul_imm_s(c, taps.len() as i64 * 4);
                 let wf = b.ins().iadd(w, off);
                 let off = b.ins().imul_imm_s(c, 4);
                 let ba = b.ins().iadd(bias, off);
-                let bv = b.ins().load(types::F32, flags(), ba, 0);
-                let bvv = b.ins().splat(types::F32X4, bv);
-                // the output plane starts at the bias
-                let start = counted_loop(b, zero, all, LANES, |b, j| {
-                    let off = b.ins().imul_imm_s(j, 4);
-                    let d = b.ins().iadd(o, off);
-                    b.ins().store(flags(), bvv, d, 0);
-                });
-                counted_loop(b, start, all, 1, |b, j| {
-                    let off = b.ins().imul_imm_s(j, 4);
-                    let d = b.ins().iadd(o, off);
-                    b.ins().store(flags(), bv, d, 0);
-                });
-                (o, Some(wf))
+                (Some(wf), b.ins().load(types::F32, flags(), ba, 0))
             }
+            _ => (None, b.ins().f32const(pad)),
         };
-        nest(b, &spec.kernel, &mut Vec::new(), &mut |b, k| {
-            let t = {
-                let mut acc = b.ins().iconst(types::I64, 0);
-                for (&i, &s) in k.iter().zip(&tap_strides) {
-                    let term = b.ins().imul_imm_s(i, s);
-                    acc = b.ins().iadd(acc, term);
+        let start_vector = b.ins().splat(types::F32X4, start_value);
+        nest(b, rows, &mut Vec::new(), &mut |b, o| {
+            let src = byte_offset(b, o, &step_strides);
+            let src = b.ins().iadd(copy, src);
+            let dst = byte_offset(b, o, &out_strides[..r - 1]);
+            let row_out = b.ins().iadd(out_plane, dst);
+            let row_table = table.map(|t| b.ins().iadd(t, dst));
+            let block = |b: &mut FunctionBuilder, j: Value, ty: Type, start: Value| {
+                // consecutive outputs read consecutive phase elements: column j is at j
+                let off = b.ins().imul_imm_s(j, 4);
+                let at = b.ins().iadd(src, off);
+                let mut acc = accumulate(b, spec, &taps, ty, at, start, filter);
+                if let Some(t) = row_table {
+                    let ta = b.ins().iadd(t, off);
+                    let inv = b.ins().load(ty, flags(), ta, 0);
+                    acc = b.ins().fmul(acc, inv);
                 }
-                acc
+                let d = b.ins().iadd(row_out, off);
+                b.ins().store(flags(), acc, d, 0);
             };
-            let weight = filter.map(|wf| {
-                let off = b.ins().imul_imm_s(t, 4);
-                let wa = b.ins().iadd(wf, off);
-                b.ins().load(types::F32, flags(), wa, 0)
-            });
-            let tap_row = if spec.op == WindowOp::Im2col {
-                let off = b.ins().imul_imm_s(t, positions * 4);
-                b.ins().iadd(out_plane, off)
-            } else {
-                out_plane
-            };
-            nest(b, rows, &mut Vec::new(), &mut |b, o| {
-                let range = row_range(b, spec, k, o);
-                let off = b.ins().imul_imm_s(range.output, 4);
-                let dst = b.ins().iadd(tap_row, off);
-                let off = b.ins().imul_imm_s(range.input, 4);
-                let src = b.ins().iadd(plane, off);
-                let end_col = b.ins().iconst(types::I64, columns);
-                match spec.op {
-                    WindowOp::Im2col => {
-                        let zero = b.ins().iconst(types::I64, 0);
-                        fill(b, dst, zero, range.lo, 0.0);
-                        update(b, dst, src, step, range.lo, range.hi, &|_, _, v| v);
-                        fill(b, dst, range.hi, end_col, 0.0);
-                    }
-                    WindowOp::Max => update(b, dst, src, step, range.lo, range.hi, &|b, a, v| b.ins().fmax(a, v)),
-                    WindowOp::Average { .. } => {
-                        update(b, dst, src, step, range.lo, range.hi, &|b, a, v| b.ins().fadd(a, v))
-                    }
-                    WindowOp::Depthwise { .. } => {
-                        let w = weight.expect("depthwise loads its weight");
-                        update(b, dst, src, step, range.lo, range.hi, &|b, a, v| {
-                            let ty = b.func.dfg.value_type(v);
-                            let wv = if ty.is_vector() { b.ins().splat(ty, w) } else { w };
-                            let prod = b.ins().fmul(wv, v);
-                            b.ins().fadd(a, prod)
-                        })
-                    }
-                }
-            });
+            let after = counted_loop(b, zero, end_col, LANES, |b, j| block(b, j, types::F32X4, start_vector));
+            counted_loop(b, after, end_col, 1, |b, j| block(b, j, types::F32, start_value));
         });
-        if let WindowOp::Average { .. } = spec.op {
-            // divide by the tap counts: multiply by the table of their reciprocals
-            let table = arg(b, 1);
-            update(b, out_plane, table, 1, zero, all, &|b, a, r| b.ins().fmul(a, r));
-        }
     });
     b.ins().return_(&[]);
 }

@@ -168,19 +168,24 @@ impl Lowering<'_> {
         self.push_loop("conv_bias", spec, args, constant)
     }
 
+    /// Adds the window kernel of `spec`; `args` are its operands then its output, and a
+    /// scratch buffer for the planes' padded copies goes in before the output.
     fn push_window(
         &mut self,
         what: &str,
         spec: WindowSpec,
-        args: Vec<Loc>,
+        mut args: Vec<Loc>,
         constant: bool,
     ) -> Result<(), BackendError> {
         if spec.planes == 0 {
             return Ok(());
         }
+        let scratch = self.new_buffer(spec.planes * spec.scratch().plane_len() * 4, constant);
+        args.insert(args.len() - 1, scratch);
         let index = self.jit.define(what, |b, params| crate::jit::window::generate(b, params, &spec))?;
         let per_outer = spec.positions() * spec.taps();
-        let writes = (0..args.len()).map(|k| k + 1 == args.len()).collect();
+        // the kernel writes its scratch and its output
+        let writes = (0..args.len()).map(|k| k + 2 >= args.len()).collect();
         self.steps.push(Step { kernel: Kernel::Loop { index, outer: spec.planes, per_outer }, args, writes, constant });
         Ok(())
     }
