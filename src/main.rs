@@ -136,6 +136,9 @@ enum Command {
         /// Print one JSON object (median_ms, compile_ms, …).
         #[arg(long)]
         json: bool,
+        /// Also print the time per kind of kernel (generated loops by op, GEMMs by shape).
+        #[arg(long)]
+        profile: bool,
         /// Optimize the model first (with the options below), then time the result.
         #[arg(long)]
         optimize: bool,
@@ -235,7 +238,7 @@ fn main() -> ExitCode {
         Command::Rules { opt, json, guards, functions } => commands::rules::rules(&opt, json, guards, functions),
         Command::Calibrate => commands::optimize::calibrate(),
         Command::Fuzz { cases, seed, time, save } => commands::fuzz::fuzz(cases, seed, time, save.as_deref()),
-        Command::Bench { model, inputs, threads, min_time, json, optimize, opt } => {
+        Command::Bench { model, inputs, threads, min_time, json, profile, optimize, opt } => {
             commands::bench::bench(commands::bench::BenchArgs {
                 model: &model,
                 inputs: &inputs,
@@ -243,6 +246,7 @@ fn main() -> ExitCode {
                 threads: threads.unwrap_or_else(all_cores),
                 min_time,
                 json,
+                profile,
             })
         }
         Command::Conformance { data, verbose, no_models, engine } => {

@@ -16,6 +16,8 @@ pub struct BenchArgs<'a> {
     pub threads: usize,
     pub min_time: f64,
     pub json: bool,
+    /// Also print where the time goes, per kind of kernel.
+    pub profile: bool,
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
@@ -64,6 +66,14 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             "median {:.3} ms over {} runs (min {:.3}, 25% {:.3}, 75% {:.3}, max {:.3})",
             timing.median_ms, timing.runs, timing.min_ms, timing.p25_ms, timing.p75_ms, timing.max_ms
         );
+        if args.profile {
+            let rows = exe.profile(&inputs, 5)?;
+            let total: f64 = rows.iter().map(|r| r.1).sum();
+            println!("\nper kernel (time per run, calls per run):");
+            for (label, seconds, calls) in rows.iter().take(20) {
+                println!("  {:>8.3} ms {:>5.1}% {calls:>5}  {label}", seconds * 1e3, 100.0 * seconds / total);
+            }
+        }
         if gemm_gflops > 0.0 {
             println!(
                 "matrix products in the model: {gemm_gflops:.1} GFLOP/s (one-core peak of the GEMM: {peak_gflops:.1})"
