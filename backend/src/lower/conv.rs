@@ -11,10 +11,9 @@ use super::elementwise::activation_op;
 use super::Lowering;
 use crate::error::BackendError;
 use crate::gemm::MatMul;
-use crate::loops::{contiguous_strides, Expr, LoopSpec, Operand, Output};
 use crate::plan::{Kernel, Loc, Step};
 use crate::window::{WindowOp, WindowSpec};
-use saturate_egraph::{Activation, DType, Id};
+use saturate_egraph::{Activation, Id};
 
 impl Lowering<'_> {
     /// `conv(x, w, b, strides, pads, dilations, group)`, then `act`.
@@ -39,7 +38,6 @@ impl Lowering<'_> {
             let args = vec![self.loc(x)?, self.loc(w)?, self.loc(bias)?, out];
             self.push_window("depthwise", spec, args, constant)?;
         } else {
-            self.bias_per_channel(out, &out_shape, bias, constant)?;
             let direct = taps == 1
                 && geometry.strides.iter().all(|&s| s == 1)
                 && geometry.pads_begin.iter().chain(&geometry.pads_end).all(|&p| p == 0);
@@ -71,7 +69,7 @@ impl Lowering<'_> {
                 a_strides: [k as isize, 1],
                 b_strides: [positions as isize, 1],
                 alpha: 1.0,
-                accumulate: true,
+                accumulate: false,
             };
             let wl = self.loc(w)?;
             self.steps.push(Step {
@@ -80,17 +78,13 @@ impl Lowering<'_> {
                 writes: vec![false, false, true],
                 constant,
             });
+            // bias and activation in one pass over the result
+            let mut channel = vec![0isize; out_shape.len()];
+            channel[1] = 1;
+            return self.epilogue(out, &out_shape, Some((bias, channel, 1.0)), activation_op(act), constant);
         }
         if let Some(op) = activation_op(act) {
-            let dims = super::elementwise::loop_dims(&out_shape);
-            let strides = contiguous_strides(&dims);
-            let spec = LoopSpec {
-                dims,
-                operands: vec![Operand { dtype: DType::F32, strides: strides.clone() }],
-                exprs: vec![Expr::Load(0), Expr::Unary(op, 0)],
-                outputs: vec![Output { expr: 1, strides }],
-            };
-            self.push_loop("conv_act", spec, vec![out, out], constant)?;
+            self.epilogue(out, &out_shape, None, Some(op), constant)?;
         }
         Ok(())
     }
@@ -146,26 +140,6 @@ impl Lowering<'_> {
             pads_end: pads[spatial..].to_vec(),
             op: WindowOp::Im2col,
         }
-    }
-
-    /// Writes the per-channel `bias` [M] into every position of `out` [N, M, …].
-    fn bias_per_channel(
-        &mut self,
-        out: Loc,
-        out_shape: &[usize],
-        bias: usize,
-        constant: bool,
-    ) -> Result<(), BackendError> {
-        let dims = out_shape.to_vec();
-        let mut strides = vec![0isize; dims.len()];
-        strides[1] = 1;
-        let (operands, exprs, args) = match self.splat(bias) {
-            Some(v) => (vec![], vec![Expr::F32(v)], vec![out]),
-            None => (vec![Operand { dtype: DType::F32, strides }], vec![Expr::Load(0)], vec![self.loc(bias)?, out]),
-        };
-        let spec =
-            LoopSpec { outputs: vec![Output { expr: 0, strides: contiguous_strides(&dims) }], dims, operands, exprs };
-        self.push_loop("conv_bias", spec, args, constant)
     }
 
     /// Adds the window kernel of `spec`; `args` are its operands then its output, and a

@@ -165,7 +165,9 @@ impl Lowering<'_> {
                 let b = self.read(g, b, None)?;
                 g.push(Expr::Where(c, a, b))
             }
-            L::BatchNorm([x, scale, bias, mean, var, eps]) => self.batch_norm(g, [x, scale, bias, mean, var], eps)?,
+            L::BatchNorm([x, scale, bias, mean, var, eps]) => {
+                self.batch_norm(g, m, [x, scale, bias, mean, var], eps)?
+            }
             other => unreachable!("{other} is not an elementwise op"),
         };
         Ok(e)
@@ -182,13 +184,16 @@ impl Lowering<'_> {
     fn batch_norm(
         &mut self,
         g: &mut GroupBuilder,
+        node: usize,
         [x, scale, bias, mean, var]: [Id; 5],
         eps: Id,
     ) -> Result<usize, BackendError> {
-        let rank = g.spec.dims.len();
-        let mut channel = vec![0isize; rank];
-        if rank > 1 {
-            channel[1] = 1;
+        // the node's channel axis (its axis 1) within the loop, which runs over the
+        // group root's shape: aligned on the right, as broadcasting aligns them
+        let shape = self.ty(node).shape.clone();
+        let mut channel = vec![0isize; g.spec.dims.len()];
+        if shape.len() > 1 && shape[1] > 1 {
+            channel[g.spec.dims.len() - shape.len() + 1] = 1;
         }
         let x = self.read(g, x, None)?;
         let per_channel = |this: &mut Self, g: &mut GroupBuilder, v: Id| this.read(g, v, Some(channel.clone()));

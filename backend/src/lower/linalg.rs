@@ -7,7 +7,7 @@ use super::elementwise::activation_op;
 use super::Lowering;
 use crate::error::BackendError;
 use crate::gemm::MatMul;
-use crate::loops::{broadcast_strides, contiguous_strides, Binary, Expr, LoopSpec, Operand, Output};
+use crate::loops::{broadcast_strides, contiguous_strides, Binary, Expr, LoopSpec, Operand, Output, Unary};
 use crate::plan::{Kernel, Loc, Step};
 use crate::rows::{RowOp, RowSpec, Strided};
 use saturate_egraph::{Activation, DType, Id};
@@ -33,17 +33,22 @@ impl Lowering<'_> {
         let (_, batch) = batch_offsets(a_batch, b_batch, [m * k, k * n, m * n]);
         let out = self.output(i);
         let constant = self.fusion.constant[i];
-        let mut accumulate = false;
-        if let Some((bias, _)) = epilogue {
-            self.broadcast_into(out, &out_shape, usize::from(bias), None, constant)?;
-            accumulate = true;
-        }
-        let product =
-            MatMul { m, n, k, batch, a_strides: [k as isize, 1], b_strides: [n as isize, 1], alpha: 1.0, accumulate };
+        let product = MatMul {
+            m,
+            n,
+            k,
+            batch,
+            a_strides: [k as isize, 1],
+            b_strides: [n as isize, 1],
+            alpha: 1.0,
+            accumulate: false,
+        };
         let (la, lb) = (self.loc(a)?, self.loc(b)?);
         self.push_matmul(product, la, lb, out, constant);
-        if let Some(op) = epilogue.and_then(|(_, act)| activation_op(act)) {
-            self.in_place(out, &out_shape, Expr::Unary(op, 0), constant)?;
+        if let Some((bias, act)) = epilogue {
+            let bias = usize::from(bias);
+            let strides = broadcast_strides(&self.ty(bias).shape, &out_shape);
+            self.epilogue(out, &out_shape, Some((bias, strides, 1.0)), activation_op(act), constant)?;
         }
         Ok(())
     }
@@ -65,9 +70,6 @@ impl Lowering<'_> {
         let out = self.output(i);
         let constant = self.fusion.constant[i];
         let adds_c = beta != 0.0 && self.splat(c) != Some(0.0);
-        if adds_c {
-            self.broadcast_into(out, &out_shape, c, Some(beta), constant)?;
-        }
         let product = MatMul {
             m,
             n,
@@ -76,11 +78,61 @@ impl Lowering<'_> {
             a_strides: if ta { [1, m as isize] } else { [k as isize, 1] },
             b_strides: if tb { [1, k as isize] } else { [n as isize, 1] },
             alpha,
-            accumulate: adds_c,
+            accumulate: false,
         };
         let (la, lb) = (self.loc(a)?, self.loc(b)?);
         self.push_matmul(product, la, lb, out, constant);
+        if adds_c {
+            let strides = broadcast_strides(&self.ty(c).shape, &out_shape);
+            self.epilogue(out, &out_shape, Some((c, strides, beta)), None, constant)?;
+        }
         Ok(())
+    }
+
+    /// One pass over a product's result `out`, in place: `act(out + scale · add)`, with
+    /// `add` (a bias, or gemm's C) read with the given strides over `shape`.
+    pub(super) fn epilogue(
+        &mut self,
+        out: Loc,
+        shape: &[usize],
+        add: Option<(usize, Vec<isize>, f32)>,
+        act: Option<Unary>,
+        constant: bool,
+    ) -> Result<(), BackendError> {
+        let dims = super::elementwise::loop_dims(shape);
+        let own = contiguous_strides(&dims);
+        let mut operands = vec![Operand { dtype: DType::F32, strides: own.clone() }];
+        let mut args = vec![out];
+        let mut exprs = vec![Expr::Load(0)];
+        if let Some((node, strides, scale)) = add {
+            match self.splat(node) {
+                Some(v) if v * scale == 0.0 => {} // adding zero
+                Some(v) => {
+                    exprs.push(Expr::F32(v * scale));
+                    exprs.push(Expr::Binary(Binary::Add, 0, 1));
+                }
+                None => {
+                    let strides = if shape.is_empty() { vec![0] } else { strides };
+                    operands.push(Operand { dtype: DType::F32, strides });
+                    args.push(self.loc(node)?);
+                    exprs.push(Expr::Load(1));
+                    if scale != 1.0 {
+                        exprs.push(Expr::F32(scale));
+                        exprs.push(Expr::Binary(Binary::Mul, 1, 2));
+                    }
+                    exprs.push(Expr::Binary(Binary::Add, 0, exprs.len() - 1));
+                }
+            }
+        }
+        if let Some(op) = act {
+            exprs.push(Expr::Unary(op, exprs.len() - 1));
+        }
+        if exprs.len() == 1 {
+            return Ok(()); // nothing to add, no activation
+        }
+        args.push(out);
+        let spec = LoopSpec { outputs: vec![Output { expr: exprs.len() - 1, strides: own }], dims, operands, exprs };
+        self.push_loop("epilogue", spec, args, constant)
     }
 
     /// `softmax(scale · q·kᵀ) · v`: a product into a scores buffer, a softmax over its
@@ -143,54 +195,6 @@ impl Lowering<'_> {
         let step =
             Step { kernel: Kernel::MatMul(product), args: vec![a, b, out], writes: vec![false, false, true], constant };
         self.steps.push(step);
-    }
-
-    /// Writes `src` (times `scale`), broadcast to `shape`, into `dst`.
-    fn broadcast_into(
-        &mut self,
-        dst: Loc,
-        shape: &[usize],
-        src: usize,
-        scale: Option<f32>,
-        constant: bool,
-    ) -> Result<(), BackendError> {
-        let dims = super::elementwise::loop_dims(shape);
-        let mut exprs = Vec::new();
-        let mut operands = Vec::new();
-        let mut args = Vec::new();
-        match self.splat(src) {
-            Some(v) => exprs.push(Expr::F32(v)),
-            None => {
-                operands.push(Operand { dtype: DType::F32, strides: broadcast_strides(&self.ty(src).shape, &dims) });
-                exprs.push(Expr::Load(0));
-                args.push(self.loc(src)?);
-            }
-        }
-        if let Some(s) = scale.filter(|&s| s != 1.0) {
-            exprs.push(Expr::F32(s));
-            exprs.push(Expr::Binary(Binary::Mul, exprs.len() - 2, exprs.len() - 1));
-        }
-        args.push(dst);
-        let spec = LoopSpec {
-            outputs: vec![Output { expr: exprs.len() - 1, strides: contiguous_strides(&dims) }],
-            dims,
-            operands,
-            exprs,
-        };
-        self.push_loop("bias", spec, args, constant)
-    }
-
-    /// Applies `expr` (over `Load(0)`) to the f32 tensor at `loc`, in place.
-    fn in_place(&mut self, loc: Loc, shape: &[usize], expr: Expr, constant: bool) -> Result<(), BackendError> {
-        let dims = super::elementwise::loop_dims(shape);
-        let strides = contiguous_strides(&dims);
-        let spec = LoopSpec {
-            dims,
-            operands: vec![Operand { dtype: DType::F32, strides: strides.clone() }],
-            exprs: vec![Expr::Load(0), expr],
-            outputs: vec![Output { expr: 1, strides }],
-        };
-        self.push_loop("epilogue", spec, vec![loc, loc], constant)
     }
 }
 

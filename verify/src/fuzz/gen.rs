@@ -217,7 +217,14 @@ impl Gen {
     /// A constant operand: a weight with random data (positive if asked), or a fill.
     fn constant(&mut self, rng: &mut Rng, shape: &[usize], positive: bool) -> Id {
         if rng.chance(0.25) {
-            let v = if positive { 0.5 + rng.unit() as f32 } else { rng.normal() as f32 };
+            // zero and one too: lowering treats those fills specially
+            let v = match (positive, rng.below(4)) {
+                (true, 0) => 1.0,
+                (true, _) => 0.5 + rng.unit() as f32,
+                (false, 0) => 0.0,
+                (false, 1) => 1.0,
+                _ => rng.normal() as f32,
+            };
             return self.b.fill(v, shape);
         }
         let n: usize = shape.iter().product();

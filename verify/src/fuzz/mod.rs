@@ -154,7 +154,7 @@ pub fn run(
         let mut bytes = [0u8; 32];
         bytes[..8].copy_from_slice(&seed.to_le_bytes());
         bytes[8..16].copy_from_slice(&batch.to_le_bytes());
-        let config = Config { cases: n as u32, failure_persistence: None, ..Config::default() };
+        let config = Config { cases: n as u32, failure_persistence: None, max_shrink_iters: 2048, ..Config::default() };
         let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
         let result = runner.run(&programs(), |instrs| {
             let graph = gen::build(&instrs);
