@@ -19,8 +19,10 @@ pub struct MatMul {
     pub accumulate: bool,
 }
 
-/// Products below this many multiply-adds run on one thread.
-const PARALLEL_WORK: usize = 1 << 18;
+/// Products below this many multiply-adds, or with fewer rows than [`PARALLEL_ROWS`],
+/// run on one thread: splitting a matrix–vector product costs more than it saves.
+const PARALLEL_WORK: usize = 1 << 20;
+const PARALLEL_ROWS: usize = 8;
 
 impl MatMul {
     /// Runs the batch.
@@ -29,7 +31,7 @@ impl MatMul {
     /// `a`, `b` and `dst` must point to buffers that hold every element the strides and
     /// offsets reach, and `dst` must not overlap `a` or `b`.
     pub unsafe fn run(&self, a: *const f32, b: *const f32, dst: *mut f32, threads: usize) {
-        let parallelism = if threads > 1 && self.m * self.n * self.k >= PARALLEL_WORK {
+        let parallelism = if threads > 1 && self.m >= PARALLEL_ROWS && self.m * self.n * self.k >= PARALLEL_WORK {
             gemm::Parallelism::Rayon(threads)
         } else {
             gemm::Parallelism::None
