@@ -1,10 +1,9 @@
 //! `saturate bench`: compile a model once, time many runs on the JIT.
 
 use super::optimize::{optimize_for_run, OptimizeArgs};
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use saturate_backend::bench::{measure, BenchOptions};
 use saturate_egraph::onnx::read_tensor_file;
-use saturate_egraph::{DType, Tensor};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let (mut graph, mut inputs) = saturate_verify::load_for_inputs(args.model, given)?;
     let random_inputs = inputs.is_empty() && !graph.inputs.is_empty();
     if random_inputs {
-        inputs = random_tensors(&graph)?;
+        inputs = saturate_verify::fuzz::inputs(&graph);
     }
     if let Some(opts) = args.optimize {
         graph = optimize_for_run(&graph, opts)?;
@@ -81,27 +80,4 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Standard-normal inputs (fixed seed) of the model's types; i64 and bool inputs are
-/// zeros, which index and select safely.
-fn random_tensors(graph: &saturate_egraph::Graph) -> Result<Vec<Tensor>> {
-    let metas = graph.check()?;
-    let mut rng = saturate_verify::rng::Rng::new(1);
-    graph
-        .inputs
-        .iter()
-        .map(|p| {
-            let ty = graph.tensor_type(&metas, p.id);
-            let shape = ndarray::IxDyn(&ty.shape);
-            Ok(match ty.dtype {
-                DType::F32 => {
-                    let v: Vec<f32> = (0..ty.numel()).map(|_| rng.normal() as f32).collect();
-                    Tensor::F32(ndarray::ArrayD::from_shape_vec(shape, v).map_err(|e| anyhow!(e))?)
-                }
-                DType::I64 => Tensor::I64(ndarray::ArrayD::zeros(shape)),
-                DType::Bool => Tensor::Bool(ndarray::ArrayD::from_elem(shape, false)),
-            })
-        })
-        .collect()
 }

@@ -3,26 +3,17 @@
 //! indices (i64), output.
 
 use crate::gather::GatherSpec;
-use crate::jit::counted_loop;
+use crate::jit::{counted_loop, flags, scalar_type};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
-use saturate_egraph::DType;
-
-fn flags() -> MemFlagsData {
-    MemFlagsData::new().with_notrap()
-}
 
 pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &GatherSpec) {
     let [args, begin, end] = params;
     let arg = |b: &mut FunctionBuilder, k: usize| b.ins().load(types::I64, flags(), args, (8 * k) as i32);
     let (x, indices, out) = (arg(b, 0), arg(b, 1), arg(b, 2));
     let esize = spec.dtype.byte_size() as i64;
-    let ty = match spec.dtype {
-        DType::F32 => types::F32,
-        DType::I64 => types::I64,
-        DType::Bool => types::I8,
-    };
+    let ty = scalar_type(spec.dtype);
     let (count, axis, post) = (spec.count as i64, spec.axis as i64, spec.post as i64);
     // the outer loop runs over (pre, j) pairs: p = pre·count + j
     counted_loop(b, begin, end, 1, |b, p| {

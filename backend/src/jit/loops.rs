@@ -8,27 +8,15 @@
 //! otherwise it is a scalar loop that handles any dtype and any stride. Broadcast
 //! operands of the inner loop are loaded once, before it.
 
-use crate::jit::counted_loop;
 use crate::jit::math::Math;
+use crate::jit::{counted_loop, flags, scalar_type};
 use crate::loops::{Binary, Expr, LoopSpec, Unary};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{types, InstBuilder, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 use saturate_egraph::DType;
 
 const LANES: i64 = 4;
-
-fn flags() -> MemFlagsData {
-    MemFlagsData::new().with_notrap()
-}
-
-fn scalar_type(d: DType) -> Type {
-    match d {
-        DType::F32 => types::F32,
-        DType::I64 => types::I64,
-        DType::Bool => types::I8,
-    }
-}
 
 /// Whether the inner loop of `spec` can run in `f32x4` registers.
 pub fn vectorizable(spec: &LoopSpec) -> bool {

@@ -20,6 +20,21 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 
+/// Memory flags of every load and store the kernels make: buffers are valid for every
+/// access lowering plans (no trap), but not necessarily aligned to the access size.
+pub(crate) fn flags() -> cranelift_codegen::ir::MemFlagsData {
+    cranelift_codegen::ir::MemFlagsData::new().with_notrap()
+}
+
+/// The CLIF type of one element of `d` (bools are bytes, 0 or 1).
+pub(crate) fn scalar_type(d: saturate_egraph::DType) -> cranelift_codegen::ir::Type {
+    match d {
+        saturate_egraph::DType::F32 => types::F32,
+        saturate_egraph::DType::I64 => types::I64,
+        saturate_egraph::DType::Bool => types::I8,
+    }
+}
+
 /// A generated kernel, callable once the module is finalized.
 pub type KernelFn = unsafe extern "C" fn(*const *mut u8, u64, u64);
 

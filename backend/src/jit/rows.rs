@@ -4,26 +4,14 @@
 //!
 //! Arguments: the input, then the parameters, then the output.
 
-use crate::jit::counted_loop;
 use crate::jit::math::Math;
+use crate::jit::{counted_loop, flags, scalar_type};
 use crate::rows::{RowOp, RowSpec};
-use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 use saturate_egraph::DType;
 
 const LANES: i64 = 4;
-
-fn flags() -> MemFlagsData {
-    MemFlagsData::new().with_notrap()
-}
-
-fn scalar_type(d: DType) -> Type {
-    match d {
-        DType::F32 => types::F32,
-        DType::I64 => types::I64,
-        DType::Bool => types::I8,
-    }
-}
 
 /// How a fold combines two values.
 #[derive(Clone, Copy)]

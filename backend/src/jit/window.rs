@@ -12,18 +12,14 @@
 //! Average pooling divides by a table of tap counts lowering computes (the counts depend
 //! only on the position). Arguments: input, [weights, bias | divisors,] scratch, output.
 
-use crate::jit::counted_loop;
+use crate::jit::{counted_loop, flags};
 use crate::window::{LrnSpec, Scratch, WindowOp, WindowSpec};
-use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{types, InstBuilder, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 
 const LANES: i64 = 4;
 /// Kernels with more taps loop over them at run time instead of unrolling.
 const UNROLL_TAPS: usize = 64;
-
-fn flags() -> MemFlagsData {
-    MemFlagsData::new().with_notrap()
-}
 
 fn row_major(dims: &[usize]) -> Vec<i64> {
     let mut strides = vec![1i64; dims.len()];

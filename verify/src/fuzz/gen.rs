@@ -359,7 +359,7 @@ impl Gen {
                     L::MatMul([x, w])
                 } else {
                     let bias = self.constant(rng, &[n], false);
-                    let act = self.b.add(L::Act(*rng.pick(&ACTIVATIONS))).expect("a leaf");
+                    let act = self.b.add(L::Act(*rng.pick(&Activation::ALL))).expect("a leaf");
                     L::MatMulBiasAct([x, w, bias, act])
                 }
             }
@@ -534,7 +534,7 @@ impl Gen {
                 if op == "conv" {
                     L::Conv([x, w, bias, s, p, d, g])
                 } else {
-                    let act = self.b.add(L::Act(*rng.pick(&ACTIVATIONS))).expect("a leaf");
+                    let act = self.b.add(L::Act(*rng.pick(&Activation::ALL))).expect("a leaf");
                     L::ConvBiasAct([x, w, bias, s, p, d, g, act])
                 }
             }
@@ -580,13 +580,3 @@ impl Gen {
         self.push(node, exact);
     }
 }
-
-const ACTIVATIONS: [Activation; 7] = [
-    Activation::Id,
-    Activation::Relu,
-    Activation::Gelu,
-    Activation::GeluTanh,
-    Activation::Sigmoid,
-    Activation::Tanh,
-    Activation::Silu,
-];
