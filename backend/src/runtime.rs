@@ -98,10 +98,10 @@ impl Executable {
         self.check_inputs(inputs)?;
         let arena = self.arena.ptr();
         for (port, tensor) in self.inputs.iter().zip(inputs) {
-            let bytes = crate::lower::tensor_bytes(tensor);
             let dst = self.pointer(arena, port.loc);
-            // SAFETY: the port's buffer holds exactly its type's bytes
-            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+            // SAFETY: check_inputs made the tensor's type and shape the port's, and the
+            // port's buffer holds exactly that many elements
+            unsafe { write_tensor(tensor, dst) };
         }
         for k in 0..self.steps.len() {
             if !self.steps[k].constant {
@@ -235,6 +235,7 @@ impl Executable {
         }
     }
 
+    /// A copy of an output out of the arena.
     fn read(&self, arena: *mut u8, port: &Port) -> Tensor {
         let src = self.pointer(arena, port.loc);
         let n: usize = port.shape.iter().product();
@@ -256,5 +257,24 @@ impl Executable {
                 }
             }
         }
+    }
+}
+
+/// Copies a tensor's elements, in row-major order, to `dst` (element by element only
+/// when the array is not already laid out that way).
+///
+/// # Safety
+/// `dst` must hold as many elements of the tensor's type as the tensor has.
+unsafe fn write_tensor(tensor: &Tensor, dst: *mut u8) {
+    unsafe fn copy<T: Copy>(a: &ndarray::ArrayD<T>, dst: *mut T) {
+        match a.as_slice() {
+            Some(s) => std::ptr::copy_nonoverlapping(s.as_ptr(), dst, s.len()),
+            None => a.iter().enumerate().for_each(|(k, &v)| dst.add(k).write(v)),
+        }
+    }
+    match tensor {
+        Tensor::F32(a) => copy(a, dst.cast()),
+        Tensor::I64(a) => copy(a, dst.cast()),
+        Tensor::Bool(a) => a.iter().enumerate().for_each(|(k, &v)| dst.add(k).write(u8::from(v))),
     }
 }
