@@ -2,12 +2,16 @@
 //!
 //! 1. copy the plane into its scratch area ([`Scratch`]): padded with the op's padding
 //!    value (0, or −inf for max pooling, which ignores padding), its last axis split
-//!    into stride-many phases, so no tap ever needs a bounds check and every tap reads
-//!    consecutive memory for consecutive outputs;
+//!    into stride-many phases (stride 2 by vector shuffles), so no tap ever needs a
+//!    bounds check and every tap reads consecutive memory for consecutive outputs. A
+//!    call reuses one scratch area for all its planes, so the copy stays in cache and
+//!    the padding is filled once per call;
 //! 2. compute output-stationary: for each output row and each block of four columns,
 //!    an `f32x4` accumulator runs over the taps, each a load at a constant offset from
-//!    the row (taps are unrolled for kernels up to 64 taps), then one store. Im2col
-//!    instead copies, tap by tap, each tap's values into its row of the column matrix.
+//!    the row (taps are unrolled for kernels up to 64 taps, with a depthwise filter's
+//!    weights splat once per plane), then one store. A row's last partial block is a
+//!    full block overlapping the one before. Im2col instead copies, tap by tap, each
+//!    tap's values into its row of the column matrix.
 //!
 //! Average pooling divides by a table of tap counts lowering computes (the counts depend
 //! only on the position). Arguments: input, [weights, bias | divisors,] scratch, output.
@@ -94,55 +98,140 @@ fn taps(spec: &WindowSpec, scratch: &Scratch) -> Vec<(usize, usize)> {
     out
 }
 
-/// Pass 1: the plane at `plane` copied, padded and phase-split, to `copy`.
-fn copy_padded(b: &mut FunctionBuilder, spec: &WindowSpec, scratch: &Scratch, plane: Value, copy: Value, pad: f32) {
-    let zero = b.ins().iconst(types::I64, 0);
-    let len = b.ins().iconst(types::I64, scratch.plane_len() as i64);
-    fill(b, copy, zero, len, pad);
+/// Pass 1: the plane at `plane` copied, padded and phase-split, to `copy`. Only the
+/// positions holding input are written: the padding around them was filled once for
+/// the whole call (every plane of a call reuses one copy, see [`generate`]).
+fn copy_padded(b: &mut FunctionBuilder, spec: &WindowSpec, scratch: &Scratch, plane: Value, copy: Value) {
     let r = spec.input.len();
     let in_strides = row_major(&spec.input);
     let outer_strides: Vec<i64> = scratch.outer_strides().iter().map(|&s| s as i64).collect();
     let pads_before: i64 = (0..r - 1).map(|d| spec.pads_begin[d] as i64 * outer_strides[d]).sum();
     let (phases, phase_len, pad_last) =
         (scratch.phases as i64, scratch.phase_len as i64, spec.pads_begin[r - 1] as i64);
+    let width = spec.input[r - 1] as i64;
     nest(b, &spec.input[..r - 1], &mut Vec::new(), &mut |b, i| {
         let off = byte_offset(b, i, &in_strides[..r - 1]);
         let src = b.ins().iadd(plane, off);
         let off = byte_offset(b, i, &outer_strides);
         let dst = b.ins().iadd(copy, off);
         let dst = b.ins().iadd_imm_s(dst, pads_before * 4);
-        let width = b.ins().iconst(types::I64, spec.input[r - 1] as i64);
-        let zero = b.ins().iconst(types::I64, 0);
         if phases == 1 {
             let dst = b.ins().iadd_imm_s(dst, pad_last * 4);
-            let start = counted_loop(b, zero, width, LANES, |b, c| {
-                let off = b.ins().imul_imm_s(c, 4);
-                let (s, d) = (b.ins().iadd(src, off), b.ins().iadd(dst, off));
-                let v = b.ins().load(types::F32X4, flags(), s, 0);
-                b.ins().store(flags(), v, d, 0);
-            });
-            counted_loop(b, start, width, 1, |b, c| {
-                let off = b.ins().imul_imm_s(c, 4);
-                let (s, d) = (b.ins().iadd(src, off), b.ins().iadd(dst, off));
+            copy_run(b, src, dst, width);
+            return;
+        }
+        if phases == 2 {
+            split_pairs(b, src, dst, width, pad_last, phase_len);
+            return;
+        }
+        // phase by phase: input columns c ≡ first (mod phases) land, in order, from
+        // `at` on in their phase (c + pad_last = at·phases + phase)
+        for phase in 0..phases {
+            let first = (phase - pad_last).rem_euclid(phases);
+            if first >= width {
+                continue;
+            }
+            let count = (width - first + phases - 1) / phases;
+            let at = phase * phase_len + (first + pad_last) / phases;
+            let src = b.ins().iadd_imm_s(src, first * 4);
+            let dst = b.ins().iadd_imm_s(dst, at * 4);
+            let zero = b.ins().iconst(types::I64, 0);
+            let n = b.ins().iconst(types::I64, count);
+            counted_loop(b, zero, n, 1, |b, j| {
+                let s = b.ins().imul_imm_s(j, phases * 4);
+                let s = b.ins().iadd(src, s);
                 let v = b.ins().load(types::F32, flags(), s, 0);
-                b.ins().store(flags(), v, d, 0);
-            });
-        } else {
-            counted_loop(b, zero, width, 1, |b, c| {
-                let off = b.ins().imul_imm_s(c, 4);
-                let s = b.ins().iadd(src, off);
-                let v = b.ins().load(types::F32, flags(), s, 0);
-                let pc = b.ins().iadd_imm_s(c, pad_last);
-                let phase = b.ins().urem_imm_u(pc, phases);
-                let at = b.ins().udiv_imm_u(pc, phases);
-                let p = b.ins().imul_imm_s(phase, phase_len);
-                let at = b.ins().iadd(at, p);
-                let off = b.ins().imul_imm_s(at, 4);
-                let d = b.ins().iadd(dst, off);
+                let d = b.ins().imul_imm_s(j, 4);
+                let d = b.ins().iadd(dst, d);
                 b.ins().store(flags(), v, d, 0);
             });
         }
     });
+}
+
+/// Stride 2: input column `c` goes to phase `(c + pad) mod 2` at `(c + pad) / 2`. Eight
+/// columns at a time are split into their even and odd halves by two shuffles; the
+/// last few (fewer than eight) are copied one by one.
+fn split_pairs(b: &mut FunctionBuilder, src: Value, dst: Value, width: i64, pad: i64, phase_len: i64) {
+    let place = |c: i64| ((c + pad) % 2 * phase_len + (c + pad) / 2) * 4;
+    let (even_at, odd_at) = (place(0), place(1));
+    let even_mask = lane_mask(b, [0, 2, 4, 6]);
+    let odd_mask = lane_mask(b, [1, 3, 5, 7]);
+    let bytes = cranelift_codegen::ir::MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+    let pairs = width / 8;
+    let zero = b.ins().iconst(types::I64, 0);
+    let n = b.ins().iconst(types::I64, pairs);
+    counted_loop(b, zero, n, 1, |b, j| {
+        let s = b.ins().imul_imm_s(j, 32);
+        let s = b.ins().iadd(src, s);
+        let lo = b.ins().load(types::F32X4, flags(), s, 0);
+        let hi = b.ins().load(types::F32X4, flags(), s, 16);
+        let lo = b.ins().bitcast(types::I8X16, bytes, lo);
+        let hi = b.ins().bitcast(types::I8X16, bytes, hi);
+        let d = b.ins().imul_imm_s(j, 16);
+        let d = b.ins().iadd(dst, d);
+        for (mask, at) in [(even_mask, even_at), (odd_mask, odd_at)] {
+            let half = b.ins().shuffle(lo, hi, mask);
+            let half = b.ins().bitcast(types::F32X4, bytes, half);
+            b.ins().store(flags(), half, d, at as i32);
+        }
+    });
+    for c in pairs * 8..width {
+        let v = b.ins().load(types::F32, flags(), src, (c * 4) as i32);
+        b.ins().store(flags(), v, dst, place(c) as i32);
+    }
+}
+
+/// The byte mask of a shuffle picking f32 lanes `lanes` (0–3 from the first operand,
+/// 4–7 from the second).
+fn lane_mask(b: &mut FunctionBuilder, lanes: [u8; 4]) -> cranelift_codegen::ir::Immediate {
+    let bytes: Vec<u8> = lanes.iter().flat_map(|&l| (0..4).map(move |k| l * 4 + k)).collect();
+    b.func.dfg.immediates.push(cranelift_codegen::ir::ConstantData::from(bytes))
+}
+
+/// Copies `len` consecutive elements from `src` to `dst`.
+fn copy_run(b: &mut FunctionBuilder, src: Value, dst: Value, len: i64) {
+    let zero = b.ins().iconst(types::I64, 0);
+    let n = b.ins().iconst(types::I64, len);
+    let start = counted_loop(b, zero, n, LANES, |b, c| {
+        let off = b.ins().imul_imm_s(c, 4);
+        let (s, d) = (b.ins().iadd(src, off), b.ins().iadd(dst, off));
+        let v = b.ins().load(types::F32X4, flags(), s, 0);
+        b.ins().store(flags(), v, d, 0);
+    });
+    counted_loop(b, start, n, 1, |b, c| {
+        let off = b.ins().imul_imm_s(c, 4);
+        let (s, d) = (b.ins().iadd(src, off), b.ins().iadd(dst, off));
+        let v = b.ins().load(types::F32, flags(), s, 0);
+        b.ins().store(flags(), v, d, 0);
+    });
+}
+
+/// Runs `block(j, type)` over the columns `[0, columns)` of a row: four at a time, and
+/// the last `columns mod 4` by one more block of four that overlaps the previous one
+/// (every block writes values that depend only on their position, so writing some
+/// twice is harmless); rows narrower than four go element by element.
+fn row_blocks(b: &mut FunctionBuilder, columns: i64, block: &mut dyn FnMut(&mut FunctionBuilder, Value, Type)) {
+    let zero = b.ins().iconst(types::I64, 0);
+    let end = b.ins().iconst(types::I64, columns);
+    if columns < LANES {
+        counted_loop(b, zero, end, 1, |b, j| block(b, j, types::F32));
+        return;
+    }
+    counted_loop(b, zero, end, LANES, |b, j| block(b, j, types::F32X4));
+    if columns % LANES != 0 {
+        let last = b.ins().iconst(types::I64, columns - LANES);
+        block(b, last, types::F32X4);
+    }
+}
+
+/// A depthwise filter's taps: none (pooling), in memory, or — for unrolled kernels —
+/// loaded and splat once per plane.
+#[derive(Clone, Copy)]
+enum Filter<'a> {
+    None,
+    Memory(Value),
+    Hoisted { scalars: &'a [Value], vectors: &'a [Value] },
 }
 
 /// The accumulation of one block (`ty` F32 or F32X4) at `at` (the output position's
@@ -154,7 +243,7 @@ fn accumulate(
     ty: Type,
     at: Value,
     start: Value,
-    weights: Option<Value>,
+    filter: Filter,
 ) -> Value {
     let splat = |b: &mut FunctionBuilder, v: Value| if ty.is_vector() { b.ins().splat(ty, v) } else { v };
     let step = |b: &mut FunctionBuilder, acc: Value, v: Value, w: Option<Value>| match (spec.op, w) {
@@ -169,10 +258,14 @@ fn accumulate(
         let mut acc = start;
         for &(t, offset) in taps {
             let v = b.ins().load(ty, flags(), at, (offset * 4) as i32);
-            let w = weights.map(|w| {
-                let s = b.ins().load(types::F32, flags(), w, (t * 4) as i32);
-                splat(b, s)
-            });
+            let w = match filter {
+                Filter::None => None,
+                Filter::Hoisted { scalars, vectors } => Some(if ty.is_vector() { vectors[t] } else { scalars[t] }),
+                Filter::Memory(w) => {
+                    let s = b.ins().load(types::F32, flags(), w, (t * 4) as i32);
+                    Some(splat(b, s))
+                }
+            };
             acc = step(b, acc, v, w);
         }
         return acc;
@@ -200,12 +293,15 @@ fn accumulate(
         let bytes = b.ins().imul_imm_s(off, 4);
         let addr = b.ins().iadd(at, bytes);
         let v = b.ins().load(ty, flags(), addr, 0);
-        let w = weights.map(|w| {
-            let t = byte_offset(b, k, &tap_strides);
-            let wa = b.ins().iadd(w, t);
-            let s = b.ins().load(types::F32, flags(), wa, 0);
-            splat(b, s)
-        });
+        let w = match filter {
+            Filter::Memory(w) => {
+                let t = byte_offset(b, k, &tap_strides);
+                let wa = b.ins().iadd(w, t);
+                let s = b.ins().load(types::F32, flags(), wa, 0);
+                Some(splat(b, s))
+            }
+            _ => None,
+        };
         let acc = b.use_var(var);
         let next = step(b, acc, v, w);
         b.def_var(var, next);
@@ -215,6 +311,9 @@ fn accumulate(
 
 /// Writes the body of a kernel computing `spec`; `params` are (args, begin, end), and
 /// the outer range runs over planes.
+///
+/// A call copies its planes one after another into the same scratch area, the one of
+/// its first plane: it stays in cache, and its padding is filled once for the call.
 pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &WindowSpec) {
     let [args, begin, end] = params;
     let arg = |b: &mut FunctionBuilder, k: usize| b.ins().load(types::I64, flags(), args, (8 * k) as i32);
@@ -234,14 +333,15 @@ pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &WindowSpec) 
     let outer_strides: Vec<i64> = scratch.outer_strides().iter().map(|&s| s as i64).collect();
     let step_strides: Vec<i64> = (0..r - 1).map(|d| outer_strides[d] * spec.strides[d] as i64).collect();
     let pad = if spec.op == WindowOp::Max { f32::NEG_INFINITY } else { 0.0 };
+    let off = b.ins().imul_imm_s(begin, scratch.plane_len() as i64 * 4);
+    let copy = b.ins().iadd(scratch_buf, off);
+    let zero = b.ins().iconst(types::I64, 0);
+    let len = b.ins().iconst(types::I64, scratch.plane_len() as i64);
+    fill(b, copy, zero, len, pad);
     counted_loop(b, begin, end, 1, |b, p| {
         let off = b.ins().imul_imm_s(p, in_size * 4);
         let plane = b.ins().iadd(x, off);
-        let off = b.ins().imul_imm_s(p, scratch.plane_len() as i64 * 4);
-        let copy = b.ins().iadd(scratch_buf, off);
-        copy_padded(b, spec, &scratch, plane, copy, pad);
-        let zero = b.ins().iconst(types::I64, 0);
-        let end_col = b.ins().iconst(types::I64, columns);
+        copy_padded(b, spec, &scratch, plane, copy);
         if spec.op == WindowOp::Im2col {
             let off = b.ins().imul_imm_s(p, taps.len() as i64 * positions * 4);
             let cols = b.ins().iadd(out, off);
@@ -252,16 +352,10 @@ pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &WindowSpec) 
                     let src = b.ins().iadd(copy, src);
                     let dst = byte_offset(b, o, &out_strides[..r - 1]);
                     let dst = b.ins().iadd(tap_row, dst);
-                    let start = counted_loop(b, zero, end_col, LANES, |b, j| {
+                    row_blocks(b, columns, &mut |b, j, ty| {
                         let off = b.ins().imul_imm_s(j, 4);
                         let (s, d) = (b.ins().iadd(src, off), b.ins().iadd(dst, off));
-                        let v = b.ins().load(types::F32X4, flags(), s, (offset * 4) as i32);
-                        b.ins().store(flags(), v, d, 0);
-                    });
-                    counted_loop(b, start, end_col, 1, |b, j| {
-                        let off = b.ins().imul_imm_s(j, 4);
-                        let (s, d) = (b.ins().iadd(src, off), b.ins().iadd(dst, off));
-                        let v = b.ins().load(types::F32, flags(), s, (offset * 4) as i32);
+                        let v = b.ins().load(ty, flags(), s, (offset * 4) as i32);
                         b.ins().store(flags(), v, d, 0);
                     });
                 });
@@ -271,7 +365,7 @@ pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &WindowSpec) 
         let off = b.ins().imul_imm_s(p, positions * 4);
         let out_plane = b.ins().iadd(out, off);
         // depthwise: this plane's filter and bias
-        let (filter, start_value) = match (spec.op, w, bias) {
+        let (filter_at, start_value) = match (spec.op, w, bias) {
             (WindowOp::Depthwise { channels }, Some(w), Some(bias)) => {
                 let c = b.ins().urem_imm_u(p, channels as i64);
                 let off = b.ins().imul_imm_s(c, taps.len() as i64 * 4);
@@ -282,6 +376,19 @@ pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &WindowSpec) 
             }
             _ => (None, b.ins().f32const(pad)),
         };
+        let hoist = filter_at.is_some() && taps.len() <= UNROLL_TAPS;
+        let scalars: Vec<Value> = match filter_at {
+            Some(wf) if hoist => {
+                (0..taps.len()).map(|t| b.ins().load(types::F32, flags(), wf, (t * 4) as i32)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let vectors: Vec<Value> = scalars.iter().map(|&s| b.ins().splat(types::F32X4, s)).collect();
+        let filter = match filter_at {
+            Some(_) if hoist => Filter::Hoisted { scalars: &scalars, vectors: &vectors },
+            Some(wf) => Filter::Memory(wf),
+            None => Filter::None,
+        };
         let start_vector = b.ins().splat(types::F32X4, start_value);
         nest(b, rows, &mut Vec::new(), &mut |b, o| {
             let src = byte_offset(b, o, &step_strides);
@@ -289,10 +396,11 @@ pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &WindowSpec) 
             let dst = byte_offset(b, o, &out_strides[..r - 1]);
             let row_out = b.ins().iadd(out_plane, dst);
             let row_table = table.map(|t| b.ins().iadd(t, dst));
-            let block = |b: &mut FunctionBuilder, j: Value, ty: Type, start: Value| {
+            row_blocks(b, columns, &mut |b, j, ty| {
                 // consecutive outputs read consecutive phase elements: column j is at j
                 let off = b.ins().imul_imm_s(j, 4);
                 let at = b.ins().iadd(src, off);
+                let start = if ty.is_vector() { start_vector } else { start_value };
                 let mut acc = accumulate(b, spec, &taps, ty, at, start, filter);
                 if let Some(t) = row_table {
                     let ta = b.ins().iadd(t, off);
@@ -301,9 +409,7 @@ pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &WindowSpec) 
                 }
                 let d = b.ins().iadd(row_out, off);
                 b.ins().store(flags(), acc, d, 0);
-            };
-            let after = counted_loop(b, zero, end_col, LANES, |b, j| block(b, j, types::F32X4, start_vector));
-            counted_loop(b, after, end_col, 1, |b, j| block(b, j, types::F32, start_value));
+            });
         });
     });
     b.ins().return_(&[]);
