@@ -26,6 +26,17 @@ pub(crate) fn flags() -> cranelift_codegen::ir::MemFlagsData {
     cranelift_codegen::ir::MemFlagsData::new().with_notrap()
 }
 
+/// Whether the host has fused multiply-add, which Cranelift's `fma` needs on x86 (it
+/// detects the same feature when it builds the native ISA).
+pub(crate) fn has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("fma");
+    #[cfg(target_arch = "aarch64")]
+    return true;
+    #[allow(unreachable_code)]
+    false
+}
+
 /// The CLIF type of one element of `d` (bools are bytes, 0 or 1).
 pub(crate) fn scalar_type(d: saturate_egraph::DType) -> cranelift_codegen::ir::Type {
     match d {

@@ -24,6 +24,8 @@ use cranelift_frontend::FunctionBuilder;
 const LANES: i64 = 4;
 /// Kernels with more taps loop over them at run time instead of unrolling.
 const UNROLL_TAPS: usize = 64;
+/// Rows up to this wide are unrolled block by block.
+const UNROLL_COLUMNS: i64 = 96;
 
 fn row_major(dims: &[usize]) -> Vec<i64> {
     let mut strides = vec![1i64; dims.len()];
@@ -218,7 +220,15 @@ fn row_blocks(b: &mut FunctionBuilder, columns: i64, block: &mut dyn FnMut(&mut 
         counted_loop(b, zero, end, 1, |b, j| block(b, j, types::F32));
         return;
     }
-    counted_loop(b, zero, end, LANES, |b, j| block(b, j, types::F32X4));
+    if columns <= UNROLL_COLUMNS {
+        // straight-line: constant offsets fold into the loads' and stores' addresses
+        for j in (0..columns - LANES + 1).step_by(LANES as usize) {
+            let j = b.ins().iconst(types::I64, j);
+            block(b, j, types::F32X4);
+        }
+    } else {
+        counted_loop(b, zero, end, LANES, |b, j| block(b, j, types::F32X4));
+    }
     if columns % LANES != 0 {
         let last = b.ins().iconst(types::I64, columns - LANES);
         block(b, last, types::F32X4);
@@ -246,8 +256,10 @@ fn accumulate(
     filter: Filter,
 ) -> Value {
     let splat = |b: &mut FunctionBuilder, v: Value| if ty.is_vector() { b.ins().splat(ty, v) } else { v };
+    let fma = crate::jit::has_fma();
     let step = |b: &mut FunctionBuilder, acc: Value, v: Value, w: Option<Value>| match (spec.op, w) {
         (WindowOp::Max, _) => b.ins().fmax(acc, v),
+        (_, Some(w)) if fma => b.ins().fma(v, w, acc),
         (_, Some(w)) => {
             let p = b.ins().fmul(v, w);
             b.ins().fadd(acc, p)
