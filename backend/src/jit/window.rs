@@ -160,9 +160,9 @@ fn split_pairs(b: &mut FunctionBuilder, src: Value, dst: Value, width: i64, pad:
     let even_mask = lane_mask(b, [0, 2, 4, 6]);
     let odd_mask = lane_mask(b, [1, 3, 5, 7]);
     let bytes = cranelift_codegen::ir::MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
-    let pairs = width / 8;
+    let groups = width / 8;
     let zero = b.ins().iconst(types::I64, 0);
-    let n = b.ins().iconst(types::I64, pairs);
+    let n = b.ins().iconst(types::I64, groups);
     counted_loop(b, zero, n, 1, |b, j| {
         let s = b.ins().imul_imm_s(j, 32);
         let s = b.ins().iadd(src, s);
@@ -178,7 +178,7 @@ fn split_pairs(b: &mut FunctionBuilder, src: Value, dst: Value, width: i64, pad:
             b.ins().store(flags(), half, d, at as i32);
         }
     });
-    for c in pairs * 8..width {
+    for c in groups * 8..width {
         let v = b.ins().load(types::F32, flags(), src, (c * 4) as i32);
         b.ins().store(flags(), v, dst, place(c) as i32);
     }

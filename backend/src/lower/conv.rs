@@ -4,8 +4,8 @@
 //! other convolution is a matrix product per batch item and group, `W[M/g, C/g·taps] ·
 //! cols[C/g·taps, positions]`, through the GEMM crate: `cols` is the input itself for
 //! 1×1 kernels with unit strides and no padding, and the generated im2col of it
-//! otherwise. The bias is written into the output first and the product accumulated
-//! onto it; an activation runs in place after. Pooling is a generated window loop.
+//! otherwise. Bias and activation follow in one pass over the product. Pooling is a
+//! generated window loop.
 
 use super::elementwise::activation_op;
 use super::Lowering;
