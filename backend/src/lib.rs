@@ -67,14 +67,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendEr
     let pinned_start: Vec<BufferId> = lowered.inputs.iter().map(|p| p.loc.buffer).collect();
     let pinned_end: Vec<BufferId> = lowered.outputs.iter().map(|p| p.loc.buffer).collect();
     let (offsets, arena_bytes) = memory::plan(&lowered.buffers, &lowered.steps, &pinned_start, &pinned_end);
-    let mut constants: Vec<Option<AlignedBuf>> =
-        lowered.buffers.iter().map(|b| b.constant.then(|| AlignedBuf::zeroed(b.bytes))).collect();
-    for (id, data) in &lowered.initial {
-        if let Some(buf) = &mut constants[id.0] {
-            buf.bytes_mut()[..data.len()].copy_from_slice(data);
-        }
-    }
-    let constant_ptrs = constants.iter_mut().map(|c| c.as_mut().map_or(std::ptr::null_mut(), |b| b.ptr())).collect();
+    let (constants, constant_ptrs) = constant_buffers(&lowered.buffers, &lowered.initial);
     let threads = options.threads.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -95,4 +88,31 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendEr
     };
     exe.prepare_constants();
     Ok(exe)
+}
+
+/// One allocation holding every constant buffer (each at an [`memory::ALIGN`]ed offset),
+/// with the initial data written in, and each buffer's address (null for run-time ones).
+fn constant_buffers(buffers: &[plan::Buffer], initial: &[(BufferId, Vec<u8>)]) -> (AlignedBuf, Vec<*mut u8>) {
+    let mut offsets = Vec::with_capacity(buffers.len());
+    let mut total = 0;
+    for b in buffers {
+        offsets.push(total);
+        if b.constant {
+            total += b.bytes.div_ceil(memory::ALIGN) * memory::ALIGN;
+        }
+    }
+    let mut memory = AlignedBuf::zeroed(total);
+    let bytes = memory.bytes_mut();
+    for (id, data) in initial {
+        if buffers[id.0].constant {
+            bytes[offsets[id.0]..offsets[id.0] + data.len()].copy_from_slice(data);
+        }
+    }
+    let base = memory.ptr();
+    let ptrs = buffers
+        .iter()
+        .zip(&offsets)
+        .map(|(b, &at)| if b.constant { base.wrapping_add(at) } else { std::ptr::null_mut() })
+        .collect();
+    (memory, ptrs)
 }
