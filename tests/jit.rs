@@ -176,3 +176,27 @@ fn bad_inputs_are_clear_errors() {
     let e = exe.run(&[]).unwrap_err().to_string();
     assert!(e.contains("takes 1 input"), "{e}");
 }
+
+/// Stride-1 convolutions with many input channels run as one product per tap over the
+/// shifted padded input (no im2col); random weights catch any tap taken for another,
+/// batch 2 and uneven pads catch offsets, and `kw − 1` junk columns must be dropped.
+#[test]
+fn convolutions_by_shifted_taps_match_the_interpreter() {
+    let cases = [
+        ("[2,96,20,21]", "[64,96,3,3]", "[64]", "[1,0,2,1]"),
+        ("[1,80,9,12]", "[40,80,7,1]", "[40]", "[3,0,3,0]"),
+        ("[1,88,5,30]", "[8,88,1,3]", "[8]", "[0,1,0,1]"),
+        ("[1,81,12,40]", "[16,81,5,5]", "[16]", "[2,2,2,2]"),
+    ];
+    for (x, w, b, pads) in cases {
+        let text = format!(
+            "(saturate-graph 1)\n(input %x f32 {x})\n(input %w f32 {w})\n(input %b f32 {b})\n\
+             (output \"y\" (relu (conv %x %w %b [1,1] {pads} [1,1] 1)))\n"
+        );
+        let graph = sexp::parse(&text, "t", None).unwrap();
+        let inputs = random_inputs(&graph, 7);
+        let want = run(&graph, &inputs).unwrap();
+        let got = jit(&graph, &inputs).unwrap();
+        assert_outputs_within(&format!("conv of {x} by {w}, pads {pads}"), &got, &want, 1e-4);
+    }
+}

@@ -11,9 +11,10 @@ use super::elementwise::activation_op;
 use super::Lowering;
 use crate::error::BackendError;
 use crate::gemm::MatMul;
+use crate::loops::{contiguous_strides, Expr, LoopSpec, Operand, Output};
 use crate::plan::{Kernel, Loc, Step};
 use crate::window::{WindowOp, WindowSpec};
-use saturate_egraph::{Activation, Id};
+use saturate_egraph::{Activation, DType, Id};
 
 impl Lowering<'_> {
     /// `conv(x, w, b, strides, pads, dilations, group)`, then `act`.
@@ -37,6 +38,8 @@ impl Lowering<'_> {
             let spec = WindowSpec { planes: batch * channels, op: WindowOp::Depthwise { channels }, ..geometry };
             let args = vec![self.loc(x)?, self.loc(w)?, self.loc(bias)?, out];
             self.push_window("depthwise", spec, args, constant)?;
+        } else if let Some(padded) = self.shifted_taps(&geometry, cg, group) {
+            return self.conv_by_shifted_taps(x, w, bias, act, &geometry, padded, out, constant);
         } else {
             let direct = taps == 1
                 && geometry.strides.iter().all(|&s| s == 1)
@@ -87,6 +90,110 @@ impl Lowering<'_> {
             self.epilogue(out, &out_shape, None, Some(op), constant)?;
         }
         Ok(())
+    }
+
+    /// Whether a convolution runs as one product per tap over shifted views of its
+    /// padded input (see [`conv_by_shifted_taps`](Self::conv_by_shifted_taps)), and if
+    /// so the padded plane's `[height, width]`: 2-D, one group, unit strides and
+    /// dilations, at least 80 input channels (each product's depth), and at most 10 %
+    /// more columns computed than kept.
+    fn shifted_taps(&self, g: &WindowSpec, channels: usize, group: usize) -> Option<[usize; 2]> {
+        let unit = |v: &[usize]| v.iter().all(|&s| s == 1);
+        if g.input.len() != 2 || group != 1 || !unit(&g.strides) || !unit(&g.dilations) || g.taps() == 1 {
+            return None;
+        }
+        let padded = [0, 1].map(|d| g.pads_begin[d] + g.input[d] + g.pads_end[d]);
+        let fits = (0..2).all(|d| padded[d] + 1 == g.output[d] + g.kernel[d]);
+        let extra = g.kernel[1] - 1;
+        (fits && channels >= 80 && extra * 10 <= g.output[1]).then_some(padded)
+    }
+
+    /// A stride-1 convolution without im2col: the input is copied once into a padded
+    /// buffer, and with the output computed on the padded width (`Wp` columns a row, the
+    /// last `kw − 1` of them junk), tap `(ky, kx)` contributes `W[:, :, ky, kx] ·
+    /// padded[:, ky·Wp + kx …]` — a product whose right operand is the padded buffer
+    /// itself, shifted. The products accumulate into a scratch result; the epilogue
+    /// drops the junk columns while adding the bias and applying the activation.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_by_shifted_taps(
+        &mut self,
+        x: usize,
+        w: usize,
+        bias: usize,
+        act: Activation,
+        g: &WindowSpec,
+        [hp, wp]: [usize; 2],
+        out: Loc,
+        constant: bool,
+    ) -> Result<(), BackendError> {
+        let x_shape = self.ty(x).shape.clone();
+        let (batch, channels) = (x_shape[0], x_shape[1]);
+        let m = self.ty(w).shape[0];
+        let (ho, wo) = (g.output[0], g.output[1]);
+        let (kh, kw) = (g.kernel[0], g.kernel[1]);
+        let taps = kh * kw;
+        // the padded input, plus kw − 1 elements the last row's junk columns read
+        let plane = hp * wp;
+        let padded = self.new_buffer((batch * channels * plane + kw - 1) * 4, constant);
+        let padded_shape = [batch, channels, hp, wp];
+        self.push_loop(
+            "pad_fill",
+            super::elementwise::fill_spec(&padded_shape, DType::F32, 0.0),
+            vec![padded],
+            constant,
+        )?;
+        let dims = x_shape.clone();
+        let interior = g.pads_begin[0] * wp + g.pads_begin[1];
+        let copy = LoopSpec {
+            dims: dims.clone(),
+            operands: vec![Operand { dtype: DType::F32, strides: contiguous_strides(&dims) }],
+            exprs: vec![Expr::Load(0)],
+            outputs: vec![Output { expr: 0, strides: contiguous_strides(&padded_shape) }],
+        };
+        let src = self.loc(x)?;
+        self.push_loop("pad_copy", copy, vec![src, padded.at(interior * 4)], constant)?;
+        let columns = ho * wp;
+        let result = self.new_buffer(batch * m * columns * 4, constant);
+        let wl = self.loc(w)?;
+        for (first, tap_range) in [(true, 0..1), (false, 1..taps)] {
+            let mut offsets = Vec::new();
+            for n in 0..batch {
+                for t in tap_range.clone() {
+                    let shift = (t / kw) * wp + t % kw;
+                    offsets.push([t, n * channels * plane + shift, n * m * columns]);
+                }
+            }
+            if offsets.is_empty() {
+                continue;
+            }
+            let product = MatMul {
+                m,
+                n: columns,
+                k: channels,
+                batch: offsets,
+                a_strides: [(channels * taps) as isize, taps as isize],
+                b_strides: [plane as isize, 1],
+                alpha: 1.0,
+                accumulate: !first,
+            };
+            self.steps.push(Step {
+                kernel: Kernel::MatMul(product),
+                args: vec![wl, padded, result],
+                writes: vec![false, false, true],
+                constant,
+            });
+        }
+        let out_shape = [batch, m, ho, wo];
+        let kept = vec![(m * columns) as isize, columns as isize, wp as isize, 1];
+        let channel = vec![0, 1, 0, 0];
+        self.epilogue_from(
+            Some((result, kept)),
+            out,
+            &out_shape,
+            Some((bias, channel, 1.0)),
+            activation_op(act),
+            constant,
+        )
     }
 
     /// `max_pool` and `avg_pool`: `[kernel, strides, pads, dilations]` attributes.

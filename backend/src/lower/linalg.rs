@@ -99,10 +99,27 @@ impl Lowering<'_> {
         act: Option<Unary>,
         constant: bool,
     ) -> Result<(), BackendError> {
+        self.epilogue_from(None, out, shape, add, act, constant)
+    }
+
+    /// [`epilogue`](Self::epilogue), reading the product from `source` (a location and
+    /// its strides over `shape`) instead of `out` when given: a copy even with nothing
+    /// to add.
+    pub(super) fn epilogue_from(
+        &mut self,
+        source: Option<(Loc, Vec<isize>)>,
+        out: Loc,
+        shape: &[usize],
+        add: Option<(usize, Vec<isize>, f32)>,
+        act: Option<Unary>,
+        constant: bool,
+    ) -> Result<(), BackendError> {
         let dims = super::elementwise::loop_dims(shape);
         let own = contiguous_strides(&dims);
-        let mut operands = vec![Operand { dtype: DType::F32, strides: own.clone() }];
-        let mut args = vec![out];
+        let copies = source.is_some();
+        let (from, strides) = source.unwrap_or((out, own.clone()));
+        let mut operands = vec![Operand { dtype: DType::F32, strides }];
+        let mut args = vec![from];
         let mut exprs = vec![Expr::Load(0)];
         if let Some((node, strides, scale)) = add {
             match self.splat(node) {
@@ -127,7 +144,7 @@ impl Lowering<'_> {
         if let Some(op) = act {
             exprs.push(Expr::Unary(op, exprs.len() - 1));
         }
-        if exprs.len() == 1 {
+        if exprs.len() == 1 && !copies {
             return Ok(()); // nothing to add, no activation
         }
         args.push(out);
