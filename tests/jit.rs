@@ -117,7 +117,10 @@ fn transcendental_functions_match_at_their_edges() {
         88.0,
         88.5,
         89.0,
+        -86.0,
+        -86.7,
         -87.0,
+        -87.3,
         -88.0,
         -104.0,
         1e10,
@@ -138,6 +141,19 @@ fn transcendental_functions_match_at_their_edges() {
         same_elementwise(op, &positive);
         same_elementwise(op, &xs);
     }
+}
+
+/// Softmax rows whose entries lie far below their maximum, where the exponentials would
+/// be subnormal (written as 0 instead: see `jit/rows.rs`), still match the interpreter,
+/// odd row length included.
+#[test]
+fn softmax_of_widely_spread_rows_matches() {
+    let text = "(saturate-graph 1)\n(input %x f32 [3,37])\n(output \"y\" (softmax (mul %x (fill 60.0 [])) 1))\n";
+    let graph = sexp::parse(text, "t", None).unwrap();
+    let inputs = random_inputs(&graph, 3);
+    let want = run(&graph, &inputs).unwrap();
+    let got = jit(&graph, &inputs).unwrap();
+    assert_outputs_match("softmax of spread rows", &got, &want);
 }
 
 #[test]

@@ -7,11 +7,14 @@
 use crate::jit::math::Math;
 use crate::jit::{counted_loop, flags, scalar_type};
 use crate::rows::{RowOp, RowSpec};
+use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 use saturate_egraph::DType;
 
 const LANES: i64 = 4;
+/// Below this, `x − max` gives a softmax output written as 0 (see [`row`]).
+const SOFTMAX_FLOOR: f32 = -70.0;
 
 /// How a fold combines two values.
 #[derive(Clone, Copy)]
@@ -85,12 +88,19 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
             b.ins().store(flags(), m, out, 0);
         }
         RowOp::Softmax => {
-            // one exponential per element: write e = exp(x − max), sum it, scale it
+            // one exponential per element: write e = exp(x − max), sum it, scale it.
+            // Where x − max < −70 the result is below e⁻⁷⁰ ≈ 4e−31 and written as 0:
+            // scaling such e by 1/sum would make subnormal floats, which cost x86 cores
+            // a hundred cycles each (BERT's attention scores are mostly there)
             let m = fold(b, DType::F32, x, xstep, len, Combine::Max, &|_, v| v);
             map(b, len, &[(x, xstep)], (out, ostep), &|math, v| {
                 let mm = math.splat_value(m);
                 let d = math.b.ins().fsub(v[0], mm);
-                math.exp(d)
+                let e = math.exp(d);
+                let floor = math.c(SOFTMAX_FLOOR);
+                let negligible = math.cmp(FloatCC::LessThan, d, floor);
+                let zero = math.c(0.0);
+                math.select(negligible, zero, e)
             });
             let sum = fold(b, DType::F32, out, ostep, len, Combine::Add, &|_, v| v);
             let one = b.ins().f32const(1.0);
