@@ -216,3 +216,22 @@ fn convolutions_by_shifted_taps_match_the_interpreter() {
         assert_outputs_within(&format!("conv of {x} by {w}, pads {pads}"), &got, &want, 1e-4);
     }
 }
+
+/// Transposes read only by matrix products are not copied: the products read their
+/// sources with permuted strides, batch axes and broadcasting included.
+#[test]
+fn products_of_transposes_match_the_interpreter() {
+    let cases = [
+        "(input %x f32 [5,3,4])\n(input %y f32 [7,3,4])\n\
+         (output \"y\" (matmul (transpose %x [1,0,2]) (transpose %y [1,2,0])))",
+        "(input %x f32 [4,5])\n(input %y f32 [2,4,3])\n(output \"y\" (matmul (transpose %x [1,0]) %y))",
+        "(input %x f32 [2,6,4])\n(input %y f32 [6,5])\n(output \"y\" (matmul (transpose %x [0,2,1]) %y))",
+    ];
+    for body in cases {
+        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+        let inputs = random_inputs(&graph, 11);
+        let want = run(&graph, &inputs).unwrap();
+        let got = jit(&graph, &inputs).unwrap();
+        assert_outputs_match(body, &got, &want);
+    }
+}

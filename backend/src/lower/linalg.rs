@@ -23,14 +23,20 @@ impl Lowering<'_> {
         let (a, b) = (usize::from(a), usize::from(b));
         let (a_shape, b_shape) = (self.ty(a).shape.clone(), self.ty(b).shape.clone());
         let out_shape = self.ty(i).shape.clone();
+        let ((la, a_strides), (lb, b_strides)) = (self.operand(a)?, self.operand(b)?);
         // promote 1-D operands to matrices
-        let a_mat = if a_shape.len() == 1 { vec![1, a_shape[0]] } else { a_shape.clone() };
-        let b_mat = if b_shape.len() == 1 { vec![b_shape[0], 1] } else { b_shape.clone() };
-        let (m, k) = (a_mat[a_mat.len() - 2], a_mat[a_mat.len() - 1]);
-        let n = b_mat[b_mat.len() - 1];
-        let a_batch = &a_mat[..a_mat.len() - 2];
-        let b_batch = &b_mat[..b_mat.len() - 2];
-        let (_, batch) = batch_offsets(a_batch, b_batch, [m * k, k * n, m * n]);
+        let (a_mat, a_strides) =
+            if a_shape.len() == 1 { (vec![1, a_shape[0]], vec![0, a_strides[0]]) } else { (a_shape, a_strides) };
+        let (b_mat, b_strides) =
+            if b_shape.len() == 1 { (vec![b_shape[0], 1], vec![b_strides[0], 0]) } else { (b_shape, b_strides) };
+        let (ra, rb) = (a_mat.len(), b_mat.len());
+        let (m, k) = (a_mat[ra - 2], a_mat[ra - 1]);
+        let n = b_mat[rb - 1];
+        let batch = strided_batch_offsets(
+            (&a_mat[..ra - 2], &a_strides[..ra - 2]),
+            (&b_mat[..rb - 2], &b_strides[..rb - 2]),
+            m * n,
+        );
         let out = self.output(i);
         let constant = self.fusion.constant[i];
         let product = MatMul {
@@ -38,12 +44,11 @@ impl Lowering<'_> {
             n,
             k,
             batch,
-            a_strides: [k as isize, 1],
-            b_strides: [n as isize, 1],
+            a_strides: [a_strides[ra - 2], a_strides[ra - 1]],
+            b_strides: [b_strides[rb - 2], b_strides[rb - 1]],
             alpha: 1.0,
             accumulate: false,
         };
-        let (la, lb) = (self.loc(a)?, self.loc(b)?);
         self.push_matmul(product, la, lb, out, constant);
         if let Some((bias, act)) = epilogue {
             let bias = usize::from(bias);
@@ -231,6 +236,29 @@ fn batch_offsets(a_batch: &[usize], b_batch: &[usize], sizes: [usize; 3]) -> (Ve
         increment(&mut index, &shape);
     }
     (shape, offsets)
+}
+
+/// The offsets of each product of a batch whose operands' batch axes have the given
+/// shapes and element strides (broadcast against each other); results are packed,
+/// `out_size` elements each.
+fn strided_batch_offsets(a: (&[usize], &[isize]), b: (&[usize], &[isize]), out_size: usize) -> Vec<[usize; 3]> {
+    let shape: Vec<usize> = saturate_egraph::shape::broadcast(a.0, b.0).expect("type checking broadcast these");
+    // each operand's stride along each axis of the broadcast shape (0 where it broadcasts)
+    let aligned = |(dims, strides): (&[usize], &[isize])| -> Vec<isize> {
+        let skip = shape.len() - dims.len();
+        (0..shape.len()).map(|j| if j < skip || dims[j - skip] == 1 { 0 } else { strides[j - skip] }).collect()
+    };
+    let (sa, sb) = (aligned(a), aligned(b));
+    let count: usize = shape.iter().product();
+    let mut offsets = Vec::with_capacity(count);
+    let mut index = vec![0usize; shape.len()];
+    for p in 0..count {
+        let ao: isize = index.iter().zip(&sa).map(|(&x, &s)| x as isize * s).sum();
+        let bo: isize = index.iter().zip(&sb).map(|(&x, &s)| x as isize * s).sum();
+        offsets.push([ao as usize, bo as usize, p * out_size]);
+        increment(&mut index, &shape);
+    }
+    offsets
 }
 
 /// Advances a row-major multi-index by one.

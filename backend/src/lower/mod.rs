@@ -114,9 +114,11 @@ pub fn lower(graph: &Graph) -> Result<Lowered, BackendError> {
         buffers: Vec::new(),
         steps: Vec::new(),
         locs: vec![None; n],
+        views: vec![None; n],
         initial: Vec::new(),
         inputs: Vec::new(),
     };
+    l.find_transposed_views();
     for i in 0..n {
         l.lower_node(i, &members)?;
     }
@@ -140,11 +142,60 @@ struct Lowering<'g> {
     buffers: Vec<Buffer>,
     steps: Vec<Step>,
     locs: Vec<Option<Loc>>,
+    /// Nodes never materialized: transposes that only matrix products read, which read
+    /// the transposed tensor's source with permuted strides instead (see [`View`]).
+    views: Vec<Option<View>>,
     initial: Vec<(BufferId, Vec<u8>)>,
     inputs: Vec<Port>,
 }
 
+/// A tensor read in place from another node's buffer: `source` holds its elements, and
+/// `strides` are the element strides of its own axes there.
+#[derive(Debug, Clone)]
+struct View {
+    source: usize,
+    strides: Vec<isize>,
+}
+
 impl Lowering<'_> {
+    /// Marks as [`View`]s the run-time transposes (of a materialized, non-view source)
+    /// whose every reader is a matrix product: the GEMM takes any strides, so the copy
+    /// would only cost a pass over memory (BERT's attention heads are all such).
+    fn find_transposed_views(&mut self) {
+        use TensorLang as L;
+        let n = self.nodes.len();
+        let mut only_products = vec![true; n];
+        for node in self.nodes {
+            let product = matches!(node, L::MatMul(_) | L::MatMulBiasAct(_));
+            for (k, &c) in saturate_egraph::Language::children(node).iter().enumerate() {
+                // a product's first two children are its operands; bias and the rest are not
+                only_products[usize::from(c)] &= product && k < 2;
+            }
+        }
+        for port in &self.graph.outputs {
+            only_products[usize::from(port.id)] = false;
+        }
+        for i in 0..n {
+            let L::Transpose([x, perm]) = &self.nodes[i] else { continue };
+            let x = usize::from(*x);
+            let shape = &self.ty(x).shape;
+            if !only_products[i] || self.fusion.constant[i] || shape.len() < 2 || self.views[x].is_some() {
+                continue;
+            }
+            let own = crate::loops::contiguous_strides(shape);
+            let strides = self.ints(*perm).iter().map(|&p| own[p as usize]).collect();
+            self.views[i] = Some(View { source: x, strides });
+        }
+    }
+
+    /// Where a matrix product reads operand `i`, and the element strides of its axes.
+    fn operand(&mut self, i: usize) -> Result<(Loc, Vec<isize>), BackendError> {
+        match self.views[i].clone() {
+            Some(view) => Ok((self.loc(view.source)?, view.strides)),
+            None => Ok((self.loc(i)?, crate::loops::contiguous_strides(&self.ty(i).shape))),
+        }
+    }
+
     fn lower_node(&mut self, i: usize, members: &HashMap<usize, Vec<usize>>) -> Result<(), BackendError> {
         use TensorLang as L;
         let node = &self.nodes[i];
@@ -178,6 +229,7 @@ impl Lowering<'_> {
             _ if self.fusion.works[i].is_some_and(|w| w.kind == saturate_costmodels::Kind::Elementwise) => {
                 self.lower_group(i, &[i])?; // constant: computed once, at compile time
             }
+            L::Transpose(_) if self.views[i].is_some() => {} // read in place by its products
             L::Transpose([x, perm]) => self.transpose(i, *x, *perm)?,
             L::Expand([x, _]) => self.expand(i, *x)?,
             L::Slice([x, starts, _, steps]) => self.slice(i, *x, *starts, *steps)?,
