@@ -175,11 +175,11 @@ impl Lowering<'_> {
         for port in &self.graph.outputs {
             only_products[usize::from(port.id)] = false;
         }
-        for i in 0..n {
+        for (i, &only) in only_products.iter().enumerate() {
             let L::Transpose([x, perm]) = &self.nodes[i] else { continue };
             let x = usize::from(*x);
             let shape = &self.ty(x).shape;
-            if !only_products[i] || self.fusion.constant[i] || shape.len() < 2 || self.views[x].is_some() {
+            if !only || self.fusion.constant[i] || shape.len() < 2 || self.views[x].is_some() {
                 continue;
             }
             let own = crate::loops::contiguous_strides(shape);
