@@ -235,3 +235,22 @@ fn products_of_transposes_match_the_interpreter() {
         assert_outputs_match(body, &got, &want);
     }
 }
+
+/// A convolution whose one reader is an elementwise loop leaves its bias to that loop
+/// (a residual add); read with broadcasting, it adds the bias in a pass of its own.
+#[test]
+fn convolution_biases_added_by_their_reader_match() {
+    let cases = [
+        "(input %x f32 [1,8,6,6])\n(input %w f32 [4,8,3,3])\n(input %b f32 [4])\n(input %r f32 [1,4,6,6])\n\
+         (output \"y\" (relu (add %r (conv %x %w %b [1,1] [1,1,1,1] [1,1] 1))))",
+        "(input %x f32 [1,8,6,6])\n(input %w f32 [4,8,1,1])\n(input %b f32 [4])\n(input %r f32 [3,4,6,6])\n\
+         (output \"y\" (mul %r (conv %x %w %b [1,1] [0,0,0,0] [1,1] 1)))",
+    ];
+    for body in cases {
+        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+        let inputs = random_inputs(&graph, 5);
+        let want = run(&graph, &inputs).unwrap();
+        let got = jit(&graph, &inputs).unwrap();
+        assert_outputs_match(body, &got, &want);
+    }
+}

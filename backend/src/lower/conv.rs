@@ -4,8 +4,11 @@
 //! other convolution is a matrix product per batch item and group, `W[M/g, C/g·taps] ·
 //! cols[C/g·taps, positions]`, through the GEMM crate: `cols` is the input itself for
 //! 1×1 kernels with unit strides and no padding, and the generated im2col of it
-//! otherwise. Bias and activation follow in one pass over the product. Pooling is a
-//! generated window loop.
+//! otherwise — or, for stride-1 convolutions over many channels, one product per tap
+//! over the shifted padded input. Bias and activation follow in one pass over the
+//! product; a bias without activation whose one reader is an elementwise loop (a
+//! residual add) is added in that loop's pass instead. Pooling is a generated window
+//! loop.
 
 use super::elementwise::activation_op;
 use super::Lowering;
@@ -81,15 +84,32 @@ impl Lowering<'_> {
                 writes: vec![false, false, true],
                 constant,
             });
-            // bias and activation in one pass over the result
+            // bias and activation in one pass over the result, or the bias in the pass
+            // of the elementwise loop that reads it (a residual add, typically)
             let mut channel = vec![0isize; out_shape.len()];
             channel[1] = 1;
+            if act == Activation::Id && self.bias_can_wait(i) {
+                self.deferred_bias[i] = Some((bias, channel));
+                return Ok(());
+            }
             return self.epilogue(out, &out_shape, Some((bias, channel, 1.0)), activation_op(act), constant);
         }
         if let Some(op) = activation_op(act) {
             self.epilogue(out, &out_shape, None, Some(op), constant)?;
         }
         Ok(())
+    }
+
+    /// Whether node `i`'s bias can be added by its one reader, a run-time elementwise
+    /// loop, instead of a pass of its own.
+    fn bias_can_wait(&self, i: usize) -> bool {
+        let is_output = self.graph.outputs.iter().any(|p| usize::from(p.id) == i);
+        match self.fusion.sole_consumer[i] {
+            Some(c) => {
+                !is_output && !self.fusion.constant[i] && self.fusion.is_loop_element(c) && !self.fusion.constant[c]
+            }
+            None => false,
+        }
     }
 
     /// Whether a convolution runs as one product per tap over shifted views of its

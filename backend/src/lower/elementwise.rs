@@ -98,7 +98,24 @@ impl Lowering<'_> {
         if let Some(v) = self.splat(c) {
             return Ok(g.push(Expr::F32(v)));
         }
+        if let Some((bias, channel)) = self.deferred_bias[c].clone() {
+            if strides.is_none() && self.ty(c).shape == g.spec.dims {
+                let value = self.load(g, c, contiguous_strides(&g.spec.dims))?;
+                let bias = self.read(g, Id::from(bias), Some(channel))?;
+                return Ok(g.push(Expr::Binary(Binary::Add, value, bias)));
+            }
+            // read another way (broadcast): add the bias in a pass of its own first
+            let shape = self.ty(c).shape.clone();
+            let loc = self.loc(c)?;
+            self.epilogue(loc, &shape, Some((bias, channel, 1.0)), None, false)?;
+            self.deferred_bias[c] = None;
+        }
         let strides = strides.unwrap_or_else(|| broadcast_strides(&self.ty(c).shape, &g.spec.dims));
+        self.load(g, c, strides)
+    }
+
+    /// A load of node `c` with `strides` over the loop (one operand per node and strides).
+    fn load(&mut self, g: &mut GroupBuilder, c: usize, strides: Vec<isize>) -> Result<usize, BackendError> {
         let key = (c, strides.clone());
         let operand = match g.operands_of.get(&key) {
             Some(&k) => k,

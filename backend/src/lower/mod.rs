@@ -115,6 +115,7 @@ pub fn lower(graph: &Graph) -> Result<Lowered, BackendError> {
         steps: Vec::new(),
         locs: vec![None; n],
         views: vec![None; n],
+        deferred_bias: vec![None; n],
         initial: Vec::new(),
         inputs: Vec::new(),
     };
@@ -145,6 +146,9 @@ struct Lowering<'g> {
     /// Nodes never materialized: transposes that only matrix products read, which read
     /// the transposed tensor's source with permuted strides instead (see [`View`]).
     views: Vec<Option<View>>,
+    /// Convolution results still without their bias (the bias node, and its strides over
+    /// the result): the elementwise loop that reads them adds it (see `conv.rs`).
+    deferred_bias: Vec<Option<(usize, Vec<isize>)>>,
     initial: Vec<(BufferId, Vec<u8>)>,
     inputs: Vec<Port>,
 }
