@@ -254,3 +254,24 @@ fn convolution_biases_added_by_their_reader_match() {
         assert_outputs_match(body, &got, &want);
     }
 }
+
+/// Inputs that only a concat reads are written straight into their block of its result;
+/// the others (a model input, a value read elsewhere too, a reshape alias) are copied,
+/// and a concat whose blocks are not contiguous (batch 2) copies everything.
+#[test]
+fn concats_written_in_place_match() {
+    let cases = [
+        "(input %x f32 [1,3,4])\n(input %y f32 [1,2,4])\n\
+         (let $a (relu %x))\n(let $b (exp %y))\n(let $c (reshape (neg %y) [1,2,4]))\n\
+         (output \"y\" (concat 1 $a %y $b $c (tanh %x)))\n(output \"z\" (add $b (fill 1.0 [])))",
+        "(input %x f32 [2,3,4])\n(input %y f32 [2,2,4])\n\
+         (output \"y\" (concat 1 (relu %x) (exp %y) (concat 1 (neg %y) (abs %x))))",
+    ];
+    for body in cases {
+        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+        let inputs = random_inputs(&graph, 9);
+        let want = run(&graph, &inputs).unwrap();
+        let got = jit(&graph, &inputs).unwrap();
+        assert_outputs_match(body, &got, &want);
+    }
+}

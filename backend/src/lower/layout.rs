@@ -102,7 +102,10 @@ impl Lowering<'_> {
                 }],
             };
             let src = self.loc(c)?;
-            self.push_loop("concat", spec, vec![src, part], constant)?;
+            if src != part {
+                // not written in place (see `place_concat_inputs`)
+                self.push_loop("concat", spec, vec![src, part], constant)?;
+            }
             along += ty.shape[axis];
         }
         Ok(())

@@ -116,10 +116,12 @@ pub fn lower(graph: &Graph) -> Result<Lowered, BackendError> {
         locs: vec![None; n],
         views: vec![None; n],
         deferred_bias: vec![None; n],
+        placed: vec![None; n],
         initial: Vec::new(),
         inputs: Vec::new(),
     };
     l.find_transposed_views();
+    l.place_concat_inputs();
     for i in 0..n {
         l.lower_node(i, &members)?;
     }
@@ -149,6 +151,9 @@ struct Lowering<'g> {
     /// Convolution results still without their bias (the bias node, and its strides over
     /// the result): the elementwise loop that reads them adds it (see `conv.rs`).
     deferred_bias: Vec<Option<(usize, Vec<isize>)>>,
+    /// Where a node's value is written when it is not a buffer of its own: a concat's
+    /// result, and the parts of it its inputs write in place (see `place_concat_inputs`).
+    placed: Vec<Option<Loc>>,
     initial: Vec<(BufferId, Vec<u8>)>,
     inputs: Vec<Port>,
 }
@@ -189,6 +194,41 @@ impl Lowering<'_> {
             let own = crate::loops::contiguous_strides(shape);
             let strides = self.ints(*perm).iter().map(|&p| own[p as usize]).collect();
             self.views[i] = Some(View { source: x, strides });
+        }
+    }
+
+    /// Gives each run-time concat whose inputs are contiguous blocks of its result (every
+    /// axis before the concat axis of size 1) its buffer now, and lets each input that
+    /// only the concat reads be written straight into its block: the concat then copies
+    /// only the others (NasNet-A's cells end in such concats).
+    fn place_concat_inputs(&mut self) {
+        use TensorLang as L;
+        let outputs: Vec<usize> = self.graph.outputs.iter().map(|p| usize::from(p.id)).collect();
+        for c in 0..self.nodes.len() {
+            let L::Concat(children) = &self.nodes[c] else { continue };
+            let children = children.clone();
+            let axis = self.int(children[0]) as usize;
+            let shape = self.ty(c).shape.clone();
+            if self.fusion.constant[c] || shape[..axis].iter().any(|&d| d != 1) {
+                continue;
+            }
+            let whole = self.new_buffer(bytes_of(self.ty(c)), false);
+            self.placed[c] = Some(whole);
+            let block = shape[axis + 1..].iter().product::<usize>() * self.ty(c).dtype.byte_size();
+            let mut along = 0;
+            for &p in &children[1..] {
+                let p = usize::from(p);
+                let own_value = !matches!(self.nodes[p], L::Input(_) | L::Weight(_) | L::Fill(_));
+                if own_value
+                    && !self.fusion.constant[p]
+                    && self.fusion.sole_consumer[p] == Some(c)
+                    && !outputs.contains(&p)
+                    && self.placed[p].is_none()
+                {
+                    self.placed[p] = Some(whole.at(along * block));
+                }
+                along += self.ty(p).shape[axis];
+            }
         }
     }
 
@@ -326,8 +366,12 @@ impl Lowering<'_> {
         Loc { buffer: BufferId(self.buffers.len() - 1), offset: 0 }
     }
 
-    /// A fresh buffer for node `i`'s value (constant if `i` is).
+    /// A fresh buffer for node `i`'s value (constant if `i` is), or where it was placed.
     fn output(&mut self, i: usize) -> Loc {
+        if let Some(loc) = self.placed[i] {
+            self.locs[i] = Some(loc);
+            return loc;
+        }
         let bytes = bytes_of(self.ty(i));
         let loc = self.new_buffer(bytes, self.fusion.constant[i]);
         self.locs[i] = Some(loc);
