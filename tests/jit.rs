@@ -193,7 +193,7 @@ fn bad_inputs_are_clear_errors() {
     assert!(e.contains("takes 1 input"), "{e}");
 }
 
-/// Stride-1 convolutions with many input channels run as one product per tap over the
+/// Stride-1 convolutions with many input channels (or many positions) run as one product per tap over the
 /// shifted padded input (no im2col); random weights catch any tap taken for another,
 /// batch 2 and uneven pads catch offsets, and `kw − 1` junk columns must be dropped.
 #[test]
@@ -203,6 +203,7 @@ fn convolutions_by_shifted_taps_match_the_interpreter() {
         ("[1,80,9,12]", "[40,80,7,1]", "[40]", "[3,0,3,0]"),
         ("[1,88,5,30]", "[8,88,1,3]", "[8]", "[0,1,0,1]"),
         ("[1,81,12,40]", "[16,81,5,5]", "[16]", "[2,2,2,2]"),
+        ("[1,24,64,64]", "[8,24,3,3]", "[8]", "[1,1,1,1]"),
     ];
     for (x, w, b, pads) in cases {
         let text = format!(
