@@ -276,3 +276,37 @@ fn concats_written_in_place_match() {
         assert_outputs_match(body, &got, &want);
     }
 }
+
+/// Max pooling and max/min reductions take the native vector maximum and track NaNs
+/// apart: a NaN anywhere under a window or in a row makes that output NaN, whichever
+/// element it is, and −inf, −0 and +0 compare as they should; strides 1 and 2, widths
+/// on and off the vector length.
+#[test]
+fn maxima_propagate_nans() {
+    let cases = [
+        ("[1,2,9,10]", "(max_pool %x [3,3] [1,1] [1,1,1,1] [1,1] 0)"),
+        ("[1,3,11,13]", "(max_pool %x [3,3] [2,2] [1,1,1,1] [1,1] 0)"),
+        ("[1,1,6,4]", "(max_pool %x [3,3] [2,1] [1,1,1,1] [1,1] 0)"),
+        ("[3,4,29]", "(reduce_max %x [2] 1)"),
+        ("[3,4,29]", "(reduce_min %x [2] 0)"),
+        ("[2,3,7,5]", "(global_max_pool %x)"),
+        ("[3,4,29]", "(softmax %x 2)"),
+    ];
+    for (shape, op) in cases {
+        let text = format!("(saturate-graph 1)\n(input %x f32 {shape})\n(output \"y\" {op})\n");
+        let graph = sexp::parse(&text, "t", None).unwrap();
+        let mut inputs = random_inputs(&graph, 13);
+        if let Tensor::F32(x) = &mut inputs[0] {
+            let n = x.len();
+            let flat = x.as_slice_mut().unwrap();
+            for (k, v) in [(0, f32::NAN), (n / 3, f32::NAN), (n / 2, f32::NEG_INFINITY), (n - 1, f32::NAN)] {
+                flat[k] = v;
+            }
+            flat[n / 4] = -0.0;
+            flat[n / 4 + 1] = 0.0;
+        }
+        let want = run(&graph, &inputs).unwrap();
+        let got = jit(&graph, &inputs).unwrap();
+        assert_outputs_within(&format!("{op} of {shape}"), &got, &want, 1e-6);
+    }
+}

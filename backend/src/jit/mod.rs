@@ -13,7 +13,7 @@ pub mod rows;
 pub mod window;
 
 use crate::error::BackendError;
-use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName, Value};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -35,6 +35,29 @@ pub(crate) fn has_fma() -> bool {
     return true;
     #[allow(unreachable_code)]
     false
+}
+
+/// `max(acc, v)` (or min) of two `f32x4` as x86's native `maxps(v, acc)` (`minps`),
+/// written as the compare-and-select Cranelift lowers to it: a NaN already in `acc`
+/// stays, a NaN in `v` is lost — callers remember those with [`unordered`]. CLIF's own
+/// `fmax`/`fmin` order ±0 and quiet NaNs at nine instructions each.
+pub(crate) fn native_max_min(b: &mut FunctionBuilder, max: bool, acc: Value, v: Value) -> Value {
+    let take = if max { b.ins().fcmp(FloatCC::LessThan, acc, v) } else { b.ins().fcmp(FloatCC::LessThan, v, acc) };
+    let take = b.ins().bitcast(types::F32X4, cranelift_codegen::ir::MemFlagsData::new(), take);
+    b.ins().bitselect(take, v, acc)
+}
+
+/// All-ones lanes where `v` (`f32x4`) is NaN.
+pub(crate) fn unordered(b: &mut FunctionBuilder, v: Value) -> Value {
+    b.ins().fcmp(FloatCC::Unordered, v, v)
+}
+
+/// `value` with NaN in the lanes `nan` (from [`unordered`], or-ed together) marks.
+pub(crate) fn with_nans(b: &mut FunctionBuilder, nan: Value, value: Value) -> Value {
+    let nan = b.ins().bitcast(types::F32X4, cranelift_codegen::ir::MemFlagsData::new(), nan);
+    let q = b.ins().f32const(f32::NAN);
+    let q = b.ins().splat(types::F32X4, q);
+    b.ins().bitselect(nan, q, value)
 }
 
 /// The CLIF type of one element of `d` (bools are bytes, 0 or 1).

@@ -5,7 +5,7 @@
 //! Arguments: the input, then the parameters, then the output.
 
 use crate::jit::math::Math;
-use crate::jit::{counted_loop, flags, scalar_type};
+use crate::jit::{counted_loop, flags, native_max_min, scalar_type, unordered, with_nans};
 use crate::rows::{RowOp, RowSpec};
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
@@ -200,10 +200,19 @@ fn fold(
     let hi = b.ins().iconst(types::I64, len as i64);
     if dtype == DType::F32 && step == 1 && len >= 2 * LANES as usize {
         // vector partial results over [1, 1 + 4k), lanes combined after
+        // max and min: native instructions, NaNs remembered apart (see native_max_min)
+        let extreme = match how {
+            Combine::Max => Some(true),
+            Combine::Min => Some(false),
+            Combine::Add => None,
+        };
         let vacc = b.declare_var(types::F32X4);
+        let vnan = b.declare_var(types::I32X4);
         let v0 = b.ins().load(types::F32X4, flags(), x, 4);
         let v0 = mapped(&mut Math { b, ty: types::F32X4 }, v0);
         b.def_var(vacc, v0);
+        let n0 = unordered(b, v0);
+        b.def_var(vnan, n0);
         let one = b.ins().iconst(types::I64, 1 + LANES);
         let after = counted_loop(b, one, hi, LANES, |b, i| {
             let off = b.ins().imul_imm_s(i, 4);
@@ -211,10 +220,23 @@ fn fold(
             let v = b.ins().load(types::F32X4, flags(), addr, 0);
             let v = mapped(&mut Math { b, ty: types::F32X4 }, v);
             let a = b.use_var(vacc);
-            let c = combine(b, how, dtype, a, v);
+            let c = match extreme {
+                Some(max) => {
+                    let n = b.use_var(vnan);
+                    let here = unordered(b, v);
+                    let n = b.ins().bor(n, here);
+                    b.def_var(vnan, n);
+                    native_max_min(b, max, a, v)
+                }
+                None => combine(b, how, dtype, a, v),
+            };
             b.def_var(vacc, c);
         });
-        let v = b.use_var(vacc);
+        let mut v = b.use_var(vacc);
+        if extreme.is_some() {
+            let n = b.use_var(vnan);
+            v = with_nans(b, n, v);
+        }
         let mut total = b.use_var(acc);
         for lane in 0..LANES as u8 {
             let l = b.ins().extractlane(v, lane);

@@ -16,7 +16,7 @@
 //! Average pooling divides by a table of tap counts lowering computes (the counts depend
 //! only on the position). Arguments: input, [weights, bias | divisors,] scratch, output.
 
-use crate::jit::{counted_loop, flags};
+use crate::jit::{counted_loop, flags, native_max_min, unordered, with_nans};
 use crate::window::{LrnSpec, Scratch, WindowOp, WindowSpec};
 use cranelift_codegen::ir::{types, InstBuilder, Type, Value};
 use cranelift_frontend::FunctionBuilder;
@@ -266,6 +266,9 @@ fn accumulate(
         }
         _ => b.ins().fadd(acc, v),
     };
+    if taps.len() <= UNROLL_TAPS && spec.op == WindowOp::Max && ty.is_vector() {
+        return vector_max(b, taps, at, start);
+    }
     if taps.len() <= UNROLL_TAPS {
         let mut acc = start;
         for &(t, offset) in taps {
@@ -319,6 +322,26 @@ fn accumulate(
         b.def_var(var, next);
     });
     b.use_var(var)
+}
+
+/// The maximum over the taps of four outputs, NaN if any tap is NaN: one native
+/// maximum a tap ([`native_max_min`]), NaNs remembered apart.
+fn vector_max(b: &mut FunctionBuilder, taps: &[(usize, usize)], at: Value, start: Value) -> Value {
+    let mut acc = start;
+    let mut nan: Option<Value> = None;
+    for &(_, offset) in taps {
+        let v = b.ins().load(types::F32X4, flags(), at, (offset * 4) as i32);
+        acc = native_max_min(b, true, acc, v);
+        let here = unordered(b, v);
+        nan = Some(match nan {
+            Some(n) => b.ins().bor(n, here),
+            None => here,
+        });
+    }
+    match nan {
+        Some(n) => with_nans(b, n, acc),
+        None => acc,
+    }
 }
 
 /// Writes the body of a kernel computing `spec`; `params` are (args, begin, end), and
