@@ -277,7 +277,7 @@ fn concats_written_in_place_match() {
     }
 }
 
-/// Max pooling and max/min reductions take the native vector maximum and track NaNs
+/// Max pooling, max/min reductions and elementwise max/min take the native vector maximum and track NaNs
 /// apart: a NaN anywhere under a window or in a row makes that output NaN, whichever
 /// element it is, and −inf, −0 and +0 compare as they should; strides 1 and 2, widths
 /// on and off the vector length.
@@ -291,6 +291,9 @@ fn maxima_propagate_nans() {
         ("[3,4,29]", "(reduce_min %x [2] 0)"),
         ("[2,3,7,5]", "(global_max_pool %x)"),
         ("[3,4,29]", "(softmax %x 2)"),
+        ("[3,4,29]", "(max %x (fill 0.5 [1]))"),
+        ("[3,4,29]", "(min (fill 0.5 [1]) %x)"),
+        ("[3,4,29]", "(max (fill -0.5 [29]) %x)"),
     ];
     for (shape, op) in cases {
         let text = format!("(saturate-graph 1)\n(input %x f32 {shape})\n(output \"y\" {op})\n");

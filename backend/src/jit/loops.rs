@@ -211,8 +211,8 @@ impl Gen<'_> {
                     Binary::Mul => m.b.ins().fmul(x, y),
                     Binary::Div => m.b.ins().fdiv(x, y),
                     Binary::Pow => m.pow(x, y),
-                    Binary::Max => m.b.ins().fmax(x, y),
-                    Binary::Min => m.b.ins().fmin(x, y),
+                    Binary::Max => nan_aware_extreme(&mut m, true, x, y),
+                    Binary::Min => nan_aware_extreme(&mut m, false, x, y),
                     Binary::Equal => m.b.ins().fcmp(FloatCC::Equal, x, y),
                     Binary::Less => m.b.ins().fcmp(FloatCC::LessThan, x, y),
                     Binary::Greater => m.b.ins().fcmp(FloatCC::GreaterThan, x, y),
@@ -270,4 +270,14 @@ fn cast(b: &mut FunctionBuilder, x: Value, from: DType, to: DType) -> Value {
         (DType::Bool, DType::I64) => b.ins().uextend(types::I64, x),
         _ => unreachable!("all pairs are covered"),
     }
+}
+
+/// `max(x, y)` or `min`, NaN if either is: `x < y ? y : x` (`y < x ? y : x`) is one
+/// native maxps (minps) on x86 and keeps a NaN `x`; a NaN `y` is put back by one
+/// unordered compare. CLIF's `fmax`/`fmin` take nine instructions.
+fn nan_aware_extreme(m: &mut Math, max: bool, x: Value, y: Value) -> Value {
+    let take_y = if max { m.cmp(FloatCC::LessThan, x, y) } else { m.cmp(FloatCC::LessThan, y, x) };
+    let picked = m.select(take_y, y, x);
+    let y_nan = m.cmp(FloatCC::Unordered, y, y);
+    m.select(y_nan, y, picked)
 }
