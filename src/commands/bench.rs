@@ -69,9 +69,21 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             let rows = exe.profile(&inputs, 5)?;
             let total: f64 = rows.iter().map(|r| r.1).sum();
             println!("\nper kernel (time per run, calls per run):");
-            for (label, seconds, calls) in rows.iter().take(20) {
+            const SHOWN: usize = 20;
+            for (label, seconds, calls) in rows.iter().take(SHOWN) {
                 println!("  {:>8.3} ms {:>5.1}% {calls:>5}  {label}", seconds * 1e3, 100.0 * seconds / total);
             }
+            if rows.len() > SHOWN {
+                let rest: f64 = rows[SHOWN..].iter().map(|r| r.1).sum();
+                println!("  {:>8.3} ms {:>5.1}%        {} more kinds", rest * 1e3, 100.0 * rest / total, rows.len() - SHOWN);
+            }
+            let products: f64 = rows.iter().filter(|r| r.0.starts_with("matmul ")).map(|r| r.1).sum();
+            println!(
+                "matrix products {:.3} ms ({:.1}%), other kernels {:.3} ms",
+                products * 1e3,
+                100.0 * products / total,
+                (total - products) * 1e3
+            );
         }
         if gemm_gflops > 0.0 {
             println!(
