@@ -79,6 +79,16 @@ fn the_suite_runs_on_the_jit_before_and_after_optimizing() {
 
 /// Runs `op` elementwise on the JIT (one vector-sized and one odd-sized input, so both
 /// the f32x4 loop and the scalar tail run) and on the interpreter.
+/// The graph `body` (S-expression lines after the header) on random inputs (`seed`):
+/// the JIT's outputs match the interpreter's within `of_scale` of their scale.
+fn jit_matches(body: &str, seed: u64, of_scale: f64) {
+    let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+    let inputs = random_inputs(&graph, seed);
+    let want = run(&graph, &inputs).unwrap();
+    let got = jit(&graph, &inputs).unwrap();
+    assert_outputs_within(body, &got, &want, of_scale);
+}
+
 fn same_elementwise(op: &str, xs: &[f32]) {
     let n = xs.len();
     let text = format!("(saturate-graph 1)\n(input %x f32 [{n}])\n(output \"y\" ({op} %x))\n");
@@ -148,12 +158,7 @@ fn transcendental_functions_match_at_their_edges() {
 /// odd row length included.
 #[test]
 fn softmax_of_widely_spread_rows_matches() {
-    let text = "(saturate-graph 1)\n(input %x f32 [3,37])\n(output \"y\" (softmax (mul %x (fill 60.0 [])) 1))\n";
-    let graph = sexp::parse(text, "t", None).unwrap();
-    let inputs = random_inputs(&graph, 3);
-    let want = run(&graph, &inputs).unwrap();
-    let got = jit(&graph, &inputs).unwrap();
-    assert_outputs_match("softmax of spread rows", &got, &want);
+    jit_matches("(input %x f32 [3,37])\n(output \"y\" (softmax (mul %x (fill 60.0 [])) 1))", 3, 1e-4);
 }
 
 #[test]
@@ -193,8 +198,9 @@ fn bad_inputs_are_clear_errors() {
     assert!(e.contains("takes 1 input"), "{e}");
 }
 
-/// Stride-1 convolutions with many input channels (or many positions) run as one product per tap over the
-/// shifted padded input (no im2col); random weights catch any tap taken for another,
+/// Stride-1 convolutions with many input channels (or many positions) run as one
+/// product per tap over the shifted padded input (no im2col); random weights catch any
+/// tap taken for another,
 /// batch 2 and uneven pads catch offsets, and `kw − 1` junk columns must be dropped.
 #[test]
 fn convolutions_by_shifted_taps_match_the_interpreter() {
@@ -206,15 +212,14 @@ fn convolutions_by_shifted_taps_match_the_interpreter() {
         ("[1,24,64,64]", "[8,24,3,3]", "[8]", "[1,1,1,1]"),
     ];
     for (x, w, b, pads) in cases {
-        let text = format!(
-            "(saturate-graph 1)\n(input %x f32 {x})\n(input %w f32 {w})\n(input %b f32 {b})\n\
-             (output \"y\" (relu (conv %x %w %b [1,1] {pads} [1,1] 1)))\n"
+        jit_matches(
+            &format!(
+                "(input %x f32 {x})\n(input %w f32 {w})\n(input %b f32 {b})\n\
+                 (output \"y\" (relu (conv %x %w %b [1,1] {pads} [1,1] 1)))"
+            ),
+            7,
+            1e-4,
         );
-        let graph = sexp::parse(&text, "t", None).unwrap();
-        let inputs = random_inputs(&graph, 7);
-        let want = run(&graph, &inputs).unwrap();
-        let got = jit(&graph, &inputs).unwrap();
-        assert_outputs_within(&format!("conv of {x} by {w}, pads {pads}"), &got, &want, 1e-4);
     }
 }
 
@@ -229,11 +234,7 @@ fn products_of_transposes_match_the_interpreter() {
         "(input %x f32 [2,6,4])\n(input %y f32 [6,5])\n(output \"y\" (matmul (transpose %x [0,2,1]) %y))",
     ];
     for body in cases {
-        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
-        let inputs = random_inputs(&graph, 11);
-        let want = run(&graph, &inputs).unwrap();
-        let got = jit(&graph, &inputs).unwrap();
-        assert_outputs_match(body, &got, &want);
+        jit_matches(body, 11, 1e-4);
     }
 }
 
@@ -248,11 +249,7 @@ fn convolution_biases_added_by_their_reader_match() {
          (output \"y\" (mul %r (conv %x %w %b [1,1] [0,0,0,0] [1,1] 1)))",
     ];
     for body in cases {
-        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
-        let inputs = random_inputs(&graph, 5);
-        let want = run(&graph, &inputs).unwrap();
-        let got = jit(&graph, &inputs).unwrap();
-        assert_outputs_match(body, &got, &want);
+        jit_matches(body, 5, 1e-4);
     }
 }
 
@@ -269,18 +266,14 @@ fn concats_written_in_place_match() {
          (output \"y\" (concat 1 (relu %x) (exp %y) (concat 1 (neg %y) (abs %x))))",
     ];
     for body in cases {
-        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
-        let inputs = random_inputs(&graph, 9);
-        let want = run(&graph, &inputs).unwrap();
-        let got = jit(&graph, &inputs).unwrap();
-        assert_outputs_match(body, &got, &want);
+        jit_matches(body, 9, 1e-4);
     }
 }
 
-/// Max pooling, max/min reductions and elementwise max/min take the native vector maximum and track NaNs
-/// apart: a NaN anywhere under a window or in a row makes that output NaN, whichever
-/// element it is, and −inf, −0 and +0 compare as they should; strides 1 and 2, widths
-/// on and off the vector length.
+/// Max pooling, max/min reductions and elementwise max/min take the native vector
+/// maximum and track NaNs apart: a NaN anywhere under a window or in a row makes that
+/// output NaN, whichever element it is, and −inf, −0 and +0 compare as they should;
+/// strides 1 and 2, widths on and off the vector length.
 #[test]
 fn maxima_propagate_nans() {
     let cases = [

@@ -75,7 +75,12 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             }
             if rows.len() > SHOWN {
                 let rest: f64 = rows[SHOWN..].iter().map(|r| r.1).sum();
-                println!("  {:>8.3} ms {:>5.1}%        {} more kinds", rest * 1e3, 100.0 * rest / total, rows.len() - SHOWN);
+                println!(
+                    "  {:>8.3} ms {:>5.1}%        {} more kinds",
+                    rest * 1e3,
+                    100.0 * rest / total,
+                    rows.len() - SHOWN
+                );
             }
             let products: f64 = rows.iter().filter(|r| r.0.starts_with("matmul ")).map(|r| r.1).sum();
             println!(

@@ -225,17 +225,11 @@ impl Lowering<'_> {
 /// counts of one matrix of each.
 fn batch_offsets(a_batch: &[usize], b_batch: &[usize], sizes: [usize; 3]) -> (Vec<usize>, Vec<[usize; 3]>) {
     let shape: Vec<usize> = saturate_egraph::shape::broadcast(a_batch, b_batch).expect("type checking broadcast these");
-    let (sa, sb) = (broadcast_strides(a_batch, &shape), broadcast_strides(b_batch, &shape));
-    let count: usize = shape.iter().product();
-    let mut offsets = Vec::with_capacity(count);
-    let mut index = vec![0usize; shape.len()];
-    for p in 0..count {
-        let ao: isize = index.iter().zip(&sa).map(|(&x, &s)| x as isize * s).sum();
-        let bo: isize = index.iter().zip(&sb).map(|(&x, &s)| x as isize * s).sum();
-        offsets.push([ao as usize * sizes[0], bo as usize * sizes[1], p * sizes[2]]);
-        increment(&mut index, &shape);
-    }
-    (shape, offsets)
+    let packed = |dims: &[usize], size: usize| -> Vec<isize> {
+        contiguous_strides(dims).iter().map(|&s| s * size as isize).collect()
+    };
+    let (sa, sb) = (packed(a_batch, sizes[0]), packed(b_batch, sizes[1]));
+    (shape, strided_batch_offsets((a_batch, &sa), (b_batch, &sb), sizes[2]))
 }
 
 /// The offsets of each product of a batch whose operands' batch axes have the given
