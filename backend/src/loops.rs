@@ -100,10 +100,7 @@ impl LoopSpec {
                 Expr::I64(_) => DType::I64,
                 Expr::Bool(_) => DType::Bool,
                 Expr::Unary(_, x) => out[x],
-                Expr::Binary(op, a, _) if op.is_comparison() => {
-                    let _ = a;
-                    DType::Bool
-                }
+                Expr::Binary(op, _, _) if op.is_comparison() => DType::Bool,
                 Expr::Binary(_, a, _) => out[a],
                 Expr::Where(_, a, _) => out[a],
                 Expr::Cast(_, to) => to,
@@ -157,6 +154,18 @@ impl LoopSpec {
                 }
             }
         }
+    }
+}
+
+/// Advances a row-major multi-index over `shape` by one (back to all zeros after the
+/// last).
+pub fn increment(index: &mut [usize], shape: &[usize]) {
+    for d in (0..index.len()).rev() {
+        index[d] += 1;
+        if index[d] < shape[d] {
+            return;
+        }
+        index[d] = 0;
     }
 }
 

@@ -120,13 +120,7 @@ impl WindowSpec {
         for _ in 0..self.positions() {
             let count: usize = index.iter().enumerate().map(|(d, &o)| per_axis[d][o]).product();
             out.push(1.0 / count as f32);
-            for d in (0..index.len()).rev() {
-                index[d] += 1;
-                if index[d] < self.output[d] {
-                    break;
-                }
-                index[d] = 0;
-            }
+            crate::loops::increment(&mut index, &self.output);
         }
         out
     }

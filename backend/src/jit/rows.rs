@@ -195,7 +195,6 @@ fn fold(
     let first = if dtype == DType::F32 { mapped(&mut Math { b, ty: types::F32 }, first) } else { first };
     let acc = b.declare_var(ty);
     b.def_var(acc, first);
-    let zero = b.ins().iconst(types::I64, 0);
     let mut start = b.ins().iconst(types::I64, 1);
     let hi = b.ins().iconst(types::I64, len as i64);
     if dtype == DType::F32 && step == 1 && len >= 2 * LANES as usize {
@@ -211,8 +210,10 @@ fn fold(
         let v0 = b.ins().load(types::F32X4, flags(), x, 4);
         let v0 = mapped(&mut Math { b, ty: types::F32X4 }, v0);
         b.def_var(vacc, v0);
-        let n0 = unordered(b, v0);
-        b.def_var(vnan, n0);
+        if extreme.is_some() {
+            let n0 = unordered(b, v0);
+            b.def_var(vnan, n0);
+        }
         let one = b.ins().iconst(types::I64, 1 + LANES);
         let after = counted_loop(b, one, hi, LANES, |b, i| {
             let off = b.ins().imul_imm_s(i, 4);
@@ -245,7 +246,6 @@ fn fold(
         b.def_var(acc, total);
         start = after;
     }
-    let _ = zero;
     counted_loop(b, start, hi, 1, |b, i| {
         let off = b.ins().imul_imm_s(i, step as i64 * esize);
         let addr = b.ins().iadd(x, off);

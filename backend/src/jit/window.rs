@@ -89,13 +89,7 @@ fn taps(spec: &WindowSpec, scratch: &Scratch) -> Vec<(usize, usize)> {
     for t in 0..spec.taps() {
         let c: Vec<usize> = k.iter().zip(&spec.dilations).map(|(&k, &d)| k * d).collect();
         out.push((t, scratch.offset(&c)));
-        for d in (0..k.len()).rev() {
-            k[d] += 1;
-            if k[d] < spec.kernel[d] {
-                break;
-            }
-            k[d] = 0;
-        }
+        crate::loops::increment(&mut k, &spec.kernel);
     }
     out
 }
@@ -235,8 +229,8 @@ fn row_blocks(b: &mut FunctionBuilder, columns: i64, block: &mut dyn FnMut(&mut 
     }
 }
 
-/// A depthwise filter's taps: none (pooling), in memory, or — for unrolled kernels —
-/// loaded and splat once per plane.
+/// A depthwise filter's taps: none (pooling), in memory (kernels that loop over their
+/// taps), or loaded and splat once per plane (unrolled kernels).
 #[derive(Clone, Copy)]
 enum Filter<'a> {
     None,
@@ -276,10 +270,7 @@ fn accumulate(
             let w = match filter {
                 Filter::None => None,
                 Filter::Hoisted { scalars, vectors } => Some(if ty.is_vector() { vectors[t] } else { scalars[t] }),
-                Filter::Memory(w) => {
-                    let s = b.ins().load(types::F32, flags(), w, (t * 4) as i32);
-                    Some(splat(b, s))
-                }
+                Filter::Memory(_) => unreachable!("unrolled kernels have their weights hoisted"),
             };
             acc = step(b, acc, v, w);
         }

@@ -78,12 +78,7 @@ impl Lowering<'_> {
                 accumulate: false,
             };
             let wl = self.loc(w)?;
-            self.steps.push(Step {
-                kernel: Kernel::MatMul(product),
-                args: vec![wl, cols, out],
-                writes: vec![false, false, true],
-                constant,
-            });
+            self.push_matmul(product, wl, cols, out, constant);
             // bias and activation in one pass over the result, or the bias in the pass
             // of the elementwise loop that reads it (a residual add, typically)
             let mut channel = vec![0isize; out_shape.len()];
@@ -199,12 +194,7 @@ impl Lowering<'_> {
                 alpha: 1.0,
                 accumulate: !first,
             };
-            self.steps.push(Step {
-                kernel: Kernel::MatMul(product),
-                args: vec![wl, padded, result],
-                writes: vec![false, false, true],
-                constant,
-            });
+            self.push_matmul(product, wl, padded, result, constant);
         }
         let out_shape = [batch, m, ho, wo];
         let kept = vec![(m * columns) as isize, columns as isize, wp as isize, 1];

@@ -7,7 +7,7 @@ use super::elementwise::activation_op;
 use super::Lowering;
 use crate::error::BackendError;
 use crate::gemm::MatMul;
-use crate::loops::{broadcast_strides, contiguous_strides, Binary, Expr, LoopSpec, Operand, Output, Unary};
+use crate::loops::{broadcast_strides, contiguous_strides, increment, Binary, Expr, LoopSpec, Operand, Output, Unary};
 use crate::plan::{Kernel, Loc, Step};
 use crate::rows::{RowOp, RowSpec, Strided};
 use saturate_egraph::{Activation, DType, Id};
@@ -213,7 +213,7 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    fn push_matmul(&mut self, product: MatMul, a: Loc, b: Loc, out: Loc, constant: bool) {
+    pub(super) fn push_matmul(&mut self, product: MatMul, a: Loc, b: Loc, out: Loc, constant: bool) {
         let step =
             Step { kernel: Kernel::MatMul(product), args: vec![a, b, out], writes: vec![false, false, true], constant };
         self.steps.push(step);
@@ -253,15 +253,4 @@ fn strided_batch_offsets(a: (&[usize], &[isize]), b: (&[usize], &[isize]), out_s
         increment(&mut index, &shape);
     }
     offsets
-}
-
-/// Advances a row-major multi-index by one.
-fn increment(index: &mut [usize], shape: &[usize]) {
-    for d in (0..index.len()).rev() {
-        index[d] += 1;
-        if index[d] < shape[d] {
-            return;
-        }
-        index[d] = 0;
-    }
 }
