@@ -306,3 +306,62 @@ fn maxima_propagate_nans() {
         assert_outputs_within(&format!("{op} of {shape}"), &got, &want, 1e-6);
     }
 }
+
+/// Rows at the limits of f32, as the interpreter's f64 statistics handle them: values
+/// whose squares overflow (1e20), whose sums overflow (3e38), rows far from zero (a mean
+/// of 1e4 over a spread of 1e-2, where an f32 mean alone loses every digit of the
+/// deviations), tiny values, and rows holding an infinity or a NaN; contiguous rows (the
+/// vector path) and strided ones (axis 0), odd lengths. Normalized rows are bounded, so
+/// every exact answer here is a finite f32 unless the row holds a non-finite value.
+#[test]
+fn sums_and_normalizations_at_the_limits_of_f32_match() {
+    let regimes: [(f32, f32); 7] =
+        [(0.0, 1.0), (0.0, 1e20), (3e38, 1e37), (1e4, 1e-2), (-2e30, 1e28), (0.0, 1e-30), (1.0, 1.0)];
+    let (rows, len) = (regimes.len(), 13);
+    let mut rng = saturate_verify::rng::Rng::new(17);
+    let mut values: Vec<f32> = Vec::new();
+    for &(offset, spread) in &regimes {
+        values.extend((0..len).map(|_| offset + spread * rng.normal() as f32));
+    }
+    values[len * (rows - 1) + 3] = f32::INFINITY;
+    values[len * (rows - 1) + 7] = f32::NAN;
+    let x = Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[rows, len]), values).unwrap());
+    let ops = [
+        "(layer_norm %x (fill 1.5 [13]) (fill 0.25 [13]) 1 1e-5)",
+        "(layer_norm %x (fill 1.5 [13]) (fill 0.25 [13]) 1 0.0)",
+        "(rms_norm %x (fill 0.5 [13]) 1 1e-5)",
+        "(reduce_sum %x [1] 0)",
+        "(reduce_mean %x [1] 1)",
+        "(softmax %x 1)",
+        "(log_softmax %x 1)",
+        "(global_avg_pool (reshape %x [1,7,13,1]))",
+    ];
+    for op in ops {
+        for (shape, input) in [("[7,13]", x.clone()), ("[13,7]", transposed(&x))] {
+            let op = if shape == "[7,13]" { op.to_string() } else { along_axis_0(op) };
+            let text = format!("(saturate-graph 1)\n(input %x f32 {shape})\n(output \"y\" {op})\n");
+            let graph = sexp::parse(&text, "t", None).unwrap_or_else(|e| panic!("{op}: {e}"));
+            let want = run(&graph, std::slice::from_ref(&input)).unwrap();
+            let got = jit(&graph, &[input]).unwrap();
+            for (g, w) in got[0].to_f32_vec().iter().zip(want[0].to_f32_vec()) {
+                let ok = (g.is_nan() && w.is_nan()) || g == &w || (g - w).abs() as f64 <= 1e-4 + 1e-3 * w.abs() as f64;
+                assert!(ok, "{op} of {shape}: {g} on the JIT, {w} in the interpreter");
+            }
+        }
+    }
+}
+
+fn transposed(x: &Tensor) -> Tensor {
+    let a = x.as_f32().unwrap();
+    Tensor::F32(a.t().as_standard_layout().to_owned().into_dyn())
+}
+
+/// The same op over a [13,7] input, along axis 0 (a strided row) where it can be.
+fn along_axis_0(op: &str) -> String {
+    if op.starts_with("(reduce") || op.starts_with("(softmax") || op.starts_with("(log_softmax") {
+        op.replace(" [1] ", " [0] ").replace(" 1)", " 0)")
+    } else {
+        // normalizations take their axes from one on; transpose the rows back first
+        op.replacen("%x", "(transpose %x [1,0])", 1)
+    }
+}

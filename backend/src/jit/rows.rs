@@ -3,6 +3,12 @@
 //! in `f32x4` when the row is contiguous, with a scalar tail.
 //!
 //! Arguments: the input, then the parameters, then the output.
+//!
+//! Sums and normalizations run in f32 on the fast path, and check their accumulators:
+//! where one is not finite (the squares of 1e20 overflow f32, so do the partial sums of
+//! a row of 3e38s) the row is computed again, in scalar f64, the way the interpreter
+//! does. Only rows whose f32 statistics overflow pay for it; a row that holds an
+//! infinity or a NaN takes that path too and gets the same NaN or infinity.
 
 use crate::jit::math::Math;
 use crate::jit::{counted_loop, flags, native_max_min, scalar_type, unordered, with_nans};
@@ -72,13 +78,29 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
     let (len, xstep, ostep) = (spec.len, spec.x.step, spec.out.step);
     let n = b.ins().f32const(len as f32);
     match spec.op {
+        RowOp::Sum | RowOp::Mean if spec.dtype == DType::F32 => {
+            let mean = spec.op == RowOp::Mean;
+            let s = fold(b, DType::F32, x, xstep, len, Combine::Add, &|_, v| v);
+            let ok = is_finite(b, s);
+            branch(
+                b,
+                ok,
+                |b| {
+                    let s = if mean { b.ins().fdiv(s, n) } else { s };
+                    b.ins().store(flags(), s, out, 0);
+                },
+                |b| {
+                    let s = sum_f64(b, x, xstep, len, &|_, v| v);
+                    let s = if mean { divide_f64(b, s, len) } else { s };
+                    let s = b.ins().fdemote(types::F32, s);
+                    b.ins().store(flags(), s, out, 0);
+                },
+            );
+        }
         RowOp::Sum | RowOp::Mean => {
             let mut s = fold(b, spec.dtype, x, xstep, len, Combine::Add, &|_, v| v);
             if spec.op == RowOp::Mean {
-                s = match spec.dtype {
-                    DType::F32 => b.ins().fdiv(s, n),
-                    _ => b.ins().sdiv_imm_s(s, len as i64),
-                };
+                s = b.ins().sdiv_imm_s(s, len as i64);
             }
             b.ins().store(flags(), s, out, 0);
         }
@@ -125,44 +147,200 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
             });
         }
         RowOp::LayerNorm { eps } => {
+            // the mean m₀ in f32 is off by up to an ulp of the row's magnitude, which is
+            // everything when the row sits far from zero; so the second pass sums
+            // d = x − m₀ (exact where x is near m₀) as well as d², and corrects both:
+            // x − mean = d − c with c = Σd/n, var = Σd²/n − c²
             let sum = fold(b, DType::F32, x, xstep, len, Combine::Add, &|_, v| v);
-            let mean = b.ins().fdiv(sum, n);
-            let sq = fold(b, DType::F32, x, xstep, len, Combine::Add, &|math, v| {
-                let mm = math.splat_value(mean);
+            let m0 = b.ins().fdiv(sum, n);
+            let sums = fold_many(b, x, xstep, len, 2, &|math, v| {
+                let mm = math.splat_value(m0);
                 let d = math.b.ins().fsub(v, mm);
-                math.b.ins().fmul(d, d)
+                let dd = math.b.ins().fmul(d, d);
+                vec![d, dd]
             });
-            let inv = inverse_root(b, sq, n, eps);
+            let c = b.ins().fdiv(sums[0], n);
+            let var = b.ins().fdiv(sums[1], n);
+            let cc = b.ins().fmul(c, c);
+            let var = b.ins().fsub(var, cc);
+            let zero = b.ins().f32const(0.0);
+            let var = b.ins().fmax(var, zero);
+            let ok = statistics_usable(b, sums[1], var, eps);
+            let inv = inverse_root(b, var, eps);
             let (scale, bias) = ((ps[0], spec.params[0].step), (ps[1], spec.params[1].step));
-            map(b, len, &[(x, xstep), scale, bias], (out, ostep), &|math, v| {
-                let (mm, ii) = (math.splat_value(mean), math.splat_value(inv));
-                let d = math.b.ins().fsub(v[0], mm);
-                let d = math.b.ins().fmul(d, ii);
-                let d = math.b.ins().fmul(d, v[1]);
-                math.b.ins().fadd(d, v[2])
-            });
+            branch(
+                b,
+                ok,
+                |b| {
+                    map(b, len, &[(x, xstep), scale, bias], (out, ostep), &|math, v| {
+                        // (x − m₀) − c, not x − (m₀ + c): the sum would round c away
+                        let (mm, cc, ii) = (math.splat_value(m0), math.splat_value(c), math.splat_value(inv));
+                        let d = math.b.ins().fsub(v[0], mm);
+                        let d = math.b.ins().fsub(d, cc);
+                        let d = math.b.ins().fmul(d, ii);
+                        let d = math.b.ins().fmul(d, v[1]);
+                        math.b.ins().fadd(d, v[2])
+                    })
+                },
+                |b| {
+                    let sum = sum_f64(b, x, xstep, len, &|_, v| v);
+                    let mean = divide_f64(b, sum, len);
+                    let sq = sum_f64(b, x, xstep, len, &|b, v| {
+                        let d = b.ins().fsub(v, mean);
+                        b.ins().fmul(d, d)
+                    });
+                    let inv = inverse_root_f64(b, sq, len, eps);
+                    map_f64(b, len, &[(x, xstep), scale, bias], (out, ostep), &|b, v| {
+                        let d = b.ins().fsub(v[0], mean);
+                        let d = b.ins().fmul(d, inv);
+                        let d = b.ins().fmul(d, v[1]);
+                        b.ins().fadd(d, v[2])
+                    });
+                },
+            );
         }
         RowOp::RmsNorm { eps } => {
             let sq = fold(b, DType::F32, x, xstep, len, Combine::Add, &|math, v| math.b.ins().fmul(v, v));
-            let inv = inverse_root(b, sq, n, eps);
+            let mean_square = b.ins().fdiv(sq, n);
+            let ok = statistics_usable(b, sq, mean_square, eps);
+            let inv = inverse_root(b, mean_square, eps);
             let scale = (ps[0], spec.params[0].step);
-            map(b, len, &[(x, xstep), scale], (out, ostep), &|math, v| {
-                let ii = math.splat_value(inv);
-                let d = math.b.ins().fmul(v[0], ii);
-                math.b.ins().fmul(d, v[1])
-            });
+            branch(
+                b,
+                ok,
+                |b| {
+                    map(b, len, &[(x, xstep), scale], (out, ostep), &|math, v| {
+                        let ii = math.splat_value(inv);
+                        let d = math.b.ins().fmul(v[0], ii);
+                        math.b.ins().fmul(d, v[1])
+                    })
+                },
+                |b| {
+                    let sq = sum_f64(b, x, xstep, len, &|b, v| b.ins().fmul(v, v));
+                    let inv = inverse_root_f64(b, sq, len, eps);
+                    map_f64(b, len, &[(x, xstep), scale], (out, ostep), &|b, v| {
+                        let d = b.ins().fmul(v[0], inv);
+                        b.ins().fmul(d, v[1])
+                    });
+                },
+            );
         }
     }
 }
 
-/// 1/√(sum/n + eps).
-fn inverse_root(b: &mut FunctionBuilder, sum: Value, n: Value, eps: f32) -> Value {
-    let mean = b.ins().fdiv(sum, n);
+/// 1/√(var + eps).
+fn inverse_root(b: &mut FunctionBuilder, var: Value, eps: f32) -> Value {
     let e = b.ins().f32const(eps);
-    let v = b.ins().fadd(mean, e);
+    let v = b.ins().fadd(var, e);
     let r = b.ins().sqrt(v);
     let one = b.ins().f32const(1.0);
     b.ins().fdiv(one, r)
+}
+
+/// 1/√(sum/len + eps), in f64.
+fn inverse_root_f64(b: &mut FunctionBuilder, sum: Value, len: usize, eps: f32) -> Value {
+    let mean = divide_f64(b, sum, len);
+    let e = b.ins().f64const(f64::from(eps));
+    let v = b.ins().fadd(mean, e);
+    let r = b.ins().sqrt(v);
+    let one = b.ins().f64const(1.0);
+    b.ins().fdiv(one, r)
+}
+
+fn divide_f64(b: &mut FunctionBuilder, v: Value, len: usize) -> Value {
+    let n = b.ins().f64const(len as f64);
+    b.ins().fdiv(v, n)
+}
+
+/// Whether f32 row statistics can be used: the accumulated squares are finite, and,
+/// without an epsilon to keep the root away from zero, the variance is not lost below
+/// the smallest normal f32.
+fn statistics_usable(b: &mut FunctionBuilder, squares: Value, var: Value, eps: f32) -> Value {
+    let ok = is_finite(b, squares);
+    if eps > 0.0 {
+        return ok;
+    }
+    let tiny = b.ins().f32const(f32::MIN_POSITIVE);
+    let normal = b.ins().fcmp(FloatCC::GreaterThanOrEqual, var, tiny);
+    b.ins().band(ok, normal)
+}
+
+/// 1 where the scalar f32 `v` is neither infinite nor NaN.
+fn is_finite(b: &mut FunctionBuilder, v: Value) -> Value {
+    let a = b.ins().fabs(v);
+    let inf = b.ins().f32const(f32::INFINITY);
+    b.ins().fcmp(FloatCC::LessThan, a, inf)
+}
+
+/// `if cond { then } else { otherwise }`; code after it continues in one block.
+fn branch(
+    b: &mut FunctionBuilder,
+    cond: Value,
+    then: impl FnOnce(&mut FunctionBuilder),
+    otherwise: impl FnOnce(&mut FunctionBuilder),
+) {
+    let (yes, no, done) = (b.create_block(), b.create_block(), b.create_block());
+    b.ins().brif(cond, yes, &[], no, &[]);
+    b.switch_to_block(yes);
+    then(b);
+    b.ins().jump(done, &[]);
+    b.switch_to_block(no);
+    otherwise(b);
+    b.ins().jump(done, &[]);
+    b.switch_to_block(done);
+}
+
+/// Σ mapped(x[i]) over a row of f32, each element widened to f64: the slow path of
+/// rows whose f32 statistics overflowed.
+fn sum_f64(
+    b: &mut FunctionBuilder,
+    x: Value,
+    step: isize,
+    len: usize,
+    mapped: &dyn Fn(&mut FunctionBuilder, Value) -> Value,
+) -> Value {
+    let acc = b.declare_var(types::F64);
+    let zero = b.ins().f64const(0.0);
+    b.def_var(acc, zero);
+    let (lo, hi) = (b.ins().iconst(types::I64, 0), b.ins().iconst(types::I64, len as i64));
+    counted_loop(b, lo, hi, 1, |b, i| {
+        let off = b.ins().imul_imm_s(i, step as i64 * 4);
+        let addr = b.ins().iadd(x, off);
+        let v = b.ins().load(types::F32, flags(), addr, 0);
+        let v = b.ins().fpromote(types::F64, v);
+        let v = mapped(b, v);
+        let a = b.use_var(acc);
+        let a = b.ins().fadd(a, v);
+        b.def_var(acc, a);
+    });
+    b.use_var(acc)
+}
+
+/// [`map`] in scalar f64: inputs widened, the result rounded to f32 once.
+fn map_f64(
+    b: &mut FunctionBuilder,
+    len: usize,
+    inputs: &[(Value, isize)],
+    out: (Value, isize),
+    f: &dyn Fn(&mut FunctionBuilder, &[Value]) -> Value,
+) {
+    let (lo, hi) = (b.ins().iconst(types::I64, 0), b.ins().iconst(types::I64, len as i64));
+    counted_loop(b, lo, hi, 1, |b, i| {
+        let values: Vec<Value> = inputs
+            .iter()
+            .map(|&(a, s)| {
+                let off = b.ins().imul_imm_s(i, s as i64 * 4);
+                let addr = b.ins().iadd(a, off);
+                let v = b.ins().load(types::F32, flags(), addr, 0);
+                b.ins().fpromote(types::F64, v)
+            })
+            .collect();
+        let r = f(b, &values);
+        let r = b.ins().fdemote(types::F32, r);
+        let off = b.ins().imul_imm_s(i, out.1 as i64 * 4);
+        let addr = b.ins().iadd(out.0, off);
+        b.ins().store(flags(), r, addr, 0);
+    });
 }
 
 fn combine(b: &mut FunctionBuilder, how: Combine, dtype: DType, a: Value, v: Value) -> Value {
@@ -188,13 +366,55 @@ fn fold(
     how: Combine,
     mapped: &dyn Fn(&mut Math, Value) -> Value,
 ) -> Value {
+    folds(b, dtype, x, step, len, how, 1, &|math, v| vec![mapped(math, v)])[0]
+}
+
+/// Sums `count` values that `mapped` makes of each f32 of a row, in one pass.
+fn fold_many(
+    b: &mut FunctionBuilder,
+    x: Value,
+    step: isize,
+    len: usize,
+    count: usize,
+    mapped: &dyn Fn(&mut Math, Value) -> Vec<Value>,
+) -> Vec<Value> {
+    folds(b, DType::F32, x, step, len, Combine::Add, count, mapped)
+}
+
+/// Folds each of the `count` values `mapped(x[i])` over a row with `how`; returns the
+/// scalar results.
+#[allow(clippy::too_many_arguments)] // fold and fold_many name the common cases
+fn folds(
+    b: &mut FunctionBuilder,
+    dtype: DType,
+    x: Value,
+    step: isize,
+    len: usize,
+    how: Combine,
+    count: usize,
+    mapped: &dyn Fn(&mut Math, Value) -> Vec<Value>,
+) -> Vec<Value> {
     let ty = scalar_type(dtype);
     let esize = dtype.byte_size() as i64;
+    let map_scalar = |b: &mut FunctionBuilder, v: Value| -> Vec<Value> {
+        if dtype == DType::F32 {
+            mapped(&mut Math { b, ty: types::F32 }, v)
+        } else {
+            vec![v]
+        }
+    };
     // the first element starts the fold: no identity needed for max and min
     let first = b.ins().load(ty, flags(), x, 0);
-    let first = if dtype == DType::F32 { mapped(&mut Math { b, ty: types::F32 }, first) } else { first };
-    let acc = b.declare_var(ty);
-    b.def_var(acc, first);
+    let first = map_scalar(b, first);
+    let accs: Vec<_> = first
+        .iter()
+        .map(|&v| {
+            let acc = b.declare_var(ty);
+            b.def_var(acc, v);
+            acc
+        })
+        .collect();
+    assert_eq!(accs.len(), count, "mapped makes one value per fold");
     let mut start = b.ins().iconst(types::I64, 1);
     let hi = b.ins().iconst(types::I64, len as i64);
     if dtype == DType::F32 && step == 1 && len >= 2 * LANES as usize {
@@ -205,57 +425,69 @@ fn fold(
             Combine::Min => Some(false),
             Combine::Add => None,
         };
-        let vacc = b.declare_var(types::F32X4);
-        let vnan = b.declare_var(types::I32X4);
         let v0 = b.ins().load(types::F32X4, flags(), x, 4);
         let v0 = mapped(&mut Math { b, ty: types::F32X4 }, v0);
-        b.def_var(vacc, v0);
-        if extreme.is_some() {
-            let n0 = unordered(b, v0);
-            b.def_var(vnan, n0);
-        }
+        let vaccs: Vec<_> = v0
+            .iter()
+            .map(|&v| {
+                let vacc = b.declare_var(types::F32X4);
+                b.def_var(vacc, v);
+                let vnan = b.declare_var(types::I32X4);
+                if extreme.is_some() {
+                    let n0 = unordered(b, v);
+                    b.def_var(vnan, n0);
+                }
+                (vacc, vnan)
+            })
+            .collect();
         let one = b.ins().iconst(types::I64, 1 + LANES);
         let after = counted_loop(b, one, hi, LANES, |b, i| {
             let off = b.ins().imul_imm_s(i, 4);
             let addr = b.ins().iadd(x, off);
             let v = b.ins().load(types::F32X4, flags(), addr, 0);
-            let v = mapped(&mut Math { b, ty: types::F32X4 }, v);
-            let a = b.use_var(vacc);
-            let c = match extreme {
-                Some(max) => {
-                    let n = b.use_var(vnan);
-                    let here = unordered(b, v);
-                    let n = b.ins().bor(n, here);
-                    b.def_var(vnan, n);
-                    native_max_min(b, max, a, v)
-                }
-                None => combine(b, how, dtype, a, v),
-            };
-            b.def_var(vacc, c);
+            let vs = mapped(&mut Math { b, ty: types::F32X4 }, v);
+            for (&(vacc, vnan), v) in vaccs.iter().zip(vs) {
+                let a = b.use_var(vacc);
+                let c = match extreme {
+                    Some(max) => {
+                        let n = b.use_var(vnan);
+                        let here = unordered(b, v);
+                        let n = b.ins().bor(n, here);
+                        b.def_var(vnan, n);
+                        native_max_min(b, max, a, v)
+                    }
+                    None => combine(b, how, dtype, a, v),
+                };
+                b.def_var(vacc, c);
+            }
         });
-        let mut v = b.use_var(vacc);
-        if extreme.is_some() {
-            let n = b.use_var(vnan);
-            v = with_nans(b, n, v);
+        for (&acc, &(vacc, vnan)) in accs.iter().zip(&vaccs) {
+            let mut v = b.use_var(vacc);
+            if extreme.is_some() {
+                let n = b.use_var(vnan);
+                v = with_nans(b, n, v);
+            }
+            let mut total = b.use_var(acc);
+            for lane in 0..LANES as u8 {
+                let l = b.ins().extractlane(v, lane);
+                total = combine(b, how, dtype, total, l);
+            }
+            b.def_var(acc, total);
         }
-        let mut total = b.use_var(acc);
-        for lane in 0..LANES as u8 {
-            let l = b.ins().extractlane(v, lane);
-            total = combine(b, how, dtype, total, l);
-        }
-        b.def_var(acc, total);
         start = after;
     }
     counted_loop(b, start, hi, 1, |b, i| {
         let off = b.ins().imul_imm_s(i, step as i64 * esize);
         let addr = b.ins().iadd(x, off);
         let v = b.ins().load(ty, flags(), addr, 0);
-        let v = if dtype == DType::F32 { mapped(&mut Math { b, ty: types::F32 }, v) } else { v };
-        let a = b.use_var(acc);
-        let c = combine(b, how, dtype, a, v);
-        b.def_var(acc, c);
+        let vs = map_scalar(b, v);
+        for (&acc, v) in accs.iter().zip(vs) {
+            let a = b.use_var(acc);
+            let c = combine(b, how, dtype, a, v);
+            b.def_var(acc, c);
+        }
     });
-    b.use_var(acc)
+    accs.iter().map(|&acc| b.use_var(acc)).collect()
 }
 
 /// `out[i] = f(inputs[0][i], inputs[1][i], …)` along a row of f32; each input and the
