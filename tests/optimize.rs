@@ -15,7 +15,7 @@ use support::*;
 
 /// A fixed CPU model, so tests do not depend on this machine's calibration.
 fn cpu() -> Roofline {
-    Roofline { name: "cpu".into(), gemm_flops: 1e11, vector_flops: 2e10, bandwidth: 2e10, launch: 1e-6 }
+    saturate_costmodels::cpu::reference()
 }
 
 /// Optimizes `graph` and checks the result computes the same, returning the report.

@@ -45,6 +45,13 @@ pub fn host_model() -> Result<Roofline, String> {
     Ok(calibrate()?.roofline)
 }
 
+/// A fixed CPU roofline (100 GFLOP/s in products, 20 in loops, 20 GB/s, 1 µs a
+/// kernel), for what must not depend on the machine or its load: tests, and fuzz
+/// campaigns, whose seed must pick the same programs everywhere.
+pub fn reference() -> Roofline {
+    Roofline { name: "cpu".into(), gemm_flops: 1e11, vector_flops: 2e10, bandwidth: 2e10, launch: 1e-6 }
+}
+
 /// Measures the host and caches the result.
 pub fn calibrate() -> Result<Calibration, String> {
     let cal = Calibration { cpu: cpu_name(), roofline: measure() };

@@ -32,9 +32,32 @@ use ordered_float::OrderedFloat;
 use std::fmt;
 use std::str::FromStr;
 
-define_language! {
+/// Declares [`TensorLang`] and [`OPS`] from one table, so the list of ops cannot drift
+/// from the language: an op added to the enum is in the list.
+macro_rules! tensor_language {
+    (
+        $(#[$meta:meta])*
+        ops { $($name:literal = $variant:ident($($children:tt)+),)* }
+        leaves { $($leaf:ident($data:ty),)* }
+    ) => {
+        define_language! {
+            $(#[$meta])*
+            pub enum TensorLang {
+                $($name = $variant($($children)+),)*
+                $($leaf($data),)*
+            }
+        }
+
+        /// Every op of [`TensorLang`] as written in S-expressions, sources (`input`,
+        /// `weight`, `fill`) first, in the order the language declares them: the one list
+        /// of ops, from which the others (what the JIT runs, what fuzzing must cover) derive.
+        pub const OPS: &[&str] = &[$($name),*];
+    };
+}
+
+tensor_language! {
     /// The tensor operator language; see the [module docs](self) for its conventions.
-    pub enum TensorLang {
+    ops {
         // sources
         "input" = Input([Id; 3]),
         "weight" = Weight([Id; 3]),
@@ -116,8 +139,9 @@ define_language! {
         "matmul_bias_act" = MatMulBiasAct([Id; 4]),
         "conv_bias_act" = ConvBiasAct([Id; 8]),
         "attention" = Attention([Id; 4]),
-
-        // attribute leaves; parsed in this order, so an integer never reads as a float
+    }
+    // attribute leaves; parsed in this order, so an integer never reads as a float
+    leaves {
         Int(i64),
         Float(Float),
         Ints(IntList),
@@ -295,7 +319,7 @@ pub fn sanitize_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use egg::RecExpr;
+    use egg::{FromOp, RecExpr};
 
     #[test]
     fn leaves_parse_by_their_spelling() {
@@ -328,6 +352,20 @@ mod tests {
             assert_eq!(text.parse::<Float>().unwrap().get().to_bits(), v.to_bits(), "{text}");
         }
         assert!("1".parse::<Float>().is_err());
+    }
+
+    #[test]
+    fn the_op_list_is_the_language() {
+        // every name in OPS is an op of the language (not a leaf), and names are unique
+        for op in OPS {
+            let node = (1..=8)
+                .find_map(|arity| TensorLang::from_op(op, vec![Id::from(0usize); arity]).ok())
+                .unwrap_or_else(|| panic!("{op} is not an op of the language"));
+            assert!(!node.is_attribute(), "{op}");
+        }
+        let unique: std::collections::BTreeSet<_> = OPS.iter().collect();
+        assert_eq!(unique.len(), OPS.len());
+        assert_eq!(&OPS[..3], ["input", "weight", "fill"]);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use dtype::DType;
 pub use error::{Error, Result};
 pub use graph::{Graph, GraphBuilder, Port};
 pub use infer::Meta;
-pub use lang::{Activation, Float, Name, TensorLang};
+pub use lang::{Activation, Float, Name, TensorLang, OPS};
 pub use shape::{IntList, TensorType};
 pub use tensor::Tensor;
 

@@ -24,7 +24,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let (mut graph, mut inputs) = saturate_verify::load_for_inputs(args.model, given)?;
     let random_inputs = inputs.is_empty() && !graph.inputs.is_empty();
     if random_inputs {
-        inputs = saturate_verify::fuzz::inputs(&graph);
+        inputs = saturate_verify::fuzz::draws::draw(&graph, 0).map_err(anyhow::Error::msg)?;
     }
     if let Some(opts) = args.optimize {
         graph = optimize_for_run(&graph, opts)?;

@@ -1,0 +1,289 @@
+//! Which cases f32 can compute: the part of the oracle that tells "wrong" from "not
+//! computable in f32".
+//!
+//! The interpreter accumulates every sum in f64 and rounds once; a compiled program, like
+//! any f32 runtime, sums in f32. Summing k terms tᵢ in f32, in whatever order, may be off
+//! by up to (k − 1)·u·Σ|tᵢ| (u = 2⁻²⁴, the unit roundoff). Where that bound exceeds the
+//! tolerance outputs are compared with — a product whose terms cancel to a result far
+//! below their magnitudes, or whose terms sum past the largest f32 while the exact result
+//! does not — no f32 program is obliged to agree with the interpreter, and a
+//! disagreement says nothing about the compiler. Such a case is **beyond f32**: the fuzz
+//! report counts it apart, never as a pass and never as a mismatch.
+//!
+//! The ops checked are those that sum terms in f32 with no way back: products
+//! (`matmul`, `gemm`, `matmul_bias_act`, the scores of `attention`), convolutions, and
+//! sums over rows and windows (`reduce_sum`, `reduce_mean`, `avg_pool`,
+//! `global_avg_pool`). Σ|tᵢ| is the same op evaluated on the absolute values of its
+//! operands (activations left out). Normalizations and softmax are not listed: their
+//! results are bounded, and the compiled row kernels redo in f64 any row whose f32
+//! statistics overflow, so f32 can compute them.
+//!
+//! Values that are infinite or NaN are a separate matter: IEEE arithmetic defines them,
+//! the compiled program must produce them as the interpreter does, and [`Range::finite`]
+//! records whether any occur (rewrite rules, laws of real arithmetic, are checked only
+//! where none do).
+
+use crate::compare::RTOL;
+use crate::interp::eval_node;
+use saturate_egraph::{Activation, DType, Float, Graph, Id, Language, Port, RecExpr, Tensor, TensorLang};
+
+/// The unit roundoff of f32.
+const UNIT_ROUNDOFF: f64 = 1.0 / (1u64 << 24) as f64;
+
+/// The absolute tolerance of a fuzz comparison: 1e-4 of the largest finite magnitude of
+/// the expected tensor, at least 1e-4 (reductions and products sum in another order on
+/// each side).
+pub fn absolute_tolerance(expected: &Tensor) -> f64 {
+    let scale = match expected {
+        Tensor::F32(a) => a.iter().filter(|v| v.is_finite()).fold(0f32, |m, v| m.max(v.abs())) as f64,
+        _ => 0.0,
+    };
+    1e-4 * scale.max(1.0)
+}
+
+/// What one evaluation of a graph on given inputs tells about f32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Range {
+    /// Every f32 value the graph computes is finite.
+    pub finite: bool,
+    /// Why the case is beyond f32 (the first node found), if it is.
+    pub beyond: Option<String>,
+}
+
+/// Evaluates every value of `graph` on `inputs` with the interpreter and assesses them.
+pub fn assess(graph: &Graph, inputs: &[Tensor]) -> Result<Range, String> {
+    let values = all_values(graph, inputs)?;
+    let finite = values.iter().flatten().all(|v| v.as_f32().is_none_or(|a| a.iter().all(|x| x.is_finite())));
+    for (id, node) in graph.expr.items() {
+        if let Some(why) = beyond_f32(&graph.expr, id, node, &values)? {
+            return Ok(Range { finite, beyond: Some(format!("node #{} ({}): {why}", usize::from(id), node)) });
+        }
+    }
+    Ok(Range { finite, beyond: None })
+}
+
+/// The value of every tensor node (`None` for attributes).
+fn all_values(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>, String> {
+    let metas = graph.check().map_err(|e| e.to_string())?;
+    let ids: Vec<usize> = (0..graph.expr.len()).filter(|&i| metas[i].tensor().is_some()).collect();
+    let mut every = graph.clone();
+    every.outputs = ids.iter().map(|&i| Port { name: format!("n{i}"), id: Id::from(i) }).collect();
+    let outputs = crate::run(&every, inputs).map_err(|e| format!("the interpreter failed: {e}"))?;
+    let mut values = vec![None; graph.expr.len()];
+    for (i, v) in ids.into_iter().zip(outputs) {
+        values[i] = Some(v);
+    }
+    Ok(values)
+}
+
+/// Why summing node `id`'s terms in f32 may miss the interpreter's result by more than
+/// the tolerance, if it may.
+fn beyond_f32(
+    expr: &RecExpr<TensorLang>,
+    id: Id,
+    node: &TensorLang,
+    values: &[Option<Tensor>],
+) -> Result<Option<String>, String> {
+    use TensorLang as L;
+    let value = |c: &Id| values[usize::from(*c)].as_ref();
+    let shape = |c: &Id| value(c).map_or(&[][..], |t| t.shape());
+    let Some(result) = value(&id) else { return Ok(None) };
+    if result.ty().dtype != DType::F32 || result.shape().contains(&0) {
+        return Ok(None);
+    }
+    let mut probe = Probe { expr: expr.clone(), values };
+    // (terms each output sums, the signed sums, Σ|terms|)
+    let (terms, signed, magnitude) = match node {
+        L::MatMul([a, _]) => (shape(a).last().copied().unwrap_or(1), result.clone(), probe.absolute(node)?),
+        L::Gemm([a, _, _, alpha, beta, ta, _]) => {
+            let k = if probe.int(*ta) != 0 { shape(a)[0] } else { shape(a)[1] };
+            let positive =
+                node.clone().map_children(|c| if c == *alpha || c == *beta { probe.abs_float(c) } else { c });
+            (k + 1, result.clone(), probe.absolute(&positive)?)
+        }
+        L::MatMulBiasAct([a, b, bias, _]) => {
+            let linear = L::MatMulBiasAct([*a, *b, *bias, probe.no_activation()]);
+            let signed = probe.signed(&linear)?;
+            (shape(a).last().copied().unwrap_or(1) + 1, signed, probe.absolute(&linear)?)
+        }
+        L::Conv([_, w, ..]) => (shape(w)[1..].iter().product::<usize>() + 1, result.clone(), probe.absolute(node)?),
+        L::ConvBiasAct([x, w, b, s, p, d, g, _]) => {
+            let linear = L::ConvBiasAct([*x, *w, *b, *s, *p, *d, *g, probe.no_activation()]);
+            let signed = probe.signed(&linear)?;
+            (shape(w)[1..].iter().product::<usize>() + 1, signed, probe.absolute(&linear)?)
+        }
+        L::ReduceSum([x, ..]) | L::ReduceMean([x, ..]) | L::GlobalAvgPool(x) => {
+            let (n, m) = (shape(x).iter().product::<usize>(), result.shape().iter().product::<usize>());
+            (n / m.max(1), result.clone(), probe.absolute(node)?)
+        }
+        L::AvgPool([_, kernel, ..]) => {
+            let k = probe.ints(*kernel).iter().product::<i64>() as usize;
+            (k, result.clone(), probe.absolute(node)?)
+        }
+        L::Attention([q, k, _, _]) => {
+            // the scores q·kᵀ: the rest (softmax, then weights in [0, 1] that sum to 1
+            // times v) stays within v's magnitude
+            let rank = shape(k).len();
+            let mut perm: Vec<i64> = (0..rank as i64).collect();
+            perm.swap(rank - 1, rank - 2);
+            let perm = probe.expr.add(L::Ints(saturate_egraph::IntList(perm)));
+            let kt = probe.expr.add(L::Transpose([*k, perm]));
+            let scores = L::MatMul([*q, kt]);
+            (shape(q).last().copied().unwrap_or(1), probe.signed(&scores)?, probe.absolute(&scores)?)
+        }
+        _ => return Ok(None),
+    };
+    Ok(exceeds_tolerance(terms, &signed, &magnitude))
+}
+
+/// Where (k − 1)·u·Σ|t| exceeds the tolerance of a finite result, says so.
+fn exceeds_tolerance(terms: usize, signed: &Tensor, magnitude: &Tensor) -> Option<String> {
+    let (Tensor::F32(r), Tensor::F32(m)) = (signed, magnitude) else { return None };
+    let atol = absolute_tolerance(signed);
+    let slack = terms.saturating_sub(1) as f64 * UNIT_ROUNDOFF;
+    for (&r, &m) in r.iter().zip(m.iter()) {
+        if !r.is_finite() {
+            continue; // infinite or NaN whatever the order: both sides must agree
+        }
+        if m.is_infinite() {
+            return Some(format!("its terms sum past the largest f32 ({}), its result is {r}", f32::MAX));
+        }
+        let bound = slack * m as f64;
+        if bound > atol + RTOL * (r as f64).abs() {
+            return Some(format!(
+                "summing {terms} terms of total magnitude {m:e} to {r:e} in f32 may be off by {bound:.2e}, \
+                 more than the tolerance"
+            ));
+        }
+    }
+    None
+}
+
+/// Evaluates variants of one node on the values of the graph (signed, or absolute),
+/// in a copy of the graph's expression that can take new leaves.
+struct Probe<'v> {
+    expr: RecExpr<TensorLang>,
+    values: &'v [Option<Tensor>],
+}
+
+impl Probe<'_> {
+    fn int(&self, id: Id) -> i64 {
+        match &self.expr[id] {
+            TensorLang::Int(v) => *v,
+            _ => 0,
+        }
+    }
+
+    fn ints(&self, id: Id) -> Vec<i64> {
+        match &self.expr[id] {
+            TensorLang::Ints(v) => v.0.clone(),
+            _ => vec![],
+        }
+    }
+
+    fn no_activation(&mut self) -> Id {
+        self.expr.add(TensorLang::Act(Activation::Id))
+    }
+
+    fn abs_float(&mut self, id: Id) -> Id {
+        match &self.expr[id] {
+            TensorLang::Float(v) => self.expr.add(TensorLang::Float(Float::new(v.get().abs()))),
+            _ => id,
+        }
+    }
+
+    /// `node` (children in the expression, or nodes added to it) on the graph's values.
+    fn signed(&mut self, node: &TensorLang) -> Result<Tensor, String> {
+        self.evaluate(node, false)
+    }
+
+    /// `node` on the absolute values of its tensor operands.
+    fn absolute(&mut self, node: &TensorLang) -> Result<Tensor, String> {
+        self.evaluate(node, true)
+    }
+
+    fn evaluate(&mut self, node: &TensorLang, absolute: bool) -> Result<Tensor, String> {
+        // children the graph does not hold (a transpose added here) are evaluated first
+        let mut operands: Vec<(Id, Tensor)> = Vec::new();
+        for &c in node.children() {
+            let c_node = self.expr[c].clone();
+            if c_node.is_attribute() {
+                continue;
+            }
+            let value = match self.values.get(usize::from(c)).and_then(|v| v.clone()) {
+                Some(v) => v,
+                None => self.evaluate(&c_node, false)?,
+            };
+            let value = match (absolute, value) {
+                (true, Tensor::F32(a)) => Tensor::F32(a.mapv(f32::abs)),
+                (_, v) => v,
+            };
+            operands.push((c, value));
+        }
+        let id = self.expr.add(node.clone());
+        eval_node(&self.expr, id, &|c| &operands.iter().find(|(o, _)| *o == c).expect("an operand").1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(body: &str) -> Graph {
+        saturate_egraph::sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap()
+    }
+
+    fn tensor(shape: &[usize], v: &[f32]) -> Tensor {
+        Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), v.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn ordinary_values_are_within_range() {
+        let g = graph("(input %a f32 [2,3])\n(input %b f32 [3,2])\n(output \"y\" (matmul %a %b))");
+        let r = assess(&g, &[tensor(&[2, 3], &[1., -2., 3., 0.5, 1., 2.]), tensor(&[3, 2], &[1., 2., 3., 4., 5., 6.])])
+            .unwrap();
+        assert_eq!(r, Range { finite: true, beyond: None });
+    }
+
+    #[test]
+    fn products_whose_terms_overflow_are_beyond_f32() {
+        // 1e20·1e20 overflows f32; the two terms cancel exactly, so the exact result is 1
+        let g = graph("(input %a f32 [1,3])\n(input %b f32 [3,1])\n(output \"y\" (matmul %a %b))");
+        let r = assess(&g, &[tensor(&[1, 3], &[1e20, -1e20, 1.0]), tensor(&[3, 1], &[1e20, 1e20, 1.0])]).unwrap();
+        assert!(r.beyond.as_deref().is_some_and(|w| w.contains("matmul") && w.contains("largest f32")), "{r:?}");
+    }
+
+    #[test]
+    fn sums_that_cancel_far_below_their_terms_are_beyond_f32() {
+        let g = graph("(input %x f32 [4])\n(output \"y\" (reduce_sum %x [0] 0))");
+        let r = assess(&g, &[tensor(&[4], &[1e8, 1.0, -1e8, 0.5])]).unwrap();
+        assert!(r.beyond.as_deref().is_some_and(|w| w.contains("reduce_sum") && w.contains("4 terms")), "{r:?}");
+        // the same sum without the cancellation is fine
+        let r = assess(&g, &[tensor(&[4], &[1e8, 1.0, 1e8, 0.5])]).unwrap();
+        assert_eq!(r.beyond, None);
+    }
+
+    #[test]
+    fn attention_scores_and_activations_are_assessed_before_their_nonlinearity() {
+        let g = graph(
+            "(input %q f32 [1,2])\n(input %k f32 [1,2])\n(input %v f32 [1,1])\n\
+             (output \"y\" (attention %q %k %v 1.0))",
+        );
+        let big = [tensor(&[1, 2], &[1e20, 1e20]), tensor(&[1, 2], &[1e20, -1e20]), tensor(&[1, 1], &[1.0])];
+        assert!(assess(&g, &big).unwrap().beyond.is_some());
+        // a sigmoid squashes its result into (0, 1); the product before it cancels
+        let g = graph(
+            "(input %a f32 [1,2])\n(input %b f32 [2,1])\n\
+             (output \"y\" (matmul_bias_act %a %b (fill 0.0 [1]) act_sigmoid))",
+        );
+        let r = assess(&g, &[tensor(&[1, 2], &[1e8, 1e8 + 8.0]), tensor(&[2, 1], &[1.0, -1.0])]).unwrap();
+        assert!(r.beyond.is_some(), "{r:?}");
+    }
+
+    #[test]
+    fn non_finite_values_are_recorded_not_judged() {
+        let g = graph("(input %x f32 [2])\n(output \"y\" (reduce_sum (exp %x) [0] 0))");
+        let r = assess(&g, &[tensor(&[2], &[100.0, 1.0])]).unwrap();
+        assert_eq!(r, Range { finite: false, beyond: None });
+    }
+}
