@@ -152,18 +152,32 @@ fn convert_writes_a_graph_that_runs_the_same() {
     assert_eq!(outputs[0], outputs[1], "the .sexp graph computes exactly what the .onnx model does");
 }
 
+/// The commands clap knows, from the top-level help it generates (its "Commands:" list).
+fn commands() -> Vec<String> {
+    let help = stdout(&saturate(&["--help"]));
+    let list = help.split("Commands:").nth(1).expect("the help lists commands");
+    list.lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect()
+}
+
 #[test]
 fn every_command_has_help() {
-    for cmd in [
-        vec!["--help"],
-        vec!["run", "--help"],
-        vec!["info", "--help"],
-        vec!["convert", "--help"],
-        vec!["conformance", "--help"],
-    ] {
-        let out = saturate(&cmd);
-        assert!(out.status.success(), "{cmd:?}");
-        assert!(stdout(&out).contains("Usage:"), "{cmd:?}: {}", stdout(&out));
+    let commands = commands();
+    assert!(commands.len() >= 10, "{commands:?}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for cmd in &commands {
+        let out = saturate(&[cmd, "--help"]);
+        assert!(out.status.success(), "{cmd} --help");
+        let help = stdout(&out);
+        assert!(help.contains(&format!("Usage: saturate {cmd}")), "{cmd}: {help}");
+        // a description beyond the usage line and the options
+        let about = help.split("Usage:").next().unwrap();
+        assert!(about.trim().len() >= 30, "{cmd} --help says too little: {help}");
+        assert!(readme.contains(&format!("saturate {cmd}")), "the README never shows `saturate {cmd}`");
     }
     let run_help = stdout(&saturate(&["run", "--help"]));
     assert!(run_help.contains("--input") && run_help.contains("--output-dir") && run_help.contains("--engine"));
@@ -185,4 +199,55 @@ fn a_closed_pipe_stops_output_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!first.is_empty());
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `optimize -o x.sexp` writes x.weights beside it (the transformer layer's weights are
+/// too large to inline): an existing x.weights is kept unless --force is given, as
+/// `convert` does.
+#[test]
+fn optimize_never_overwrites_a_weights_file_without_force() {
+    let d = tempfile::tempdir().unwrap();
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/transformer_layer/model.onnx");
+    let out = d.path().join("x.sexp");
+    let side = d.path().join("x.weights");
+    std::fs::write(&side, b"someone's weights").unwrap();
+    let res = saturate(&["optimize", model, "-o", out.to_str().unwrap()]);
+    assert_clean_failure(&res, &["x.weights already exists", "--force"]);
+    assert_eq!(std::fs::read(&side).unwrap(), b"someone's weights");
+    assert!(!out.exists());
+    let res = saturate(&["optimize", model, "-o", out.to_str().unwrap(), "--force"]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_ne!(std::fs::read(&side).unwrap(), b"someone's weights");
+    saturate_egraph::sexp::read_file(&out).unwrap();
+}
+
+/// `bench` without --input runs an ONNX model on random inputs, as its help says.
+#[test]
+fn bench_without_inputs_runs_on_random_ones() {
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/transformer_layer/model.onnx");
+    let res = saturate(&["bench", model, "--min-time", "0.05", "--threads", "1", "--json"]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(v["random_inputs"], serde_json::json!(true), "{v}");
+    assert!(v["median_ms"].as_f64().unwrap() > 0.0, "{v}");
+}
+
+/// The fuzz report: every case in one class, op and rule coverage, never-fired rules.
+#[test]
+fn fuzz_reports_classes_and_coverage() {
+    let res = saturate(&["fuzz", "--cases", "40", "--seed", "3", "--json"]);
+    assert!(res.status.success(), "{}{}", stdout(&res), String::from_utf8_lossy(&res.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    assert_eq!(n("cases"), 40);
+    assert_eq!(n("agreed") + n("not_finite") + n("beyond_f32"), 40, "{v}");
+    assert!(v["mismatches"].as_array().unwrap().is_empty());
+    assert!(v["ops"].as_object().unwrap().len() >= 20, "{v}");
+    let fired = v["rules_fired"].as_object().unwrap().len();
+    let never = v["rules_never_fired"].as_array().unwrap().len();
+    assert_eq!(fired + never, n("rules") as usize, "every rule fired or is named as never fired");
+    let text = stdout(&saturate(&["fuzz", "--cases", "20", "--seed", "3"]));
+    for needle in ["agreed, all three ways", "not finite", "beyond f32", "ops generated", "never fired ("] {
+        assert!(text.contains(needle), "missing {needle}:\n{text}");
+    }
 }

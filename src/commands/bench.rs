@@ -21,11 +21,16 @@ pub struct BenchArgs<'a> {
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let given = args.inputs.iter().map(|p| read_tensor_file(p).map(|(_, t)| t)).collect::<Result<Vec<_>, _>>()?;
-    let (mut graph, mut inputs) = saturate_verify::load_for_inputs(args.model, given)?;
-    let random_inputs = inputs.is_empty() && !graph.inputs.is_empty();
-    if random_inputs {
-        inputs = saturate_verify::fuzz::draws::draw(&graph, 0).map_err(anyhow::Error::msg)?;
-    }
+    // without --input: the model as it loads, on standard-normal inputs (fixed seed)
+    let random_inputs = given.is_empty();
+    let (mut graph, inputs) = if random_inputs {
+        let graph = saturate_verify::load_model(args.model)?;
+        let inputs = saturate_verify::fuzz::draws::draw(&graph, 0).map_err(anyhow::Error::msg)?;
+        (graph, inputs)
+    } else {
+        saturate_verify::load_for_inputs(args.model, given)?
+    };
+    let random_inputs = random_inputs && !graph.inputs.is_empty();
     if let Some(opts) = args.optimize {
         graph = optimize_for_run(&graph, opts)?;
     }

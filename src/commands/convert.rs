@@ -12,12 +12,7 @@ pub fn convert(model: &Path, output: &Path, force: bool) -> Result<ExitCode> {
         _ => bail!("{}: the output must be a .sexp or .onnx file", output.display()),
     };
     let side = output.with_extension("weights");
-    if !force {
-        let written: &[&Path] = if to_sexp { &[output, side.as_path()] } else { &[output] };
-        if let Some(existing) = written.iter().find(|p| p.exists()) {
-            bail!("{} already exists; pass --force to overwrite", existing.display());
-        }
-    }
+    super::refuse_overwrite(output, force)?;
     let graph: Graph = saturate_verify::load_model(model)?;
     if to_sexp {
         sexp::write_file(&graph, output)?;

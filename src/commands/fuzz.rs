@@ -100,8 +100,9 @@ fn print_report(r: &Report, rules: &[String], saved: &[String]) {
     );
     println!("  mismatches                        {}", share(r.mismatches.len(), r.cases));
     println!(
-        "inputs: {} case(s) on a later draw than the first, searched to avoid NaN, infinity and f32's limits",
-        r.later_draws
+        "inputs, searched to avoid NaN, infinity and f32's limits: on the first draw {} case(s) were beyond f32 \
+         and {} not finite; {} ran on a later draw",
+        r.first_beyond_f32, r.first_not_finite, r.later_draws
     );
     if let Some(e) = &r.beyond_example {
         println!("\nbeyond f32, for example: {}\n{}", e.why, e.graph.trim_end());
@@ -154,6 +155,8 @@ fn json(r: &Report, rules: &[String], saved: &[String]) -> serde_json::Value {
         "beyond_f32": r.beyond_f32,
         "beyond_f32_example": r.beyond_example.as_ref().map(|e| serde_json::json!({"why": e.why, "graph": e.graph})),
         "later_draws": r.later_draws,
+        "first_draw_beyond_f32": r.first_beyond_f32,
+        "first_draw_not_finite": r.first_not_finite,
         "mismatches": r.mismatches.iter().map(|m| serde_json::json!({
             "case": m.case, "reason": m.reason, "graph": m.graph, "draw": m.draw,
         })).collect::<Vec<_>>(),

@@ -126,9 +126,7 @@ pub fn optimize_cmd(
         if !matches!(out.extension().and_then(|e| e.to_str()), Some("sexp" | "onnx")) {
             bail!("{}: the output must be a .sexp or .onnx file", out.display());
         }
-        if out.exists() && !force {
-            bail!("{} already exists; pass --force to overwrite", out.display());
-        }
+        super::refuse_overwrite(out, force)?;
     }
     let graph = saturate_verify::load_model(model)?;
     let (optimized, report) = optimize_graph(&graph, args)?;

@@ -83,13 +83,15 @@ pub struct Chosen {
     pub draw: usize,
     pub inputs: Vec<Tensor>,
     pub range: Range,
+    /// What the first draw gave (the same as `range` when it was taken).
+    pub first: Range,
 }
 
 /// Draw `k`'s inputs, assessed.
 pub fn pinned(graph: &Graph, k: usize) -> Result<Chosen, String> {
     let inputs = draw(graph, k)?;
     let range = assess(graph, &inputs)?;
-    Ok(Chosen { draw: k, inputs, range })
+    Ok(Chosen { draw: k, inputs, first: range.clone(), range })
 }
 
 /// Searches the draws as the module docs say.
@@ -97,7 +99,10 @@ pub fn search(graph: &Graph) -> Result<Chosen, String> {
     let mut computable: Option<Chosen> = None;
     let mut first: Option<Chosen> = None;
     for k in 0..DRAWS.len() {
-        let chosen = pinned(graph, k)?;
+        let mut chosen = pinned(graph, k)?;
+        if let Some(f) = &first {
+            chosen.first = f.range.clone();
+        }
         if chosen.range.beyond.is_none() {
             if chosen.range.finite {
                 return Ok(chosen);

@@ -90,6 +90,8 @@ pub enum Class {
 pub struct Checked {
     pub class: Class,
     pub draw: usize,
+    /// What the first draw gave, before the search moved on.
+    pub first: range::Range,
     pub optimized: Option<Optimized>,
 }
 
@@ -116,8 +118,8 @@ pub fn check_draw(graph: &Graph, k: usize, engines: &Engines) -> Result<Checked,
 }
 
 fn check_on(graph: &Graph, chosen: draws::Chosen, engines: &Engines) -> Result<Checked, String> {
-    let draws::Chosen { draw, inputs, range } = chosen;
-    let done = |class| Ok(Checked { class, draw, optimized: None });
+    let draws::Chosen { draw, inputs, range, first } = chosen;
+    let done = |class| Ok(Checked { class, draw, first: first.clone(), optimized: None });
     if let Some(why) = range.beyond {
         return done(Class::BeyondF32(why));
     }
@@ -135,7 +137,7 @@ fn check_on(graph: &Graph, chosen: draws::Chosen, engines: &Engines) -> Result<C
     let compiled =
         (engines.compiled)(&optimized.graph, &inputs).map_err(|e| on(format!("compiling the optimized graph: {e}")))?;
     close("compiled(optimized) vs interpreter(original)", &compiled, &want).map_err(on)?;
-    Ok(Checked { class: Class::Agreed, draw, optimized: Some(optimized) })
+    Ok(Checked { class: Class::Agreed, draw, first, optimized: Some(optimized) })
 }
 
 /// Replays a saved regression: the graph of `path`, on the draw its comment
@@ -206,6 +208,9 @@ pub struct Report {
     pub beyond_example: Option<Example>,
     /// Cases whose inputs came from a draw after the first.
     pub later_draws: usize,
+    /// Cases whose first draw was beyond f32, or not finite: what the search started from.
+    pub first_beyond_f32: usize,
+    pub first_not_finite: usize,
     pub mismatches: Vec<Mismatch>,
     /// Generated nodes, per op.
     pub ops: BTreeMap<String, usize>,
@@ -233,6 +238,11 @@ impl Report {
         }
         if checked.draw > 0 {
             self.later_draws += 1;
+        }
+        if checked.first.beyond.is_some() {
+            self.first_beyond_f32 += 1;
+        } else if !checked.first.finite {
+            self.first_not_finite += 1;
         }
         match &checked.class {
             Class::Agreed => self.agreed += 1,
