@@ -136,9 +136,15 @@ impl Jit {
             b.seal_all_blocks();
             b.finalize(self.module.target_config());
         }
+        let dump = std::env::var_os("SATURATE_DUMP_ASM").is_some();
+        self.ctx.set_disasm(dump);
         self.module
             .define_function(id, &mut self.ctx)
             .map_err(|e| BackendError::Codegen(format!("compiling {symbol}: {e:?}\n{}", self.ctx.func.display())))?;
+        if let Some(code) = self.ctx.compiled_code().and_then(|c| c.vcode.as_ref()).filter(|_| dump) {
+            // for whoever tunes a generator: SATURATE_DUMP_ASM=1 prints each kernel's code
+            eprintln!("== {symbol}\n{code}");
+        }
         self.module.clear_context(&mut self.ctx);
         self.defined.push(id);
         self.names.push(name.to_string());

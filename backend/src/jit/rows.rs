@@ -14,7 +14,7 @@ use crate::jit::math::Math;
 use crate::jit::{counted_loop, flags, native_max_min, scalar_type, unordered, with_nans};
 use crate::rows::{RowOp, RowSpec};
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{types, InstBuilder, Value};
+use cranelift_codegen::ir::{types, InstBuilder, StackSlotData, StackSlotKind, Value};
 use cranelift_frontend::FunctionBuilder;
 use saturate_egraph::DType;
 
@@ -127,6 +127,7 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
             let sum = fold(b, DType::F32, out, ostep, len, Combine::Add, &|_, v| v);
             let one = b.ins().f32const(1.0);
             let inv = b.ins().fdiv(one, sum);
+            let inv = settle(b, inv);
             map(b, len, &[(out, ostep)], (out, ostep), &|math, v| {
                 let ii = math.splat_value(inv);
                 math.b.ins().fmul(v[0], ii)
@@ -141,6 +142,7 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
             });
             let log_sum = Math { b, ty: types::F32 }.log(sum);
             let shift = b.ins().fadd(m, log_sum);
+            let shift = settle(b, shift);
             map(b, len, &[(x, xstep)], (out, ostep), &|math, v| {
                 let s = math.splat_value(shift);
                 math.b.ins().fsub(v[0], s)
@@ -153,6 +155,7 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
             // x − mean = d − c with c = Σd/n, var = Σd²/n − c²
             let sum = fold(b, DType::F32, x, xstep, len, Combine::Add, &|_, v| v);
             let m0 = b.ins().fdiv(sum, n);
+            let m0 = settle(b, m0);
             let sums = fold_many(b, x, xstep, len, 2, &|math, v| {
                 let mm = math.splat_value(m0);
                 let d = math.b.ins().fsub(v, mm);
@@ -160,6 +163,7 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
                 vec![d, dd]
             });
             let c = b.ins().fdiv(sums[0], n);
+            let c = settle(b, c);
             let var = b.ins().fdiv(sums[1], n);
             let cc = b.ins().fmul(c, c);
             let var = b.ins().fsub(var, cc);
@@ -167,6 +171,7 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
             let var = b.ins().fmax(var, zero);
             let ok = statistics_usable(b, sums[1], var, eps);
             let inv = inverse_root(b, var, eps);
+            let inv = settle(b, inv);
             let (scale, bias) = ((ps[0], spec.params[0].step), (ps[1], spec.params[1].step));
             branch(
                 b,
@@ -204,6 +209,7 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
             let mean_square = b.ins().fdiv(sq, n);
             let ok = statistics_usable(b, sq, mean_square, eps);
             let inv = inverse_root(b, mean_square, eps);
+            let inv = settle(b, inv);
             let scale = (ps[0], spec.params[0].step);
             branch(
                 b,
@@ -226,6 +232,18 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
             );
         }
     }
+}
+
+/// `v`, pinned where it is computed. Cranelift rematerializes constants at each use, so
+/// a scalar computed from one (`1/sum`, `sum/n`) counts as defined inside whatever loop
+/// uses it, and is recomputed there every iteration — a division and a square root per
+/// four elements. A value loaded from the stack is defined where the load is, and
+/// loop-invariant code motion then hoists what depends on it.
+fn settle(b: &mut FunctionBuilder, v: Value) -> Value {
+    let ty = b.func.dfg.value_type(v);
+    let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ty.bytes(), 0));
+    b.ins().stack_store(types::I64, v, slot, 0);
+    b.ins().stack_load(types::I64, ty, slot, 0)
 }
 
 /// 1/√(var + eps).
