@@ -342,19 +342,37 @@ fn map_f64(
     out: (Value, isize),
     f: &dyn Fn(&mut FunctionBuilder, &[Value]) -> Value,
 ) {
-    let (lo, hi) = (b.ins().iconst(types::I64, 0), b.ins().iconst(types::I64, len as i64));
-    counted_loop(b, lo, hi, 1, |b, i| {
+    let zero = b.ins().iconst(types::I64, 0);
+    map_scalars(b, zero, len, inputs, out, true, f);
+}
+
+/// `out[i] = f(inputs…[i])` one f32 at a time for i in [start, len), in f64 if `widen`.
+fn map_scalars(
+    b: &mut FunctionBuilder,
+    start: Value,
+    len: usize,
+    inputs: &[(Value, isize)],
+    out: (Value, isize),
+    widen: bool,
+    f: &dyn Fn(&mut FunctionBuilder, &[Value]) -> Value,
+) {
+    let hi = b.ins().iconst(types::I64, len as i64);
+    counted_loop(b, start, hi, 1, |b, i| {
         let values: Vec<Value> = inputs
             .iter()
             .map(|&(a, s)| {
                 let off = b.ins().imul_imm_s(i, s as i64 * 4);
                 let addr = b.ins().iadd(a, off);
                 let v = b.ins().load(types::F32, flags(), addr, 0);
-                b.ins().fpromote(types::F64, v)
+                if widen {
+                    b.ins().fpromote(types::F64, v)
+                } else {
+                    v
+                }
             })
             .collect();
         let r = f(b, &values);
-        let r = b.ins().fdemote(types::F32, r);
+        let r = if widen { b.ins().fdemote(types::F32, r) } else { r };
         let off = b.ins().imul_imm_s(i, out.1 as i64 * 4);
         let addr = b.ins().iadd(out.0, off);
         b.ins().store(flags(), r, addr, 0);
@@ -548,18 +566,5 @@ fn map(
             b.ins().store(flags(), r, addr, 0);
         });
     }
-    counted_loop(b, start, hi, 1, |b, i| {
-        let values: Vec<Value> = inputs
-            .iter()
-            .map(|&(a, s)| {
-                let off = b.ins().imul_imm_s(i, s as i64 * 4);
-                let addr = b.ins().iadd(a, off);
-                b.ins().load(types::F32, flags(), addr, 0)
-            })
-            .collect();
-        let r = f(&mut Math { b, ty: types::F32 }, &values);
-        let off = b.ins().imul_imm_s(i, out.1 as i64 * 4);
-        let addr = b.ins().iadd(out.0, off);
-        b.ins().store(flags(), r, addr, 0);
-    });
+    map_scalars(b, start, len, inputs, out, false, &|b, values| f(&mut Math { b, ty: types::F32 }, values));
 }
