@@ -104,8 +104,8 @@ enum Command {
         Each case's inputs are searched (normal, then values away from zero, then positive ones) to \
         avoid NaN, infinity and f32's limits. Every case ends in one class: agreed (all three ways); \
         not finite (some value is infinite or NaN: the compiled program must agree, the rewrites, \
-        laws of real arithmetic, are not checked); beyond f32 (an op's f32 sum may miss the exact \
-        one by more than the tolerance in any order: not compared); or a mismatch, which shrinks to \
+        laws of real arithmetic, are not checked); beyond f32 (an op's terms overflow f32, or the \
+        typical f32 error of its sums exceeds the tolerance: not compared); or a mismatch, which shrinks to \
         a minimal graph, printed as an S-expression and saved with --save DIR (the test suite \
         replays tests/fuzz-regressions/). The campaign goes on after a mismatch (up to 10).\n\n\
         The report counts each class, the ops generated and the rules that fired in the optimized \

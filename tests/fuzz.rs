@@ -68,6 +68,20 @@ fn saved_regressions_pass() {
     });
 }
 
+/// A sum whose terms cancel to far below their magnitude on every draw of inputs is
+/// beyond f32: classed apart, not compared, and the reason names the op.
+#[test]
+fn a_case_no_draw_brings_inside_f32_is_classed_beyond_it() {
+    let text = "(saturate-graph 1)\n(input %x f32 [6])\n\
+                (output \"y\" (reduce_sum (concat 0 (mul %x (fill 1e8 [])) %x (mul %x (fill -1e8 []))) [0] 0))\n";
+    let graph = saturate_egraph::sexp::parse(text, "t", None).unwrap();
+    let checked = with_engines(&compiled, |engines| fuzz::check(&graph, engines)).unwrap();
+    match checked.class {
+        Class::BeyondF32(why) => assert!(why.contains("reduce_sum") && why.contains("18 terms"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn generated_graphs_cover_every_op_of_the_language() {
     use proptest::strategy::{Strategy, ValueTree};

@@ -95,7 +95,7 @@ fn print_report(r: &Report, rules: &[String], saved: &[String]) {
         share(r.not_finite, r.cases)
     );
     println!(
-        "  beyond f32: not compared          {}  an op's f32 sum may miss the exact one by more than the tolerance",
+        "  beyond f32: not compared          {}  an op's f32 sums cannot be expected to meet the tolerance",
         share(r.beyond_f32, r.cases)
     );
     println!("  mismatches                        {}", share(r.mismatches.len(), r.cases));
