@@ -112,7 +112,7 @@ enum Command {
         cases, and names the rules that never fired. The cost model is a fixed roofline, so a seed \
         repeats the same cases on any machine. Exits 1 if any case mismatched.")]
     Fuzz {
-        /// How many random graphs.
+        /// How many random graphs (0: no limit, until --time is up).
         #[arg(long, default_value_t = 1000)]
         cases: usize,
         /// Seed of the campaign (the same seed generates the same graphs).

@@ -19,6 +19,10 @@ pub struct FuzzArgs<'a> {
 }
 
 pub fn fuzz(args: FuzzArgs) -> Result<ExitCode> {
+    if args.cases == 0 && args.time.is_none() {
+        anyhow::bail!("--cases 0 runs until --time is up; give --time SECONDS too");
+    }
+    let limit = if args.cases == 0 { usize::MAX } else { args.cases };
     let library = Library::builtin().map_err(|e| anyhow::anyhow!(e.to_string()))?;
     let rule_names: Vec<String> = library.rules.iter().map(|r| r.name.clone()).collect();
     // a fixed model: a seed must pick the same programs on every machine
@@ -40,15 +44,17 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode> {
     };
     let engines = Engines { compiled: &compiled, optimize: &optimized };
     let tty = std::io::stderr().is_terminal();
+    let budget = match (args.cases, args.time) {
+        (0, Some(t)) => format!("for {t} s"),
+        (n, Some(t)) => format!("{n} cases (or {t} s)"),
+        (n, None) => format!("{n} cases"),
+    };
     if !args.json {
-        println!(
-            "fuzzing: {} cases from seed {} (`saturate fuzz --seed {}` repeats them)",
-            args.cases, args.seed, args.seed
-        );
+        println!("fuzzing {budget} from seed {} (`--seed {}` repeats them)", args.seed, args.seed);
     }
-    let report = fuzz::run(args.cases, args.seed, args.time.map(Duration::from_secs_f64), &engines, |r| {
+    let report = fuzz::run(limit, args.seed, args.time.map(Duration::from_secs_f64), &engines, |r| {
         if tty {
-            eprint!("\r{}/{} cases, {} mismatch(es), {:.0} s", r.cases, args.cases, r.mismatches.len(), r.seconds);
+            eprint!("\r{} cases, {} mismatch(es), {:.0} s", r.cases, r.mismatches.len(), r.seconds);
         }
     });
     if tty {
