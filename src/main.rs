@@ -6,6 +6,7 @@ mod commands;
 use clap::{Parser, Subcommand};
 use commands::engine::Engine;
 use commands::optimize::OptimizeArgs;
+use commands::DimArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,6 +35,8 @@ enum Command {
     Run {
         /// The model: a .onnx file or a .sexp graph.
         model: PathBuf,
+        #[command(flatten)]
+        dims: DimArgs,
         /// An input tensor file (.pb); repeat once per model input, in order.
         #[arg(long = "input", value_name = "FILE.pb")]
         inputs: Vec<PathBuf>,
@@ -68,6 +71,8 @@ enum Command {
     Optimize {
         /// The model: a .onnx file or a .sexp graph.
         model: PathBuf,
+        #[command(flatten)]
+        dims: DimArgs,
         #[command(flatten)]
         opt: OptimizeArgs,
         /// Write the optimized program here (.sexp or .onnx).
@@ -136,6 +141,8 @@ enum Command {
     Bench {
         /// The model: a .onnx file, a .sexp graph, or suite:NAME.
         model: PathBuf,
+        #[command(flatten)]
+        dims: DimArgs,
         /// An input tensor file (.pb); repeat once per model input, in order.
         #[arg(long = "input", value_name = "FILE.pb")]
         inputs: Vec<PathBuf>,
@@ -161,6 +168,8 @@ enum Command {
     Info {
         /// The model: a .onnx file or a .sexp graph.
         model: PathBuf,
+        #[command(flatten)]
+        dims: DimArgs,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -174,6 +183,8 @@ enum Command {
     Convert {
         /// The model: a .onnx file or a .sexp graph.
         model: PathBuf,
+        #[command(flatten)]
+        dims: DimArgs,
         /// Where to write the converted model (.sexp or .onnx).
         #[arg(short, long, value_name = "OUT")]
         output: PathBuf,
@@ -230,11 +241,12 @@ fn main() -> ExitCode {
     restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { model, inputs, output_dir, engine, threads, force, expected, optimize, opt } => {
+        Command::Run { model, dims, inputs, output_dir, engine, threads, force, expected, optimize, opt } => {
             commands::run::run(commands::run::RunArgs {
                 engine,
                 threads: threads.unwrap_or_else(all_cores),
                 model: &model,
+                dims: dims.map(),
                 inputs: &inputs,
                 output_dir: &output_dir,
                 force,
@@ -242,19 +254,22 @@ fn main() -> ExitCode {
                 optimize: optimize.then_some(&opt),
             })
         }
-        Command::Info { model, json } => commands::info::info(&model, json),
-        Command::Convert { model, output, force } => commands::convert::convert(&model, &output, force),
-        Command::Optimize { model, opt, output, force, json } => {
-            commands::optimize::optimize_cmd(&model, &opt, output.as_deref(), force, json)
+        Command::Info { model, dims, json } => commands::info::info(&model, &dims.map(), json),
+        Command::Convert { model, dims, output, force } => {
+            commands::convert::convert(&model, &dims.map(), &output, force)
+        }
+        Command::Optimize { model, dims, opt, output, force, json } => {
+            commands::optimize::optimize_cmd(&model, &dims.map(), &opt, output.as_deref(), force, json)
         }
         Command::Rules { opt, json, guards, functions } => commands::rules::rules(&opt, json, guards, functions),
         Command::Calibrate => commands::optimize::calibrate(),
         Command::Fuzz { cases, seed, time, save, json } => {
             commands::fuzz::fuzz(commands::fuzz::FuzzArgs { cases, seed, time, save: save.as_deref(), json })
         }
-        Command::Bench { model, inputs, threads, min_time, json, profile, optimize, opt } => {
+        Command::Bench { model, dims, inputs, threads, min_time, json, profile, optimize, opt } => {
             commands::bench::bench(commands::bench::BenchArgs {
                 model: &model,
+                dims: dims.map(),
                 inputs: &inputs,
                 optimize: optimize.then_some(&opt),
                 threads: threads.unwrap_or_else(all_cores),

@@ -223,17 +223,18 @@ fn unsupported_element_type() {
     assert_clean_failure(&out, &["tensor `x` has element type FLOAT16", "supports f32, i64 and bool"]);
 }
 
+/// A symbolic dimension nothing binds: the error names it and the flag that binds it.
 #[test]
-fn symbolic_dimension() {
+fn unbound_symbolic_dimension() {
     let d = dir();
-    let mut model = small_model();
-    let dim = &mut model.graph.input[0].r#type.as_mut().unwrap().value;
-    if let Some(saturate_egraph::onnx::proto::type_proto::Value::TensorType(t)) = dim {
-        t.shape.as_mut().unwrap().dim[0].value =
-            Some(saturate_egraph::onnx::proto::tensor_shape_proto::dimension::Value::DimParam("batch".into()));
-    }
-    let out = run_model(&d, &model.bytes());
-    assert_clean_failure(&out, &["dimension `batch` is symbolic", "static shapes"]);
+    let path = d.path().join("model.onnx");
+    std::fs::write(&path, with_symbolic_dim(small_model(), 0, 0, Some("batch")).bytes()).unwrap();
+    let out = saturate(&["info", path.to_str().unwrap()]);
+    assert_clean_failure(&out, &["input `x`", "dimension `batch` is symbolic", "--dim batch=N"]);
+    let out = saturate(&["info", path.to_str().unwrap(), "--dim", "bach=2"]);
+    assert_clean_failure(&out, &["--dim bach", "no symbolic dimension `bach`", "`batch`"]);
+    let out = saturate(&["info", path.to_str().unwrap(), "--dim", "batch"]);
+    assert_clean_failure(&out, &["NAME=N"]);
 }
 
 #[test]

@@ -85,7 +85,11 @@ fn exported_node_test_models_import_back_unchanged() {
             .map(|p| onnx::read_tensor_file(&p).map(|(_, t)| t))
             .collect();
         let Ok(inputs) = inputs.into_iter().collect::<Result<Vec<_>, _>>() else { continue };
-        let Ok((graph, inputs)) = saturate_verify::load_for_inputs(&dir.join("model.onnx"), inputs) else { continue };
+        let Ok((graph, inputs)) =
+            saturate_verify::load_for_inputs(&dir.join("model.onnx"), inputs, &Default::default())
+        else {
+            continue;
+        };
         let bytes = onnx::export_model(&graph).unwrap().encode_to_vec();
         let proto = onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
         let back = onnx::import_model(&proto, None, &saturate_verify::Interpreter, &HashMap::new())

@@ -26,6 +26,9 @@ pub enum Error {
     #[error("node `{node}` ({op}) needs input `{input}` to be a constant: saturate compiles for static shapes, so shapes, axes and sizes must be known before running")]
     NeedsConstant { node: String, op: String, input: String },
 
+    #[error("input `{tensor}`: dimension `{dim}` is symbolic; give its size with --dim {dim}=N (run and bench also take it from the inputs given)")]
+    UnboundDim { tensor: String, dim: String },
+
     #[error("node `{node}` reads tensor `{tensor}`, which no node, graph input or initializer produces")]
     MissingTensor { node: String, tensor: String },
 

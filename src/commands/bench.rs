@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub struct BenchArgs<'a> {
     pub model: &'a Path,
+    pub dims: saturate_egraph::onnx::Dims,
     pub inputs: &'a [PathBuf],
     pub optimize: Option<&'a OptimizeArgs>,
     pub threads: usize,
@@ -24,11 +25,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     // without --input: the model as it loads, on standard-normal inputs (fixed seed)
     let random_inputs = given.is_empty();
     let (mut graph, inputs) = if random_inputs {
-        let graph = saturate_verify::load_model(args.model)?;
+        let graph = saturate_verify::load_model_with_dims(args.model, &args.dims)?;
         let inputs = saturate_verify::fuzz::draws::draw(&graph, 0).map_err(anyhow::Error::msg)?;
         (graph, inputs)
     } else {
-        saturate_verify::load_for_inputs(args.model, given)?
+        saturate_verify::load_for_inputs(args.model, given, &args.dims)?
     };
     let random_inputs = random_inputs && !graph.inputs.is_empty();
     if let Some(opts) = args.optimize {

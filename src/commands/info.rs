@@ -1,12 +1,13 @@
 //! `saturate info`: what a model is made of.
 
 use anyhow::Result;
+use saturate_egraph::onnx::Dims;
 use saturate_egraph::stats::stats;
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn info(model: &Path, json: bool) -> Result<ExitCode> {
-    let graph = saturate_verify::load_model(model)?;
+pub fn info(model: &Path, dims: &Dims, json: bool) -> Result<ExitCode> {
+    let graph = saturate_verify::load_model_with_dims(model, dims)?;
     let metas = graph.check()?;
     let s = stats(&graph)?;
     let ports = |ports: &[saturate_egraph::Port]| -> Vec<(String, String)> {

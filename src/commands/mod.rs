@@ -35,3 +35,28 @@ pub fn refuse_overwrite(output: &Path, force: bool) -> anyhow::Result<()> {
         None => Ok(()),
     }
 }
+
+/// `--dim NAME=N`: the size of a symbolic dimension of the model's inputs.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct DimArgs {
+    /// Size of a symbolic dimension of the model's inputs (repeatable: --dim batch=1 --dim
+    /// sequence=128). A compiled program is for one binding; run and bench also bind
+    /// dimensions from the shapes of the inputs given.
+    #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
+    pub dims: Vec<(String, usize)>,
+}
+
+impl DimArgs {
+    pub fn map(&self) -> saturate_egraph::onnx::Dims {
+        self.dims.iter().cloned().collect()
+    }
+}
+
+fn parse_dim(text: &str) -> Result<(String, usize), String> {
+    let (name, size) = text.split_once('=').ok_or_else(|| format!("`{text}`: write NAME=N, like batch=1"))?;
+    let size: usize = size.trim().parse().map_err(|_| format!("`{text}`: the size must be a whole number"))?;
+    if name.trim().is_empty() {
+        return Err(format!("`{text}`: the dimension needs a name"));
+    }
+    Ok((name.trim().to_string(), size))
+}

@@ -117,6 +117,7 @@ fn optimize_graph(graph: &Graph, args: &OptimizeArgs) -> Result<(Graph, Optimize
 
 pub fn optimize_cmd(
     model: &Path,
+    dims: &saturate_egraph::onnx::Dims,
     args: &OptimizeArgs,
     output: Option<&Path>,
     force: bool,
@@ -128,7 +129,7 @@ pub fn optimize_cmd(
         }
         super::refuse_overwrite(out, force)?;
     }
-    let graph = saturate_verify::load_model(model)?;
+    let graph = saturate_verify::load_model_with_dims(model, dims)?;
     let (optimized, report) = optimize_graph(&graph, args)?;
     if let Some(out) = output {
         match out.extension().and_then(|e| e.to_str()) {

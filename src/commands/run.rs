@@ -11,6 +11,8 @@ use std::process::ExitCode;
 /// What `saturate run` was asked to do.
 pub struct RunArgs<'a> {
     pub model: &'a Path,
+    /// Sizes of symbolic dimensions (`--dim`); the inputs bind the rest.
+    pub dims: saturate_egraph::onnx::Dims,
     pub inputs: &'a [PathBuf],
     pub output_dir: &'a Path,
     pub force: bool,
@@ -22,9 +24,9 @@ pub struct RunArgs<'a> {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let RunArgs { model, inputs: input_files, output_dir, force, expected, optimize, engine, threads } = args;
+    let RunArgs { model, dims, inputs: input_files, output_dir, force, expected, optimize, engine, threads } = args;
     let inputs = input_files.iter().map(|p| read_tensor_file(p).map(|(_, t)| t)).collect::<Result<Vec<_>, _>>()?;
-    let (mut graph, inputs) = saturate_verify::load_for_inputs(model, inputs)?;
+    let (mut graph, inputs) = saturate_verify::load_for_inputs(model, inputs, &dims)?;
     if let Some(opts) = optimize {
         graph = optimize_for_run(&graph, opts)?;
     }

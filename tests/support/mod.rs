@@ -210,3 +210,14 @@ pub fn assert_outputs_within(
             .unwrap_or_else(|m| panic!("{what}: output {i} differs: {m}"));
     }
 }
+
+/// `model` with dimension `axis` of input `input` made symbolic: named `name`, or with
+/// neither a size nor a name (as some exporters write dynamic axes).
+pub fn with_symbolic_dim(mut model: Model, input: usize, axis: usize, name: Option<&str>) -> Model {
+    use saturate_egraph::onnx::proto::{tensor_shape_proto::dimension::Value, type_proto};
+    let ty = &mut model.graph.input[input].r#type.as_mut().unwrap().value;
+    if let Some(type_proto::Value::TensorType(t)) = ty {
+        t.shape.as_mut().unwrap().dim[axis].value = name.map(|n| Value::DimParam(n.into()));
+    }
+    model
+}

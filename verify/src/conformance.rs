@@ -133,7 +133,7 @@ fn node_test_outcome(dir: &Path, engine: Engine) -> Outcome {
     }
     let model_path = dir.join("model.onnx");
     let kinds = onnx::decode_model(&model_path).and_then(|m| {
-        onnx::runtime_inputs(&m)?;
+        onnx::declared_inputs(&m)?;
         onnx::check_output_kinds(&m)
     });
     if let Err(e) = kinds {
@@ -151,7 +151,7 @@ fn node_test_outcome(dir: &Path, engine: Engine) -> Outcome {
             (Ok(i), Ok(o)) => (i, o),
             (Err(e), _) | (_, Err(e)) => return classify(e),
         };
-        let (graph, inputs) = match load_for_inputs(&dir.join("model.onnx"), inputs) {
+        let (graph, inputs) = match load_for_inputs(&dir.join("model.onnx"), inputs, &Default::default()) {
             Ok(loaded) => loaded,
             Err(e) => return classify(e),
         };

@@ -21,4 +21,4 @@ pub mod rulecheck;
 pub mod suite;
 
 pub use interp::{run, InterpError, Interpreter};
-pub use load::{load_for_inputs, load_model};
+pub use load::{load_for_inputs, load_model, load_model_with_dims};

@@ -17,10 +17,22 @@ use prost::Message;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 
+/// Sizes of symbolic dimensions (`batch`, `sequence`, …) by name. saturate compiles for
+/// static shapes, so a model with symbolic dimensions loads once they are bound, and the
+/// program is for that binding. A dimension an exporter left without size or name is
+/// named after its input and axis: `image[0]`.
+pub type Dims = BTreeMap<String, usize>;
+
 /// Reads and imports an ONNX model file. External data is resolved next to it.
 pub fn load(path: &Path, folder: &dyn ConstantFolder) -> Result<Graph> {
+    load_with_dims(path, folder, &Dims::new())
+}
+
+/// [`load`] with symbolic dimensions bound by `dims`.
+pub fn load_with_dims(path: &Path, folder: &dyn ConstantFolder, dims: &Dims) -> Result<Graph> {
     let model = decode_model(path)?;
-    import_model(&model, path.parent(), folder, &HashMap::new())
+    check_dim_names(&model, dims)?;
+    import_model_with_dims(&model, path.parent(), folder, &HashMap::new(), dims)
 }
 
 /// Reads and decodes an ONNX model file, without importing it.
@@ -39,18 +51,121 @@ pub fn decode_model(path: &Path) -> Result<ModelProto> {
 }
 
 /// The graph inputs a caller must feed (those without an initializer), in order, with
-/// their declared types. Fails if one is not a tensor of a supported static type.
-pub fn runtime_inputs(model: &ModelProto) -> Result<Vec<(String, TensorType)>> {
+/// their declared types, symbolic dimensions bound by `dims`. Fails if one is not a
+/// tensor of a supported type, or has a dimension `dims` does not bind.
+pub fn runtime_inputs(model: &ModelProto, dims: &Dims) -> Result<Vec<(String, TensorType)>> {
+    declared_inputs(model)?.into_iter().map(|d| Ok((d.name.clone(), d.resolve(dims)?))).collect()
+}
+
+/// One dimension of a graph input as the model declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    Fixed(usize),
+    /// A symbolic dimension, by name (`image[0]` for one the exporter left unnamed).
+    Symbolic(String),
+}
+
+/// A graph input as the model declares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredInput {
+    pub name: String,
+    pub dtype: DType,
+    pub dims: Vec<Dim>,
+}
+
+impl DeclaredInput {
+    /// Its type, with its symbolic dimensions bound by `dims`.
+    pub fn resolve(&self, dims: &Dims) -> Result<TensorType> {
+        let shape = self
+            .dims
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => Ok(*n),
+                Dim::Symbolic(s) => {
+                    dims.get(s).copied().ok_or_else(|| Error::UnboundDim { tensor: self.name.clone(), dim: s.clone() })
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TensorType::new(self.dtype, shape))
+    }
+
+    /// Binds its symbolic dimensions to the shape of `given` (the tensor a caller passes
+    /// for it) in `dims`; fails, saying why, where the rank or a fixed size differs, or
+    /// where a dimension is already bound to another size.
+    pub fn bind(&self, given: &TensorType, dims: &mut Dims) -> std::result::Result<(), String> {
+        let mismatch = || format!("must be {}, but the given tensor is {given}", self.display());
+        if given.dtype != self.dtype || given.shape.len() != self.dims.len() {
+            return Err(mismatch());
+        }
+        for (d, &n) in self.dims.iter().zip(&given.shape) {
+            match d {
+                Dim::Fixed(m) if *m != n => return Err(mismatch()),
+                Dim::Fixed(_) => {}
+                Dim::Symbolic(s) => match dims.get(s) {
+                    Some(&bound) if bound != n => {
+                        return Err(format!("dimension `{s}` is {n} here but {bound} elsewhere (an input or --dim)"))
+                    }
+                    _ => {
+                        dims.insert(s.clone(), n);
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// `f32[batch,3,224,224]`.
+    pub fn display(&self) -> String {
+        let dims: Vec<String> = self
+            .dims
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => n.to_string(),
+                Dim::Symbolic(s) => s.clone(),
+            })
+            .collect();
+        format!("{}[{}]", self.dtype, dims.join(","))
+    }
+}
+
+/// The graph inputs a caller must feed, in order, as declared (symbolic dimensions
+/// unbound). Fails if one is not a tensor of a supported type.
+pub fn declared_inputs(model: &ModelProto) -> Result<Vec<DeclaredInput>> {
     let Some(graph) = model.graph.as_ref() else {
         return Ok(Vec::new());
     };
     let initializers: HashSet<&str> = graph.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
-    graph
-        .input
-        .iter()
-        .filter(|vi| !initializers.contains(vi.name.as_deref().unwrap_or("")))
-        .map(|vi| Ok((vi.name.clone().unwrap_or_default(), value_type(vi)?)))
-        .collect()
+    graph.input.iter().filter(|vi| !initializers.contains(vi.name.as_deref().unwrap_or(""))).map(declared).collect()
+}
+
+/// Every symbolic dimension the model's inputs declare, sorted.
+pub fn symbolic_dims(model: &ModelProto) -> Result<Vec<String>> {
+    let mut names: Vec<String> = declared_inputs(model)?
+        .into_iter()
+        .flat_map(|d| d.dims)
+        .filter_map(|d| match d {
+            Dim::Symbolic(s) => Some(s),
+            Dim::Fixed(_) => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Fails if `dims` names a dimension the model does not have (a typo in `--dim`).
+pub fn check_dim_names(model: &ModelProto, dims: &Dims) -> Result<()> {
+    let known = symbolic_dims(model)?;
+    match dims.keys().find(|k| !known.contains(k)) {
+        None => Ok(()),
+        Some(k) if known.is_empty() => {
+            Err(Error::Invalid(format!("--dim {k}: the model has no symbolic dimensions; its shapes are static")))
+        }
+        Some(k) => Err(Error::Invalid(format!(
+            "--dim {k}: the model has no symbolic dimension `{k}`; it has {}",
+            known.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        ))),
+    }
 }
 
 /// Fails if a graph output is declared as something other than a tensor of a supported
@@ -96,6 +211,17 @@ pub fn import_model(
     folder: &dyn ConstantFolder,
     bindings: &HashMap<String, Tensor>,
 ) -> Result<Graph> {
+    import_model_with_dims(model, base_dir, folder, bindings, &Dims::new())
+}
+
+/// [`import_model`] with the inputs' symbolic dimensions bound by `dims`.
+pub fn import_model_with_dims(
+    model: &ModelProto,
+    base_dir: Option<&Path>,
+    folder: &dyn ConstantFolder,
+    bindings: &HashMap<String, Tensor>,
+    dims: &Dims,
+) -> Result<Graph> {
     let graph = model.graph.as_ref().ok_or_else(|| Error::Invalid("the model has no graph".into()))?;
     let opset = model
         .opset_import
@@ -120,7 +246,7 @@ pub fn import_model(
         if initializers.contains(name.as_str()) {
             continue; // an initializer listed as an input (IR < 4) is a constant
         }
-        let ty = value_type(vi)?;
+        let ty = declared(vi)?.resolve(dims)?;
         if let Some(value) = bindings.get(&name) {
             if value.ty() != ty {
                 return Err(Error::BadTensor {
@@ -312,28 +438,27 @@ fn topological_order<'n>(nodes: &'n [NodeProto], known: &HashMap<String, Id>) ->
     Ok(order)
 }
 
-/// The static type declared for a graph input.
-fn value_type(vi: &ValueInfoProto) -> Result<TensorType> {
+/// A graph input as declared, symbolic dimensions by name.
+fn declared(vi: &ValueInfoProto) -> Result<DeclaredInput> {
+    use super::proto::tensor_shape_proto::dimension::Value;
     let name = vi.name.clone().unwrap_or_default();
     let bad = |reason: String| Error::BadTensor { name: name.clone(), reason };
     let tensor = tensor_kind(vi)?.ok_or_else(|| bad("the graph input has no type".into()))?;
     let code = tensor.elem_type.unwrap_or(0);
     let dtype = DType::from_onnx_code(code)
         .ok_or_else(|| Error::UnsupportedType { tensor: name.clone(), dtype: onnx_type_name(code).into() })?;
-    let dims =
-        tensor.shape.as_ref().ok_or_else(|| bad("the input has no shape; saturate needs static shapes".into()))?;
-    let shape = dims
+    let shape = tensor.shape.as_ref().ok_or_else(|| bad("the input has no shape (not even a rank)".into()))?;
+    let dims = shape
         .dim
         .iter()
-        .map(|d| match &d.value {
-            Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => Ok(*v as usize),
-            Some(super::proto::tensor_shape_proto::dimension::Value::DimParam(p)) => {
-                Err(bad(format!("dimension `{p}` is symbolic; saturate needs static shapes")))
-            }
-            _ => Err(bad("a dimension has no size; saturate needs static shapes".into())),
+        .enumerate()
+        .map(|(axis, d)| match &d.value {
+            Some(Value::DimValue(v)) if *v >= 0 => Dim::Fixed(*v as usize),
+            Some(Value::DimParam(p)) if !p.is_empty() => Dim::Symbolic(p.clone()),
+            _ => Dim::Symbolic(format!("{name}[{axis}]")),
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(TensorType::new(dtype, shape))
+        .collect();
+    Ok(DeclaredInput { name, dtype, dims })
 }
 
 /// Checks an output's inferred type against the one the model declares, where it
