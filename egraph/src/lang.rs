@@ -32,113 +32,355 @@ use ordered_float::OrderedFloat;
 use std::fmt;
 use std::str::FromStr;
 
-/// Declares [`TensorLang`] and [`OPS`] from one table, so the list of ops cannot drift
-/// from the language: an op added to the enum is in the list.
+/// Declares [`TensorLang`], [`OPS`], [`UnaryOp`], [`BinaryOp`], [`View`] and every op's
+/// descriptor from one table, so nothing about an op can drift from the language: an op
+/// added to the table is in every list, and every exhaustive `match` over [`View`]
+/// that does not handle it fails to compile.
 macro_rules! tensor_language {
     (
         $(#[$meta:meta])*
-        ops { $($name:literal = $variant:ident($($children:tt)+),)* }
+        sources { $($sname:literal = $svariant:ident($($schildren:tt)+) => $sdesc:tt,)* }
+        unary { $($uname:literal = $uvariant:ident($($uchildren:tt)+) => $udesc:tt,)* }
+        binary { $($bname:literal = $bvariant:ident => $bdesc:tt,)* }
+        ops { $($oname:literal = $ovariant:ident($($ochildren:tt)+) => $odesc:tt,)* }
         leaves { $($leaf:ident($data:ty),)* }
     ) => {
         define_language! {
             $(#[$meta])*
             pub enum TensorLang {
-                $($name = $variant($($children)+),)*
+                $($sname = $svariant($($schildren)+),)*
+                $($uname = $uvariant($($uchildren)+),)*
+                $($bname = $bvariant([Id; 2]),)*
+                $($oname = $ovariant($($ochildren)+),)*
                 $($leaf($data),)*
             }
         }
 
-        /// Every op of [`TensorLang`] as written in S-expressions, sources (`input`,
-        /// `weight`, `fill`) first, in the order the language declares them: the one list
-        /// of ops, from which the others (what the JIT runs, what fuzzing must cover) derive.
-        pub const OPS: &[&str] = &[$($name),*];
+        /// Every op of [`TensorLang`] as written in S-expressions: the sources (`input`,
+        /// `weight`, `fill`) first, then the unary and binary elementwise functions, then
+        /// the rest, in the order of the table. The one list of ops: what the JIT runs
+        /// and what fuzzing must cover derive from it.
+        pub const OPS: &[&str] = &[$($sname,)* $($uname,)* $($bname,)* $($oname,)*];
+
+        /// The unary elementwise functions, one a row of the table's `unary` group.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum UnaryOp {
+            $($uvariant,)*
+        }
+
+        /// The binary elementwise ops, one a row of the table's `binary` group.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum BinaryOp {
+            $($bvariant,)*
+        }
+
+        static UNARY_DESCS: &[UnaryDesc] = &[$(UnaryDesc { name: $uname, ..UnaryDesc $udesc },)*];
+        static BINARY_DESCS: &[BinaryDesc] = &[$(BinaryDesc { name: $bname, ..BinaryDesc $bdesc },)*];
+        static OP_DESCS: &[OpDesc] = &[
+            $(OpDesc { name: $sname, kind: Kind::Source, ..OpDesc $sdesc },)*
+            $(OpDesc { name: $oname, ..OpDesc $odesc },)*
+        ];
+
+        /// Positions in `OP_DESCS`.
+        #[allow(clippy::enum_variant_names)]
+        enum OpIndex {
+            $($svariant,)*
+            $($ovariant,)*
+        }
+
+        impl UnaryOp {
+            pub const ALL: &'static [UnaryOp] = &[$(UnaryOp::$uvariant,)*];
+
+            pub fn desc(self) -> &'static UnaryDesc {
+                &UNARY_DESCS[self as usize]
+            }
+        }
+
+        impl BinaryOp {
+            pub const ALL: &'static [BinaryOp] = &[$(BinaryOp::$bvariant,)*];
+
+            pub fn desc(self) -> &'static BinaryDesc {
+                &BINARY_DESCS[self as usize]
+            }
+
+            /// The node `(op a b)`.
+            pub fn node(self, ab: [Id; 2]) -> TensorLang {
+                match self {
+                    $(BinaryOp::$bvariant => TensorLang::$bvariant(ab),)*
+                }
+            }
+        }
+
+        /// A node as its consumers see it: the elementwise functions by their
+        /// [`UnaryOp`] or [`BinaryOp`], every other op by itself. A `match` on a view
+        /// handles each unary and binary function through one arm, and names every
+        /// other op, so an op added to the table without a case fails to compile.
+        #[derive(Debug, Clone, Copy)]
+        pub enum View<'a> {
+            $($svariant(&'a $($schildren)+),)*
+            /// The function and the node's children: the operand, then the params.
+            Unary(UnaryOp, &'a [Id]),
+            Binary(BinaryOp, &'a [Id; 2]),
+            $($ovariant(&'a $($ochildren)+),)*
+            /// An attribute leaf.
+            Leaf,
+        }
+
+        impl TensorLang {
+            /// This node's [`View`].
+            pub fn view(&self) -> View<'_> {
+                match self {
+                    $(TensorLang::$svariant(c) => View::$svariant(c),)*
+                    $(TensorLang::$uvariant(..) => View::Unary(UnaryOp::$uvariant, egg::Language::children(self)),)*
+                    $(TensorLang::$bvariant(c) => View::Binary(BinaryOp::$bvariant, c),)*
+                    $(TensorLang::$ovariant(c) => View::$ovariant(c),)*
+                    $(TensorLang::$leaf(_) => View::Leaf,)*
+                }
+            }
+
+            /// This node's descriptor: its row of the table.
+            pub fn desc(&self) -> Desc {
+                match self {
+                    $(TensorLang::$svariant(_) => Desc::Op(&OP_DESCS[OpIndex::$svariant as usize]),)*
+                    $(TensorLang::$uvariant(..) => Desc::Unary(UnaryOp::$uvariant.desc()),)*
+                    $(TensorLang::$bvariant(_) => Desc::Binary(BinaryOp::$bvariant.desc()),)*
+                    $(TensorLang::$ovariant(_) => Desc::Op(&OP_DESCS[OpIndex::$ovariant as usize]),)*
+                    $(TensorLang::$leaf(_) => Desc::Leaf,)*
+                }
+            }
+        }
+
+        /// The descriptor of the op named `name`, if the language has one.
+        pub fn desc_of(name: &str) -> Option<Desc> {
+            match name {
+                $($sname => Some(Desc::Op(&OP_DESCS[OpIndex::$svariant as usize])),)*
+                $($uname => Some(Desc::Unary(UnaryOp::$uvariant.desc())),)*
+                $($bname => Some(Desc::Binary(BinaryOp::$bvariant.desc())),)*
+                $($oname => Some(Desc::Op(&OP_DESCS[OpIndex::$ovariant as usize])),)*
+                _ => None,
+            }
+        }
     };
 }
 
+use crate::ops::{Attr as A, BinaryDesc, Desc, Elem, Fuzz, Kind, OpDesc, Param, Role, UnaryDesc, BINARY, OP, UNARY};
+use Role::{Attr as At, Tensor as T, Variadic};
+
+/// Roles of the window attributes of convolutions and pools: strides, pads, dilations
+/// (and a kernel first for pools).
+const WINDOW3: [Role; 3] = [At(A::Window), At(A::Window), At(A::Window)];
+
 tensor_language! {
-    /// The tensor operator language; see the [module docs](self) for its conventions.
+    /// The tensor operator language; see the [module docs](self) for its conventions
+    /// and [`crate::ops`] for what the table's rows hold.
+    sources {
+        "input" = Input([Id; 3]) => { roles: &[At(A::Name), At(A::DType), At(A::Shape)], fuzz: Fuzz::EXACT, ..OP },
+        "weight" = Weight([Id; 3]) => { roles: &[At(A::Name), At(A::DType), At(A::Shape)], fuzz: Fuzz::EXACT, ..OP },
+        "fill" = Fill([Id; 2]) => { roles: &[At(A::FillValue), At(A::Shape)], fuzz: Fuzz::EXACT, ..OP },
+    }
+    unary {
+        "neg" = Neg(Id) => {
+            onnx: &["Neg"], float: Some(|x, _| -x), int: Some(i64::wrapping_neg), fuzz: Fuzz::EXACT, ..UNARY
+        },
+        "abs" = Abs(Id) => {
+            onnx: &["Abs"], float: Some(|x, _| x.abs()), int: Some(i64::wrapping_abs), fuzz: Fuzz::EXACT,
+            non_negative: true, ..UNARY
+        },
+        "sqrt" = Sqrt(Id) => {
+            onnx: &["Sqrt"], float: Some(|x, _| x.sqrt()), flops: 4.0, fuzz: Fuzz::SENSITIVE, non_negative: true, ..UNARY
+        },
+        "reciprocal" = Reciprocal(Id) => {
+            onnx: &["Reciprocal"], float: Some(|x, _| 1.0 / x), flops: 4.0, fuzz: Fuzz::SENSITIVE, ..UNARY
+        },
+        "exp" = Exp(Id) => { onnx: &["Exp"], float: Some(|x, _| x.exp()), flops: 12.0, non_negative: true, ..UNARY },
+        "log" = Log(Id) => { onnx: &["Log"], float: Some(|x, _| x.ln()), flops: 12.0, fuzz: Fuzz::SENSITIVE, ..UNARY },
+        "erf" = Erf(Id) => { onnx: &["Erf"], float: Some(|x, _| crate::ops::erf(x)), flops: 12.0, ..UNARY },
+        "tanh" = Tanh(Id) => { onnx: &["Tanh"], float: Some(|x, _| x.tanh()), flops: 12.0, ..UNARY },
+        "sigmoid" = Sigmoid(Id) => {
+            onnx: &["Sigmoid"], float: Some(crate::ops::sigmoid), flops: 12.0, non_negative: true, ..UNARY
+        },
+        "relu" = Relu(Id) => {
+            onnx: &["Relu"], float: Some(crate::ops::relu), fuzz: Fuzz::EXACT, non_negative: true, ..UNARY
+        },
+        "floor" = Floor(Id) => { onnx: &["Floor"], float: Some(|x, _| x.floor()), fuzz: Fuzz::EXACT_SENSITIVE, ..UNARY },
+        "ceil" = Ceil(Id) => { onnx: &["Ceil"], float: Some(|x, _| x.ceil()), fuzz: Fuzz::EXACT_SENSITIVE, ..UNARY },
+        "not" = Not(Id) => { onnx: &["Not"], logical: Some(|b| !b), fuzz: Fuzz::EXACT, ..UNARY },
+        "leaky_relu" = LeakyRelu([Id; 2]) => {
+            onnx: &["LeakyRelu"], params: &[Param { onnx: "alpha", default: 0.01, role: A::Alpha }],
+            float: Some(crate::ops::leaky_relu), ..UNARY
+        },
+        // imported by its own lowering: its bounds are inputs from opset 11 on
+        "clip" = Clip([Id; 3]) => {
+            onnx: &["Clip"],
+            params: &[
+                Param { onnx: "min", default: f32::NEG_INFINITY, role: A::ClipLo },
+                Param { onnx: "max", default: f32::INFINITY, role: A::ClipHi },
+            ],
+            float: Some(crate::ops::clip), fuzz: Fuzz::EXACT, ..UNARY
+        },
+        // fused functions that rewrite rules recover from their decompositions
+        "gelu" = Gelu(Id) => { onnx: &["Gelu"], float: Some(crate::ops::gelu), flops: 16.0, fused: true, ..UNARY },
+        "gelu_tanh" = GeluTanh(Id) => { float: Some(crate::ops::gelu_tanh), flops: 16.0, fused: true, ..UNARY },
+        "silu" = Silu(Id) => { float: Some(crate::ops::silu), flops: 12.0, fused: true, ..UNARY },
+    }
+    binary {
+        "add" = Add => { onnx: &["Add"], float: Some(|p, q| p + q), int: Some(|p, q| Some(p.wrapping_add(q))), ..BINARY },
+        "sub" = Sub => { onnx: &["Sub"], float: Some(|p, q| p - q), int: Some(|p, q| Some(p.wrapping_sub(q))), ..BINARY },
+        "mul" = Mul => { onnx: &["Mul"], float: Some(|p, q| p * q), int: Some(|p, q| Some(p.wrapping_mul(q))), ..BINARY },
+        "div" = Div => {
+            onnx: &["Div"], float: Some(|p, q| p / q),
+            int: Some(|p, q| if q == 0 { None } else { Some(p.wrapping_div(q)) }),
+            flops: 4.0, fuzz: Fuzz::SENSITIVE, ..BINARY
+        },
+        "pow" = Pow => { onnx: &["Pow"], float: Some(f64::powf), flops: 12.0, fuzz: Fuzz::SENSITIVE, ..BINARY },
+        "max" = Max => {
+            onnx: &["Max"], float: Some(crate::ops::nan_max), int: Some(|p, q| Some(p.max(q))), fuzz: Fuzz::EXACT, ..BINARY
+        },
+        "min" = Min => {
+            onnx: &["Min"], float: Some(crate::ops::nan_min), int: Some(|p, q| Some(p.min(q))), fuzz: Fuzz::EXACT, ..BINARY
+        },
+        "equal" = Equal => {
+            onnx: &["Equal"], compare: Some(|o| o == Some(std::cmp::Ordering::Equal)), fuzz: Fuzz::EXACT_SENSITIVE, ..BINARY
+        },
+        "less" = Less => {
+            onnx: &["Less"], compare: Some(|o| o == Some(std::cmp::Ordering::Less)), fuzz: Fuzz::EXACT_SENSITIVE, ..BINARY
+        },
+        "greater" = Greater => {
+            onnx: &["Greater"], compare: Some(|o| o == Some(std::cmp::Ordering::Greater)),
+            fuzz: Fuzz::EXACT_SENSITIVE, ..BINARY
+        },
+        "and" = And => { onnx: &["And"], logical: Some(|p, q| p && q), fuzz: Fuzz::EXACT, ..BINARY },
+        "or" = Or => { onnx: &["Or"], logical: Some(|p, q| p || q), fuzz: Fuzz::EXACT, ..BINARY },
+    }
     ops {
-        // sources
-        "input" = Input([Id; 3]),
-        "weight" = Weight([Id; 3]),
-        "fill" = Fill([Id; 2]),
-
-        // elementwise, one operand
-        "neg" = Neg(Id),
-        "abs" = Abs(Id),
-        "sqrt" = Sqrt(Id),
-        "reciprocal" = Reciprocal(Id),
-        "exp" = Exp(Id),
-        "log" = Log(Id),
-        "erf" = Erf(Id),
-        "tanh" = Tanh(Id),
-        "sigmoid" = Sigmoid(Id),
-        "relu" = Relu(Id),
-        "floor" = Floor(Id),
-        "ceil" = Ceil(Id),
-        "not" = Not(Id),
-        "leaky_relu" = LeakyRelu([Id; 2]),
-        "clip" = Clip([Id; 3]),
-        "cast" = Cast([Id; 2]),
-
-        // elementwise, broadcasting operands
-        "add" = Add([Id; 2]),
-        "sub" = Sub([Id; 2]),
-        "mul" = Mul([Id; 2]),
-        "div" = Div([Id; 2]),
-        "pow" = Pow([Id; 2]),
-        "max" = Max([Id; 2]),
-        "min" = Min([Id; 2]),
-        "equal" = Equal([Id; 2]),
-        "less" = Less([Id; 2]),
-        "greater" = Greater([Id; 2]),
-        "and" = And([Id; 2]),
-        "or" = Or([Id; 2]),
-        "where" = Where([Id; 3]),
+        "cast" = Cast([Id; 2]) => {
+            onnx: &["Cast", "CastLike"], kind: Kind::Elementwise, roles: &[T(Elem::Any), At(A::DType)],
+            fuzz: Fuzz::EXACT_SENSITIVE, ..OP
+        },
+        "where" = Where([Id; 3]) => {
+            onnx: &["Where"], kind: Kind::Elementwise, roles: &[T(Elem::Bool), T(Elem::F32), T(Elem::F32)],
+            fuzz: Fuzz::EXACT, ..OP
+        },
 
         // linear algebra
-        "matmul" = MatMul([Id; 2]),
-        "gemm" = Gemm([Id; 7]),
+        "matmul" = MatMul([Id; 2]) => {
+            onnx: &["MatMul"], kind: Kind::LinearAlgebra, roles: &[T(Elem::F32), T(Elem::F32)], ..OP
+        },
+        "gemm" = Gemm([Id; 7]) => {
+            onnx: &["Gemm"], kind: Kind::LinearAlgebra,
+            roles: &[
+                T(Elem::F32), T(Elem::F32), T(Elem::F32), At(A::Alpha), At(A::Alpha), At(A::Flag), At(A::Flag),
+            ],
+            ..OP
+        },
 
         // reductions and normalizations
-        "reduce_sum" = ReduceSum([Id; 3]),
-        "reduce_mean" = ReduceMean([Id; 3]),
-        "reduce_max" = ReduceMax([Id; 3]),
-        "reduce_min" = ReduceMin([Id; 3]),
-        "softmax" = Softmax([Id; 2]),
-        "log_softmax" = LogSoftmax([Id; 2]),
-        "layer_norm" = LayerNorm([Id; 5]),
-        "batch_norm" = BatchNorm([Id; 6]),
-        "lrn" = Lrn([Id; 5]),
+        "reduce_sum" = ReduceSum([Id; 3]) => {
+            onnx: &["ReduceSum"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axes), At(A::Flag)], ..OP
+        },
+        "reduce_mean" = ReduceMean([Id; 3]) => {
+            onnx: &["ReduceMean"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axes), At(A::Flag)], ..OP
+        },
+        "reduce_max" = ReduceMax([Id; 3]) => {
+            onnx: &["ReduceMax"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axes), At(A::Flag)],
+            fuzz: Fuzz::EXACT, ..OP
+        },
+        "reduce_min" = ReduceMin([Id; 3]) => {
+            onnx: &["ReduceMin"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axes), At(A::Flag)],
+            fuzz: Fuzz::EXACT, ..OP
+        },
+        "softmax" = Softmax([Id; 2]) => {
+            onnx: &["Softmax"], kind: Kind::Normalization, roles: &[T(Elem::F32), At(A::Axis)], ..OP
+        },
+        "log_softmax" = LogSoftmax([Id; 2]) => {
+            onnx: &["LogSoftmax"], kind: Kind::Normalization, roles: &[T(Elem::F32), At(A::Axis)], ..OP
+        },
+        "layer_norm" = LayerNorm([Id; 5]) => {
+            onnx: &["LayerNormalization"], kind: Kind::Normalization,
+            roles: &[T(Elem::F32), T(Elem::F32), T(Elem::F32), At(A::Axis), At(A::Eps)], ..OP
+        },
+        "batch_norm" = BatchNorm([Id; 6]) => {
+            onnx: &["BatchNormalization"], kind: Kind::Elementwise,
+            roles: &[T(Elem::F32), T(Elem::F32), T(Elem::F32), T(Elem::F32), T(Elem::F32), At(A::Eps)], ..OP
+        },
+        "lrn" = Lrn([Id; 5]) => {
+            onnx: &["LRN"], kind: Kind::Normalization,
+            roles: &[T(Elem::F32), At(A::LrnSize), At(A::Alpha), At(A::Alpha), At(A::Alpha)], ..OP
+        },
 
         // layout
-        "reshape" = Reshape([Id; 2]),
-        "flatten" = Flatten([Id; 2]),
-        "squeeze" = Squeeze([Id; 2]),
-        "unsqueeze" = Unsqueeze([Id; 2]),
-        "transpose" = Transpose([Id; 2]),
-        "expand" = Expand([Id; 2]),
-        "concat" = Concat(Box<[Id]>),
-        "slice" = Slice([Id; 4]),
-        "gather" = Gather([Id; 3]),
+        "reshape" = Reshape([Id; 2]) => {
+            onnx: &["Reshape"], roles: &[T(Elem::F32), At(A::ReshapeTo)], fuzz: Fuzz::EXACT, ..OP
+        },
+        "flatten" = Flatten([Id; 2]) => {
+            onnx: &["Flatten"], roles: &[T(Elem::F32), At(A::FlattenAxis)], fuzz: Fuzz::EXACT, ..OP
+        },
+        "squeeze" = Squeeze([Id; 2]) => {
+            onnx: &["Squeeze"], roles: &[T(Elem::F32), At(A::SqueezeAxes)], fuzz: Fuzz::EXACT, ..OP
+        },
+        "unsqueeze" = Unsqueeze([Id; 2]) => {
+            onnx: &["Unsqueeze"], roles: &[T(Elem::F32), At(A::UnsqueezeAxes)], fuzz: Fuzz::EXACT, ..OP
+        },
+        "transpose" = Transpose([Id; 2]) => {
+            onnx: &["Transpose"], roles: &[T(Elem::F32), At(A::Perm)], fuzz: Fuzz::EXACT, ..OP
+        },
+        "expand" = Expand([Id; 2]) => {
+            onnx: &["Expand"], roles: &[T(Elem::F32), At(A::ExpandTo)], fuzz: Fuzz::EXACT, ..OP
+        },
+        "concat" = Concat(Box<[Id]>) => {
+            onnx: &["Concat"], roles: &[At(A::Axis), Variadic(Elem::F32)], fuzz: Fuzz::EXACT, ..OP
+        },
+        "slice" = Slice([Id; 4]) => {
+            onnx: &["Slice"], roles: &[T(Elem::F32), At(A::Slice), At(A::Slice), At(A::Slice)], fuzz: Fuzz::EXACT, ..OP
+        },
+        "gather" = Gather([Id; 3]) => {
+            onnx: &["Gather"], roles: &[T(Elem::F32), T(Elem::Index), At(A::Axis)], fuzz: Fuzz::EXACT, ..OP
+        },
+        "pad" = Pad([Id; 3]) => {
+            onnx: &["Pad"], roles: &[T(Elem::F32), At(A::PadList), At(A::FillValue)], fuzz: Fuzz::EXACT, ..OP
+        },
 
         // convolution and pooling
-        "conv" = Conv([Id; 7]),
-        "max_pool" = MaxPool([Id; 6]),
-        "avg_pool" = AvgPool([Id; 7]),
-        "global_avg_pool" = GlobalAvgPool(Id),
-        "global_max_pool" = GlobalMaxPool(Id),
-        "pad" = Pad([Id; 3]),
+        "conv" = Conv([Id; 7]) => {
+            onnx: &["Conv"], kind: Kind::LinearAlgebra,
+            roles: &[T(Elem::F32), T(Elem::F32), T(Elem::F32), WINDOW3[0], WINDOW3[1], WINDOW3[2], At(A::Window)],
+            ..OP
+        },
+        "max_pool" = MaxPool([Id; 6]) => {
+            onnx: &["MaxPool"], kind: Kind::Window,
+            roles: &[T(Elem::F32), At(A::Window), WINDOW3[0], WINDOW3[1], WINDOW3[2], At(A::Flag)],
+            fuzz: Fuzz::EXACT, ..OP
+        },
+        "avg_pool" = AvgPool([Id; 7]) => {
+            onnx: &["AveragePool"], kind: Kind::Window,
+            roles: &[T(Elem::F32), At(A::Window), WINDOW3[0], WINDOW3[1], WINDOW3[2], At(A::Flag), At(A::Flag)],
+            ..OP
+        },
+        "global_avg_pool" = GlobalAvgPool(Id) => {
+            onnx: &["GlobalAveragePool"], kind: Kind::Reduction, roles: &[T(Elem::F32)], ..OP
+        },
+        "global_max_pool" = GlobalMaxPool(Id) => {
+            onnx: &["GlobalMaxPool"], kind: Kind::Reduction, roles: &[T(Elem::F32)], fuzz: Fuzz::EXACT, ..OP
+        },
 
         // fused ops that rewrite rules introduce; each computes what its decomposed
         // form computes, in one kernel
-        "gelu" = Gelu(Id),
-        "gelu_tanh" = GeluTanh(Id),
-        "silu" = Silu(Id),
-        "rms_norm" = RmsNorm([Id; 4]),
-        "matmul_bias_act" = MatMulBiasAct([Id; 4]),
-        "conv_bias_act" = ConvBiasAct([Id; 8]),
-        "attention" = Attention([Id; 4]),
+        "rms_norm" = RmsNorm([Id; 4]) => {
+            kind: Kind::Normalization, roles: &[T(Elem::F32), T(Elem::F32), At(A::Axis), At(A::Eps)], fused: true, ..OP
+        },
+        "matmul_bias_act" = MatMulBiasAct([Id; 4]) => {
+            kind: Kind::LinearAlgebra, roles: &[T(Elem::F32), T(Elem::F32), T(Elem::F32), At(A::Act)], fused: true, ..OP
+        },
+        "conv_bias_act" = ConvBiasAct([Id; 8]) => {
+            kind: Kind::LinearAlgebra,
+            roles: &[
+                T(Elem::F32), T(Elem::F32), T(Elem::F32), WINDOW3[0], WINDOW3[1], WINDOW3[2], At(A::Window), At(A::Act),
+            ],
+            fused: true, ..OP
+        },
+        "attention" = Attention([Id; 4]) => {
+            kind: Kind::LinearAlgebra, roles: &[T(Elem::F32), T(Elem::F32), T(Elem::F32), At(A::Scale)], fused: true, ..OP
+        },
     }
     // attribute leaves; parsed in this order, so an integer never reads as a float
     leaves {
@@ -319,7 +561,7 @@ pub fn sanitize_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use egg::{FromOp, RecExpr};
+    use egg::{FromOp, Language, RecExpr};
 
     #[test]
     fn leaves_parse_by_their_spelling() {
@@ -366,6 +608,54 @@ mod tests {
         let unique: std::collections::BTreeSet<_> = OPS.iter().collect();
         assert_eq!(unique.len(), OPS.len());
         assert_eq!(&OPS[..3], ["input", "weight", "fill"]);
+    }
+
+    #[test]
+    fn every_row_describes_its_op() {
+        for op in OPS {
+            let desc = desc_of(op).unwrap_or_else(|| panic!("{op} has no row"));
+            assert_eq!(desc.name(), Some(*op));
+            let node = (1..=8)
+                .find_map(|arity| TensorLang::from_op(op, vec![Id::from(0usize); arity]).ok())
+                .unwrap_or_else(|| panic!("{op}"));
+            assert_eq!(node.desc().name(), Some(*op));
+            // a role for each child (a variadic role covers the rest)
+            let roles = desc.roles();
+            let variadic = roles.iter().any(|r| matches!(r, Role::Variadic(_)));
+            if !variadic {
+                assert_eq!(roles.len(), node.children().len(), "{op}: roles {roles:?}");
+            }
+        }
+        for op in UnaryOp::ALL {
+            let d = op.desc();
+            assert!(d.float.is_some() || d.int.is_some() || d.logical.is_some(), "{}: no meaning", d.name);
+            assert_eq!(
+                d.params.len() + 1,
+                TensorLang::from_op(d.name, vec![Id::from(0usize); d.params.len() + 1]).unwrap().children().len()
+            );
+        }
+        for op in BinaryOp::ALL {
+            let d = op.desc();
+            assert!(d.float.is_some() || d.int.is_some() || d.compare.is_some() || d.logical.is_some(), "{}", d.name);
+            assert_eq!(op.node([Id::from(0usize); 2]).desc().name(), Some(d.name));
+        }
+        assert!(desc_of("nope").is_none() && desc_of("act_relu").is_none());
+    }
+
+    #[test]
+    fn views_group_the_elementwise_functions() {
+        let e: RecExpr<TensorLang> = "(clip (erf (add (input %x f32 [2]) (fill 1.0 [2]))) -1.0 1.0)".parse().unwrap();
+        let kinds: Vec<String> = e
+            .as_ref()
+            .iter()
+            .filter_map(|n| match n.view() {
+                View::Unary(op, c) => Some(format!("{}/{}", op.desc().name, c.len())),
+                View::Binary(op, _) => Some(op.desc().name.to_string()),
+                View::Input(_) | View::Fill(_) => Some("source".into()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, ["source", "source", "add", "erf/1", "clip/3"]);
     }
 
     #[test]

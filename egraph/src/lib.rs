@@ -21,6 +21,7 @@ pub mod graph;
 pub mod infer;
 pub mod lang;
 pub mod onnx;
+pub mod ops;
 pub mod sexp;
 pub mod shape;
 pub mod stats;
@@ -31,7 +32,7 @@ pub use dtype::DType;
 pub use error::{Error, Result};
 pub use graph::{Graph, GraphBuilder, Port};
 pub use infer::Meta;
-pub use lang::{Activation, Float, Name, TensorLang, OPS};
+pub use lang::{desc_of, Activation, BinaryOp, Float, Name, TensorLang, UnaryOp, View, OPS};
 pub use shape::{IntList, TensorType};
 pub use tensor::Tensor;
 

@@ -1,0 +1,336 @@
+//! What each operator is: the descriptors of the op table in [`crate::lang`].
+//!
+//! Every op of [`TensorLang`](crate::TensorLang) has one row in that table, and the row
+//! holds the facts everything else derives from: its name in the e-graph, the ONNX ops
+//! that import to it, what its children are ([`Role`]s), its [`Kind`], whether a fuzz
+//! case may feed it inexact values ([`Fuzz`]), and — for the elementwise functions of one
+//! operand ([`UnaryDesc`]) and of two ([`BinaryDesc`]) — their meaning, in f64, and their
+//! cost in FLOPs per element. The supported-op lists (`OPS`, the backend's, the ONNX
+//! importer's), the interpreter's and the type checker's treatment of elementwise ops,
+//! the fuzz generator and the FLOP counts read these rows.
+//!
+//! # Adding an operator
+//!
+//! A unary elementwise function (`softsign`, say) is one row in the `unary` group of the
+//! table (its ONNX name, its meaning on f64, its FLOPs) and one arm in the JIT's
+//! `backend/src/jit/loops.rs`, whose `match` over [`UnaryOp`] does not compile without
+//! it; a new polynomial goes in `backend/src/jit/math.rs`. Import, export, type rule,
+//! interpreter, cost, fuzzing and rule checking follow from the row.
+//!
+//! Any other op is a row in the `ops` group, and then every exhaustive `match` over
+//! [`View`](crate::lang::View) that does not handle it fails to compile: the type rule
+//! (`infer.rs`), the interpreter, the work model (`work.rs`), lowering, export, and the
+//! fuzz generator.
+
+/// What kind of kernel an op is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Inputs, weights, splat constants.
+    Source,
+    /// One output element from the same position of its operands.
+    Elementwise,
+    /// Reduces axes to fewer elements.
+    Reduction,
+    /// Normalizes along axes (softmax, layer norm, LRN): reads rows, writes them.
+    Normalization,
+    /// Slides a window over spatial axes (pooling).
+    Window,
+    /// Moves or views data without arithmetic.
+    Layout,
+    /// Matrix products and convolutions.
+    LinearAlgebra,
+}
+
+/// How fuzzing may feed an op (see `verify/src/fuzz/gen.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fuzz {
+    /// Its result is exact when its operands are: it only moves, selects or compares.
+    pub exact: bool,
+    /// It jumps where its operand crosses a point (floor at integers, comparisons at
+    /// ties, sqrt and log at zero), so a last-bit difference in its operand changes the
+    /// answer: it takes only exact operands.
+    pub sensitive: bool,
+}
+
+impl Fuzz {
+    pub const PLAIN: Fuzz = Fuzz { exact: false, sensitive: false };
+    pub const EXACT: Fuzz = Fuzz { exact: true, sensitive: false };
+    pub const SENSITIVE: Fuzz = Fuzz { exact: false, sensitive: true };
+    pub const EXACT_SENSITIVE: Fuzz = Fuzz { exact: true, sensitive: true };
+}
+
+/// What a child slot of an op holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A tensor operand.
+    Tensor(Elem),
+    /// Any number of tensor operands (the rest of the children).
+    Variadic(Elem),
+    /// An attribute leaf.
+    Attr(Attr),
+}
+
+/// The element type a tensor operand is drawn with when rules are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem {
+    F32,
+    Bool,
+    /// i64 indices into another operand.
+    Index,
+    Any,
+}
+
+/// What an attribute leaf means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attr {
+    Name,
+    DType,
+    Shape,
+    Perm,
+    ReshapeTo,
+    ExpandTo,
+    SqueezeAxes,
+    UnsqueezeAxes,
+    FlattenAxis,
+    Axis,
+    Axes,
+    Flag,
+    Alpha,
+    Eps,
+    ClipLo,
+    ClipHi,
+    FillValue,
+    LrnSize,
+    Slice,
+    PadList,
+    Act,
+    Scale,
+    Window,
+}
+
+/// A float attribute of a unary function, after its operand.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Param {
+    /// The ONNX attribute it imports from.
+    pub onnx: &'static str,
+    /// Its ONNX default.
+    pub default: f32,
+    pub role: Attr,
+}
+
+/// A unary elementwise function: `y = f(x, params…)`.
+#[derive(Debug, Clone, Copy)]
+pub struct UnaryDesc {
+    pub name: &'static str,
+    /// The ONNX ops that import to it directly (export writes the first).
+    pub onnx: &'static [&'static str],
+    pub params: &'static [Param],
+    /// Its value on f32 elements, computed in f64 (params in order); `None` if f32 is
+    /// not accepted.
+    pub float: Option<fn(f64, &[f32]) -> f64>,
+    /// Its value on i64 elements, if defined.
+    pub int: Option<fn(i64) -> i64>,
+    /// Its value on booleans, if defined.
+    pub logical: Option<fn(bool) -> bool>,
+    /// FLOPs per element, for `saturate info` and the cost models.
+    pub flops: f64,
+    pub fuzz: Fuzz,
+    /// Its result is never negative (a fact rule guards use).
+    pub non_negative: bool,
+    /// Rewrite rules introduce it (it has a decomposition in other ops).
+    pub fused: bool,
+}
+
+/// The defaults rows of the `unary` group start from.
+pub const UNARY: UnaryDesc = UnaryDesc {
+    name: "",
+    onnx: &[],
+    params: &[],
+    float: None,
+    int: None,
+    logical: None,
+    flops: 1.0,
+    fuzz: Fuzz::PLAIN,
+    non_negative: false,
+    fused: false,
+};
+
+/// A binary elementwise op with numpy broadcasting.
+#[derive(Debug, Clone, Copy)]
+pub struct BinaryDesc {
+    pub name: &'static str,
+    pub onnx: &'static [&'static str],
+    /// Its value on f32 elements, in f64.
+    pub float: Option<fn(f64, f64) -> f64>,
+    /// Its value on i64 elements; `None` where it is undefined (division by zero).
+    pub int: Option<fn(i64, i64) -> Option<i64>>,
+    /// A comparison: from how the operands order (`None`: unordered, a NaN), whether
+    /// it holds; defined on every dtype, with a bool result.
+    pub compare: Option<fn(Option<std::cmp::Ordering>) -> bool>,
+    /// Its value on booleans (and, or).
+    pub logical: Option<fn(bool, bool) -> bool>,
+    pub flops: f64,
+    pub fuzz: Fuzz,
+}
+
+pub const BINARY: BinaryDesc = BinaryDesc {
+    name: "",
+    onnx: &[],
+    float: None,
+    int: None,
+    compare: None,
+    logical: None,
+    flops: 1.0,
+    fuzz: Fuzz::PLAIN,
+};
+
+/// Any other op.
+#[derive(Debug, Clone, Copy)]
+pub struct OpDesc {
+    pub name: &'static str,
+    /// The ONNX ops that import to it (by their own lowering in `onnx/ops.rs`).
+    pub onnx: &'static [&'static str],
+    pub kind: Kind,
+    pub roles: &'static [Role],
+    pub fuzz: Fuzz,
+    /// Rewrite rules introduce it (it has a decomposition in other ops).
+    pub fused: bool,
+}
+
+pub const OP: OpDesc = OpDesc { name: "", onnx: &[], kind: Kind::Layout, roles: &[], fuzz: Fuzz::PLAIN, fused: false };
+
+/// The descriptor of any node.
+#[derive(Debug, Clone, Copy)]
+pub enum Desc {
+    Unary(&'static UnaryDesc),
+    Binary(&'static BinaryDesc),
+    Op(&'static OpDesc),
+    /// An attribute leaf, not an op.
+    Leaf,
+}
+
+impl Desc {
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Desc::Unary(d) => Some(d.name),
+            Desc::Binary(d) => Some(d.name),
+            Desc::Op(d) => Some(d.name),
+            Desc::Leaf => None,
+        }
+    }
+
+    pub fn onnx(self) -> &'static [&'static str] {
+        match self {
+            Desc::Unary(d) => d.onnx,
+            Desc::Binary(d) => d.onnx,
+            Desc::Op(d) => d.onnx,
+            Desc::Leaf => &[],
+        }
+    }
+
+    pub fn kind(self) -> Option<Kind> {
+        match self {
+            Desc::Unary(_) | Desc::Binary(_) => Some(Kind::Elementwise),
+            Desc::Op(d) => Some(d.kind),
+            Desc::Leaf => None,
+        }
+    }
+
+    pub fn fuzz(self) -> Fuzz {
+        match self {
+            Desc::Unary(d) => d.fuzz,
+            Desc::Binary(d) => d.fuzz,
+            Desc::Op(d) => d.fuzz,
+            Desc::Leaf => Fuzz::EXACT,
+        }
+    }
+
+    pub fn fused(self) -> bool {
+        match self {
+            Desc::Unary(d) => d.fused,
+            Desc::Binary(_) | Desc::Leaf => false,
+            Desc::Op(d) => d.fused,
+        }
+    }
+
+    /// What each child slot holds.
+    pub fn roles(self) -> Vec<Role> {
+        match self {
+            Desc::Unary(d) => {
+                let x = if d.float.is_some() { Elem::F32 } else { Elem::Bool };
+                std::iter::once(Role::Tensor(x)).chain(d.params.iter().map(|p| Role::Attr(p.role))).collect()
+            }
+            Desc::Binary(d) => {
+                let e = if d.float.is_some() || d.compare.is_some() { Elem::F32 } else { Elem::Bool };
+                vec![Role::Tensor(e); 2]
+            }
+            Desc::Op(d) => d.roles.to_vec(),
+            Desc::Leaf => vec![],
+        }
+    }
+}
+
+// The meanings of the elementwise rows, where a closure would not read well.
+
+pub(crate) fn relu(x: f64, _: &[f32]) -> f64 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
+pub(crate) fn sigmoid(x: f64, _: &[f32]) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+pub(crate) fn leaky_relu(x: f64, p: &[f32]) -> f64 {
+    if x < 0.0 {
+        p[0] as f64 * x
+    } else {
+        x
+    }
+}
+
+/// NaN stays NaN; otherwise the value clamped to `[p[0], p[1]]`.
+pub(crate) fn clip(x: f64, p: &[f32]) -> f64 {
+    if x.is_nan() {
+        x
+    } else {
+        x.max(p[0] as f64).min(p[1] as f64)
+    }
+}
+
+pub(crate) fn gelu(x: f64, _: &[f32]) -> f64 {
+    0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))
+}
+
+pub(crate) fn gelu_tanh(x: f64, _: &[f32]) -> f64 {
+    let k = (2.0 / std::f64::consts::PI).sqrt();
+    0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+}
+
+pub(crate) fn silu(x: f64, _: &[f32]) -> f64 {
+    x / (1.0 + (-x).exp())
+}
+
+pub(crate) fn erf(x: f64) -> f64 {
+    libm::erf(x)
+}
+
+/// `max` and `min` propagate NaN (IEEE's maxNum would drop it).
+pub(crate) fn nan_max(p: f64, q: f64) -> f64 {
+    if p.is_nan() || q.is_nan() {
+        f64::NAN
+    } else {
+        p.max(q)
+    }
+}
+
+pub(crate) fn nan_min(p: f64, q: f64) -> f64 {
+    if p.is_nan() || q.is_nan() {
+        f64::NAN
+    } else {
+        p.min(q)
+    }
+}
