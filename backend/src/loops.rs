@@ -10,7 +10,7 @@
 //! Keeping this IR separate from `TensorLang` keeps the generator small: it knows about
 //! arithmetic and strides, not about ONNX.
 
-use saturate_egraph::DType;
+use saturate_egraph::{DType, UnaryOp};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoopSpec {
@@ -45,48 +45,26 @@ pub enum Expr {
     Cast(usize, DType),
 }
 
+/// A unary function of the op table with its params (`params[..n]` for its n params).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Unary {
-    Neg,
-    Abs,
-    Sqrt,
-    Reciprocal,
-    Exp,
-    Log,
-    Erf,
-    Tanh,
-    Sigmoid,
-    Relu,
-    Floor,
-    Ceil,
-    Not,
-    Gelu,
-    GeluTanh,
-    Silu,
-    LeakyRelu(f32),
-    Clip(f32, f32),
+pub struct Unary {
+    pub op: UnaryOp,
+    pub params: [f32; 2],
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Binary {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Max,
-    Min,
-    Equal,
-    Less,
-    Greater,
-    And,
-    Or,
-}
-
-impl Binary {
-    pub fn is_comparison(self) -> bool {
-        matches!(self, Binary::Equal | Binary::Less | Binary::Greater)
+impl Unary {
+    /// A function without params.
+    pub fn of(op: UnaryOp) -> Unary {
+        Unary { op, params: [0.0; 2] }
     }
+}
+
+/// Binary ops are the op table's.
+pub use saturate_egraph::BinaryOp as Binary;
+
+/// Whether `op` compares (its result is bool).
+pub fn is_comparison(op: Binary) -> bool {
+    op.desc().compare.is_some()
 }
 
 impl LoopSpec {
@@ -100,7 +78,7 @@ impl LoopSpec {
                 Expr::I64(_) => DType::I64,
                 Expr::Bool(_) => DType::Bool,
                 Expr::Unary(_, x) => out[x],
-                Expr::Binary(op, _, _) if op.is_comparison() => DType::Bool,
+                Expr::Binary(op, _, _) if is_comparison(op) => DType::Bool,
                 Expr::Binary(_, a, _) => out[a],
                 Expr::Where(_, a, _) => out[a],
                 Expr::Cast(_, to) => to,

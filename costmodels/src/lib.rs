@@ -28,10 +28,9 @@
 pub mod cpu;
 pub mod gpu;
 pub mod program;
-pub mod work;
 
 pub use program::{program_cost, Fusion};
-pub use work::{work, Kind, NodeInfo, Work};
+pub use saturate_egraph::work::{self, work, Kind, NodeInfo, Work};
 
 use saturate_egraph::Graph;
 

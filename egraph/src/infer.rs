@@ -58,7 +58,7 @@
 //! | `attention` | q […,s,d], k […,t,d], v […,t,e], scale | `softmax(scale · q·kᵀ) · v` over the last axis |
 
 use crate::shape::{broadcast, reduced_shape, ShapeDisplay};
-use crate::{Activation, DType, IntList, Name, TensorLang, TensorType};
+use crate::{Activation, BinaryOp, DType, IntList, Name, TensorLang, TensorType, UnaryOp, View};
 use egg::Id;
 
 /// What an e-class (or a node of a program) denotes: a tensor of a static type, or an
@@ -86,15 +86,10 @@ impl Meta {
 /// Computes the [`Meta`] of `node` from the metas of its children, or explains in
 /// one sentence why the node is ill-formed.
 pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta, String> {
-    use TensorLang as L;
+    use View as L;
     let a = Args { arg };
-    let out = match node {
-        L::Int(v) => return Ok(Meta::Int(*v)),
-        L::Float(v) => return Ok(Meta::Float(v.get())),
-        L::Ints(v) => return Ok(Meta::Ints(v.0.clone())),
-        L::DType(d) => return Ok(Meta::DType(*d)),
-        L::Name(n) => return Ok(Meta::Name(*n)),
-        L::Act(a) => return Ok(Meta::Act(*a)),
+    let out = match node.view() {
+        L::Leaf => return Ok(leaf_meta(node)),
 
         L::Input([_, d, s]) | L::Weight([_, d, s]) => TensorType::new(a.dtype(*d)?, a.dims(*s)?),
         L::Fill([v, s]) => {
@@ -102,39 +97,10 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             TensorType::f32(a.dims(*s)?)
         }
 
-        L::Neg(x) | L::Abs(x) => a.tensor_of(*x, &[DType::F32, DType::I64])?.clone(),
-        L::Sqrt(x)
-        | L::Reciprocal(x)
-        | L::Exp(x)
-        | L::Log(x)
-        | L::Erf(x)
-        | L::Tanh(x)
-        | L::Sigmoid(x)
-        | L::Relu(x)
-        | L::Floor(x)
-        | L::Ceil(x) => a.tensor_of(*x, &[DType::F32])?.clone(),
-        L::Not(x) => a.tensor_of(*x, &[DType::Bool])?.clone(),
-        L::LeakyRelu([x, alpha]) => {
-            a.float(*alpha)?;
-            a.tensor_of(*x, &[DType::F32])?.clone()
-        }
-        L::Clip([x, lo, hi]) => {
-            let (lo, hi) = (a.float(*lo)?, a.float(*hi)?);
-            if lo.is_nan() || hi.is_nan() {
-                return Err("clip bounds must not be NaN".into());
-            }
-            a.tensor_of(*x, &[DType::F32])?.clone()
-        }
+        L::Unary(op, c) => a.unary(op, c)?,
         L::Cast([x, d]) => TensorType::new(a.dtype(*d)?, a.tensor(*x)?.shape.clone()),
 
-        L::Add(ab) | L::Sub(ab) | L::Mul(ab) | L::Div(ab) | L::Max(ab) | L::Min(ab) => {
-            a.binary(*ab, &[DType::F32, DType::I64], None)?
-        }
-        L::Pow(ab) => a.binary(*ab, &[DType::F32], None)?,
-        L::Equal(ab) | L::Less(ab) | L::Greater(ab) => {
-            a.binary(*ab, &[DType::F32, DType::I64, DType::Bool], Some(DType::Bool))?
-        }
-        L::And(ab) | L::Or(ab) => a.binary(*ab, &[DType::Bool], None)?,
+        L::Binary(op, ab) => a.binary(op, *ab)?,
         L::Where([c, x, y]) => {
             let c = a.tensor_of(*c, &[DType::Bool])?;
             let (x, y) = (a.tensor(*x)?, a.tensor(*y)?);
@@ -160,7 +126,7 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
         | L::ReduceMean([x, axes, keep])
         | L::ReduceMax([x, axes, keep])
         | L::ReduceMin([x, axes, keep]) => {
-            let order_only = matches!(node, L::ReduceMax(_) | L::ReduceMin(_));
+            let order_only = matches!(node, TensorLang::ReduceMax(_) | TensorLang::ReduceMin(_));
             let dtypes: &[DType] =
                 if order_only { &[DType::F32, DType::I64, DType::Bool] } else { &[DType::F32, DType::I64] };
             let t = a.tensor_of(*x, dtypes)?;
@@ -329,7 +295,6 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             let shape = (0..t.rank()).map(|i| t.shape[i] + pads[i] + pads[i + t.rank()]).collect();
             TensorType::new(t.dtype, shape)
         }
-        L::Gelu(x) | L::GeluTanh(x) | L::Silu(x) => a.tensor_of(*x, &[DType::F32])?.clone(),
         L::RmsNorm([x, scale, axis, eps]) => {
             let t = a.tensor_of(*x, &[DType::F32])?;
             let axis = a.axis(*axis, t.rank())?;
@@ -479,10 +444,52 @@ impl<'a> Args<'_, 'a> {
         Ok(v.iter().map(|&x| x as usize).collect())
     }
 
-    fn binary(&self, [x, y]: [Id; 2], dtypes: &[DType], result: Option<DType>) -> Result<TensorType, String> {
+    /// A unary elementwise function: its operand of a dtype the function is defined
+    /// on, its params floats (not NaN).
+    fn unary(&self, op: UnaryOp, children: &[Id]) -> Result<TensorType, String> {
+        let d = op.desc();
+        for &p in &children[1..] {
+            if self.float(p)?.is_nan() {
+                return Err(format!("{} parameters must not be NaN", d.name));
+            }
+        }
+        let dtypes: Vec<DType> = [(d.float.is_some(), DType::F32), (d.int.is_some(), DType::I64), (d.logical.is_some(), DType::Bool)]
+            .into_iter()
+            .filter_map(|(defined, dtype)| defined.then_some(dtype))
+            .collect();
+        Ok(self.tensor_of(children[0], &dtypes)?.clone())
+    }
+
+    /// A binary elementwise op: operands of one dtype it is defined on, broadcasting;
+    /// a comparison gives bool.
+    fn binary(&self, op: BinaryOp, [x, y]: [Id; 2]) -> Result<TensorType, String> {
+        let d = op.desc();
+        let dtypes: &[DType] = if d.compare.is_some() {
+            &[DType::F32, DType::I64, DType::Bool]
+        } else if d.logical.is_some() {
+            &[DType::Bool]
+        } else if d.int.is_some() {
+            &[DType::F32, DType::I64]
+        } else {
+            &[DType::F32]
+        };
         let (x, y) = (self.tensor_of(x, dtypes)?, self.tensor_of(y, dtypes)?);
         same_dtype(x, y)?;
-        Ok(TensorType::new(result.unwrap_or(x.dtype), broadcast_or_err(&x.shape, &y.shape)?))
+        let result = if d.compare.is_some() { DType::Bool } else { x.dtype };
+        Ok(TensorType::new(result, broadcast_or_err(&x.shape, &y.shape)?))
+    }
+}
+
+/// The meta of an attribute leaf: its value.
+fn leaf_meta(node: &TensorLang) -> Meta {
+    match node {
+        TensorLang::Int(v) => Meta::Int(*v),
+        TensorLang::Float(v) => Meta::Float(v.get()),
+        TensorLang::Ints(v) => Meta::Ints(v.0.clone()),
+        TensorLang::DType(d) => Meta::DType(*d),
+        TensorLang::Name(n) => Meta::Name(*n),
+        TensorLang::Act(a) => Meta::Act(*a),
+        op => unreachable!("{op} is an op, not a leaf"),
     }
 }
 

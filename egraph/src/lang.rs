@@ -438,6 +438,19 @@ impl Activation {
         Activation::Silu,
     ];
 
+    /// The elementwise function it applies (`None` for the identity).
+    pub fn unary(self) -> Option<UnaryOp> {
+        match self {
+            Activation::Id => None,
+            Activation::Relu => Some(UnaryOp::Relu),
+            Activation::Gelu => Some(UnaryOp::Gelu),
+            Activation::GeluTanh => Some(UnaryOp::GeluTanh),
+            Activation::Sigmoid => Some(UnaryOp::Sigmoid),
+            Activation::Tanh => Some(UnaryOp::Tanh),
+            Activation::Silu => Some(UnaryOp::Silu),
+        }
+    }
+
     /// The spelling in S-expressions: `act_id`, `act_relu`, … (distinct from op names).
     pub fn name(self) -> &'static str {
         match self {

@@ -26,6 +26,7 @@ pub mod sexp;
 pub mod shape;
 pub mod stats;
 pub mod tensor;
+pub mod work;
 
 pub use analysis::{ClassData, Facts, ShapeAnalysis, Sign, TensorEGraph};
 pub use dtype::DType;

@@ -11,6 +11,7 @@
 use crate::jit::math::Math;
 use crate::jit::{counted_loop, flags, scalar_type};
 use crate::loops::{Binary, Expr, LoopSpec, Unary};
+use saturate_egraph::UnaryOp;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, InstBuilder, Type, Value};
 use cranelift_frontend::FunctionBuilder;
@@ -147,11 +148,15 @@ impl Gen<'_> {
         v
     }
 
-    fn unary(&self, b: &mut FunctionBuilder, op: Unary, x: Value, dtype: DType, float: Type) -> Value {
+    /// A unary function of the op table in CLIF. The `match` over [`UnaryOp`] is
+    /// exhaustive: a function added to the table does not compile until it has code here.
+    fn unary(&self, b: &mut FunctionBuilder, u: Unary, x: Value, dtype: DType, float: Type) -> Value {
+        use UnaryOp as U;
+        let [p0, p1] = u.params;
         if dtype == DType::I64 {
-            return match op {
-                Unary::Neg => b.ins().ineg(x),
-                Unary::Abs => b.ins().iabs(x),
+            return match u.op {
+                U::Neg => b.ins().ineg(x),
+                U::Abs => b.ins().iabs(x),
                 other => unreachable!("{other:?} on i64 is rejected by type checking"),
             };
         }
@@ -159,40 +164,40 @@ impl Gen<'_> {
             return b.ins().bxor_imm_s(x, 1); // not
         }
         let mut m = Math { b, ty: float };
-        match op {
-            Unary::Neg => m.b.ins().fneg(x),
-            Unary::Abs => m.b.ins().fabs(x),
-            Unary::Sqrt => m.b.ins().sqrt(x),
-            Unary::Reciprocal => {
+        match u.op {
+            U::Neg => m.b.ins().fneg(x),
+            U::Abs => m.b.ins().fabs(x),
+            U::Sqrt => m.b.ins().sqrt(x),
+            U::Reciprocal => {
                 let one = m.c(1.0);
                 m.b.ins().fdiv(one, x)
             }
-            Unary::Exp => m.exp(x),
-            Unary::Log => m.log(x),
-            Unary::Erf => m.erf(x),
-            Unary::Tanh => m.tanh(x),
-            Unary::Sigmoid => m.sigmoid(x),
-            Unary::Relu => {
+            U::Exp => m.exp(x),
+            U::Log => m.log(x),
+            U::Erf => m.erf(x),
+            U::Tanh => m.tanh(x),
+            U::Sigmoid => m.sigmoid(x),
+            U::Relu => {
                 // `x < 0 ? 0 : x`, so NaN stays NaN as in the interpreter
                 let zero = m.c(0.0);
                 let negative = m.cmp(FloatCC::LessThan, x, zero);
                 m.select(negative, zero, x)
             }
-            Unary::Floor => m.b.ins().floor(x),
-            Unary::Ceil => m.b.ins().ceil(x),
-            Unary::Not => unreachable!("not is on bool"),
-            Unary::Gelu => m.gelu(x),
-            Unary::GeluTanh => m.gelu_tanh(x),
-            Unary::Silu => m.silu(x),
-            Unary::LeakyRelu(alpha) => {
+            U::Floor => m.b.ins().floor(x),
+            U::Ceil => m.b.ins().ceil(x),
+            U::Not => unreachable!("not is on bool"),
+            U::Gelu => m.gelu(x),
+            U::GeluTanh => m.gelu_tanh(x),
+            U::Silu => m.silu(x),
+            U::LeakyRelu => {
                 let zero = m.c(0.0);
-                let a = m.c(alpha);
+                let a = m.c(p0);
                 let scaled = m.b.ins().fmul(x, a);
                 let negative = m.cmp(FloatCC::LessThan, x, zero);
                 m.select(negative, scaled, x)
             }
-            Unary::Clip(lo, hi) => {
-                let (l, h) = (m.c(lo), m.c(hi));
+            U::Clip => {
+                let (l, h) = (m.c(p0), m.c(p1));
                 let below = m.cmp(FloatCC::LessThan, x, l);
                 let y = m.select(below, l, x);
                 let above = m.cmp(FloatCC::GreaterThan, y, h);

@@ -10,7 +10,7 @@ use super::Lowering;
 use crate::error::BackendError;
 use crate::loops::{broadcast_strides, contiguous_strides, Binary, Expr, LoopSpec, Operand, Output, Unary};
 use crate::plan::Loc;
-use saturate_egraph::{Activation, DType, Id, TensorLang};
+use saturate_egraph::{Activation, DType, Id, UnaryOp, View};
 use std::collections::HashMap;
 
 /// A loop that sets every element of a `shape` tensor to `value`.
@@ -40,15 +40,7 @@ pub fn loop_dims(shape: &[usize]) -> Vec<usize> {
 
 /// The unary op an activation applies, if any.
 pub fn activation_op(act: Activation) -> Option<Unary> {
-    match act {
-        Activation::Id => None,
-        Activation::Relu => Some(Unary::Relu),
-        Activation::Gelu => Some(Unary::Gelu),
-        Activation::GeluTanh => Some(Unary::GeluTanh),
-        Activation::Sigmoid => Some(Unary::Sigmoid),
-        Activation::Tanh => Some(Unary::Tanh),
-        Activation::Silu => Some(Unary::Silu),
-    }
+    act.unary().map(Unary::of)
 }
 
 /// Builds one loop: its spec and the locations of its operands.
@@ -131,61 +123,28 @@ impl Lowering<'_> {
     }
 
     fn member(&mut self, g: &mut GroupBuilder, m: usize) -> Result<usize, BackendError> {
-        use TensorLang as L;
-        let unary = |op| {
-            move |this: &mut Self, g: &mut GroupBuilder, x: Id| -> Result<usize, BackendError> {
-                let x = this.read(g, x, None)?;
-                Ok(g.push(Expr::Unary(op, x)))
-            }
-        };
+        use View as L;
         let node = self.nodes[m].clone();
-        let e = match node {
-            L::Neg(x) => unary(Unary::Neg)(self, g, x)?,
-            L::Abs(x) => unary(Unary::Abs)(self, g, x)?,
-            L::Sqrt(x) => unary(Unary::Sqrt)(self, g, x)?,
-            L::Reciprocal(x) => unary(Unary::Reciprocal)(self, g, x)?,
-            L::Exp(x) => unary(Unary::Exp)(self, g, x)?,
-            L::Log(x) => unary(Unary::Log)(self, g, x)?,
-            L::Erf(x) => unary(Unary::Erf)(self, g, x)?,
-            L::Tanh(x) => unary(Unary::Tanh)(self, g, x)?,
-            L::Sigmoid(x) => unary(Unary::Sigmoid)(self, g, x)?,
-            L::Relu(x) => unary(Unary::Relu)(self, g, x)?,
-            L::Floor(x) => unary(Unary::Floor)(self, g, x)?,
-            L::Ceil(x) => unary(Unary::Ceil)(self, g, x)?,
-            L::Not(x) => unary(Unary::Not)(self, g, x)?,
-            L::Gelu(x) => unary(Unary::Gelu)(self, g, x)?,
-            L::GeluTanh(x) => unary(Unary::GeluTanh)(self, g, x)?,
-            L::Silu(x) => unary(Unary::Silu)(self, g, x)?,
-            L::LeakyRelu([x, alpha]) => {
-                let alpha = self.float(alpha);
-                unary(Unary::LeakyRelu(alpha))(self, g, x)?
+        let e = match node.view() {
+            L::Unary(op, c) => {
+                let mut params = [0.0; 2];
+                for (p, &id) in params.iter_mut().zip(&c[1..]) {
+                    *p = self.float(id);
+                }
+                let x = self.read(g, c[0], None)?;
+                g.push(Expr::Unary(Unary { op, params }, x))
             }
-            L::Clip([x, lo, hi]) => {
-                let (lo, hi) = (self.float(lo), self.float(hi));
-                unary(Unary::Clip(lo, hi))(self, g, x)?
-            }
-            L::Add([a, b]) => self.binary(g, Binary::Add, a, b)?,
-            L::Sub([a, b]) => self.binary(g, Binary::Sub, a, b)?,
-            L::Mul([a, b]) => self.binary(g, Binary::Mul, a, b)?,
-            L::Div([a, b]) => self.binary(g, Binary::Div, a, b)?,
-            L::Pow([a, b]) => self.binary(g, Binary::Pow, a, b)?,
-            L::Max([a, b]) => self.binary(g, Binary::Max, a, b)?,
-            L::Min([a, b]) => self.binary(g, Binary::Min, a, b)?,
-            L::Equal([a, b]) => self.binary(g, Binary::Equal, a, b)?,
-            L::Less([a, b]) => self.binary(g, Binary::Less, a, b)?,
-            L::Greater([a, b]) => self.binary(g, Binary::Greater, a, b)?,
-            L::And([a, b]) => self.binary(g, Binary::And, a, b)?,
-            L::Or([a, b]) => self.binary(g, Binary::Or, a, b)?,
-            L::Where([c, a, b]) => {
+            L::Binary(op, &[a, b]) => self.binary(g, op, a, b)?,
+            L::Where(&[c, a, b]) => {
                 let c = self.read(g, c, None)?;
                 let a = self.read(g, a, None)?;
                 let b = self.read(g, b, None)?;
                 g.push(Expr::Where(c, a, b))
             }
-            L::BatchNorm([x, scale, bias, mean, var, eps]) => {
+            L::BatchNorm(&[x, scale, bias, mean, var, eps]) => {
                 self.batch_norm(g, m, [x, scale, bias, mean, var], eps)?
             }
-            other => unreachable!("{other} is not an elementwise op"),
+            _ => unreachable!("{node} is not an elementwise op"),
         };
         Ok(e)
     }
@@ -223,7 +182,7 @@ impl Lowering<'_> {
         let eps = g.push(Expr::F32(self.float(eps)));
         let centered = g.push(Expr::Binary(Binary::Sub, x, mean));
         let var_eps = g.push(Expr::Binary(Binary::Add, var, eps));
-        let std = g.push(Expr::Unary(Unary::Sqrt, var_eps));
+        let std = g.push(Expr::Unary(Unary::of(UnaryOp::Sqrt), var_eps));
         let normalized = g.push(Expr::Binary(Binary::Div, centered, std));
         let scaled = g.push(Expr::Binary(Binary::Mul, normalized, scale));
         Ok(g.push(Expr::Binary(Binary::Add, scaled, bias)))

@@ -6,81 +6,13 @@
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
 use saturate_egraph::shape::broadcast;
-use saturate_egraph::{Activation, DType, Tensor};
-
-/// A one-operand elementwise function.
-#[derive(Debug, Clone, Copy)]
-pub enum Unary {
-    Neg,
-    Abs,
-    Sqrt,
-    Reciprocal,
-    Exp,
-    Log,
-    Erf,
-    Tanh,
-    Sigmoid,
-    Relu,
-    Floor,
-    Ceil,
-    Not,
-    LeakyRelu(f32),
-    Clip(f32, f32),
-}
-
-impl Unary {
-    fn apply(self, x: f64) -> f64 {
-        match self {
-            Unary::Neg => -x,
-            Unary::Abs => x.abs(),
-            Unary::Sqrt => x.sqrt(),
-            Unary::Reciprocal => 1.0 / x,
-            Unary::Exp => x.exp(),
-            Unary::Log => x.ln(),
-            Unary::Erf => libm::erf(x),
-            Unary::Tanh => x.tanh(),
-            Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            Unary::Relu => {
-                if x < 0.0 {
-                    0.0
-                } else {
-                    x
-                }
-            }
-            Unary::Floor => x.floor(),
-            Unary::Ceil => x.ceil(),
-            Unary::LeakyRelu(alpha) => {
-                if x < 0.0 {
-                    alpha as f64 * x
-                } else {
-                    x
-                }
-            }
-            Unary::Clip(lo, hi) => {
-                if x.is_nan() {
-                    x
-                } else {
-                    x.max(lo as f64).min(hi as f64)
-                }
-            }
-            Unary::Not => unreachable!("not is boolean"),
-        }
-    }
-}
+use saturate_egraph::{Activation, BinaryOp, DType, Tensor, UnaryOp};
 
 /// The activation functions of fused epilogues, in f64.
 pub fn activation(act: Activation, x: f64) -> f64 {
-    match act {
-        Activation::Id => x,
-        Activation::Relu => Unary::Relu.apply(x),
-        Activation::Sigmoid => Unary::Sigmoid.apply(x),
-        Activation::Tanh => x.tanh(),
-        Activation::Silu => x / (1.0 + (-x).exp()),
-        Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
-        Activation::GeluTanh => {
-            let k = (2.0 / std::f64::consts::PI).sqrt();
-            0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
-        }
+    match act.unary().and_then(|op| op.desc().float) {
+        Some(f) => f(x, &[]),
+        None => x,
     }
 }
 
@@ -89,90 +21,50 @@ pub fn activate(x: &ndarray::ArrayD<f32>, act: Activation) -> ndarray::ArrayD<f3
     x.mapv(|v| activation(act, v as f64) as f32)
 }
 
-pub fn unary(x: &Tensor, op: Unary) -> Result<Tensor, String> {
-    Ok(match (x, op) {
-        (Tensor::F32(a), Unary::Not) => return Err(format!("not of {}", Tensor::F32(a.clone()).ty())),
-        (Tensor::F32(a), op) => Tensor::F32(a.mapv(|v| op.apply(v as f64) as f32)),
-        (Tensor::I64(a), Unary::Neg) => Tensor::I64(a.mapv(i64::wrapping_neg)),
-        (Tensor::I64(a), Unary::Abs) => Tensor::I64(a.mapv(i64::wrapping_abs)),
-        (Tensor::Bool(a), Unary::Not) => Tensor::Bool(a.mapv(|v| !v)),
-        (t, op) => return Err(format!("{op:?} is not defined on {}", t.dtype())),
+/// A unary elementwise function with its params, as its row of the op table defines it:
+/// floats in f64, rounded once.
+pub fn unary(x: &Tensor, op: UnaryOp, params: &[f32]) -> Result<Tensor, String> {
+    let d = op.desc();
+    let undefined = || format!("{} is not defined on {}", d.name, x.dtype());
+    Ok(match x {
+        Tensor::F32(a) => {
+            let f = d.float.ok_or_else(undefined)?;
+            Tensor::F32(a.mapv(|v| f(v as f64, params) as f32))
+        }
+        Tensor::I64(a) => Tensor::I64(a.mapv(d.int.ok_or_else(undefined)?)),
+        Tensor::Bool(a) => Tensor::Bool(a.mapv(d.logical.ok_or_else(undefined)?)),
     })
 }
 
-/// A two-operand elementwise op with numpy broadcasting.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Binary {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Max,
-    Min,
-    Equal,
-    Less,
-    Greater,
-    And,
-    Or,
-}
-
-pub fn binary(x: &Tensor, y: &Tensor, op: Binary) -> Result<Tensor, String> {
-    use Binary as B;
+/// A binary elementwise op with numpy broadcasting, as its row of the op table defines
+/// it. Integer arithmetic wraps; an integer division by zero is an error.
+pub fn binary(x: &Tensor, y: &Tensor, op: BinaryOp) -> Result<Tensor, String> {
+    let d = op.desc();
+    let undefined = || format!("{} of {} and {}", d.name, x.ty(), y.ty());
+    if let Some(holds) = d.compare {
+        return Ok(Tensor::Bool(match (x, y) {
+            (Tensor::F32(a), Tensor::F32(b)) => zip2(a, b, |p, q| holds(p.partial_cmp(&q)))?,
+            (Tensor::I64(a), Tensor::I64(b)) => zip2(a, b, |p, q| holds(Some(p.cmp(&q))))?,
+            (Tensor::Bool(a), Tensor::Bool(b)) => zip2(a, b, |p, q| holds(Some(p.cmp(&q))))?,
+            _ => return Err(undefined()),
+        }));
+    }
     Ok(match (x, y) {
-        (Tensor::F32(a), Tensor::F32(b)) => match op {
-            B::Equal | B::Less | B::Greater => Tensor::Bool(zip2(a, b, |p, q| compare(op, p, q))?),
-            _ => Tensor::F32(zip2(a, b, |p, q| float_op(op, p as f64, q as f64) as f32)?),
-        },
-        (Tensor::I64(a), Tensor::I64(b)) => match op {
-            B::Equal | B::Less | B::Greater => Tensor::Bool(zip2(a, b, |p, q| compare(op, p, q))?),
-            B::Div if b.iter().any(|&q| q == 0) => return Err("integer division by zero".into()),
-            _ => Tensor::I64(zip2(a, b, |p, q| int_op(op, p, q))?),
-        },
-        (Tensor::Bool(a), Tensor::Bool(b)) => Tensor::Bool(match op {
-            B::And => zip2(a, b, |p, q| p && q)?,
-            B::Or => zip2(a, b, |p, q| p || q)?,
-            B::Equal => zip2(a, b, |p, q| p == q)?,
-            _ => return Err(format!("{op:?} is not defined on bool")),
-        }),
-        _ => return Err(format!("{op:?} of {} and {}", x.ty(), y.ty())),
+        (Tensor::F32(a), Tensor::F32(b)) => {
+            let f = d.float.ok_or_else(undefined)?;
+            Tensor::F32(zip2(a, b, |p, q| f(p as f64, q as f64) as f32)?)
+        }
+        (Tensor::I64(a), Tensor::I64(b)) => {
+            let f = d.int.ok_or_else(undefined)?;
+            let values = zip2(a, b, f)?;
+            if values.iter().any(Option::is_none) {
+                return Err(format!("integer {} undefined: integer division by zero", d.name));
+            }
+            Tensor::I64(values.mapv(|v| v.expect("checked")))
+        }
+        (Tensor::Bool(a), Tensor::Bool(b)) => Tensor::Bool(zip2(a, b, d.logical.ok_or_else(undefined)?)?),
+        _ => return Err(undefined()),
     })
-}
-
-fn float_op(op: Binary, p: f64, q: f64) -> f64 {
-    match op {
-        Binary::Add => p + q,
-        Binary::Sub => p - q,
-        Binary::Mul => p * q,
-        Binary::Div => p / q,
-        Binary::Pow => p.powf(q),
-        Binary::Max if p.is_nan() || q.is_nan() => f64::NAN,
-        Binary::Min if p.is_nan() || q.is_nan() => f64::NAN,
-        Binary::Max => p.max(q),
-        Binary::Min => p.min(q),
-        _ => unreachable!("{op:?} is not arithmetic"),
-    }
-}
-
-fn int_op(op: Binary, p: i64, q: i64) -> i64 {
-    match op {
-        Binary::Add => p.wrapping_add(q),
-        Binary::Sub => p.wrapping_sub(q),
-        Binary::Mul => p.wrapping_mul(q),
-        Binary::Div => p.wrapping_div(q),
-        Binary::Max => p.max(q),
-        Binary::Min => p.min(q),
-        _ => unreachable!("{op:?} is not integer arithmetic"),
-    }
-}
-
-fn compare<T: PartialOrd>(op: Binary, p: T, q: T) -> bool {
-    match op {
-        Binary::Equal => p == q,
-        Binary::Less => p < q,
-        Binary::Greater => p > q,
-        _ => unreachable!("{op:?} is not a comparison"),
-    }
 }
 
 /// Broadcasts two arrays against each other and combines them elementwise.

@@ -18,7 +18,7 @@ pub mod window;
 
 use ndarray::ArrayD;
 use saturate_egraph::onnx::ConstantFolder;
-use saturate_egraph::{Activation, DType, Graph, Id, Language, Meta, RecExpr, Tensor, TensorLang};
+use saturate_egraph::{Activation, BinaryOp, DType, Graph, Id, Language, Meta, RecExpr, Tensor, TensorLang, View};
 use std::collections::BTreeMap;
 
 /// Why a run failed: bad inputs, or a runtime error in a node (an index out of range,
@@ -114,45 +114,22 @@ impl ConstantFolder for Interpreter {
 
 /// Evaluates op node `id` of `expr`, given the values of its tensor operands.
 pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) -> &'v Tensor) -> Result<Tensor, String> {
-    use elementwise::{Binary, Unary};
-    use TensorLang as L;
+    use View as L;
     let a = Attrs { expr };
     let f32_of = |id: Id| -> Result<&ArrayD<f32>, String> {
         operand(id).as_f32().ok_or_else(|| format!("expected an f32 operand, found {}", operand(id).ty()))
     };
-    Ok(match &expr[id] {
+    Ok(match expr[id].view() {
         L::Input(_) | L::Weight(_) => return Err("sources are bound by the caller".into()),
         L::Fill([v, shape]) => Tensor::filled(&a.dims(*shape), a.float(*v)),
 
-        L::Neg(x) => elementwise::unary(operand(*x), Unary::Neg)?,
-        L::Abs(x) => elementwise::unary(operand(*x), Unary::Abs)?,
-        L::Sqrt(x) => elementwise::unary(operand(*x), Unary::Sqrt)?,
-        L::Reciprocal(x) => elementwise::unary(operand(*x), Unary::Reciprocal)?,
-        L::Exp(x) => elementwise::unary(operand(*x), Unary::Exp)?,
-        L::Log(x) => elementwise::unary(operand(*x), Unary::Log)?,
-        L::Erf(x) => elementwise::unary(operand(*x), Unary::Erf)?,
-        L::Tanh(x) => elementwise::unary(operand(*x), Unary::Tanh)?,
-        L::Sigmoid(x) => elementwise::unary(operand(*x), Unary::Sigmoid)?,
-        L::Relu(x) => elementwise::unary(operand(*x), Unary::Relu)?,
-        L::Floor(x) => elementwise::unary(operand(*x), Unary::Floor)?,
-        L::Ceil(x) => elementwise::unary(operand(*x), Unary::Ceil)?,
-        L::Not(x) => elementwise::unary(operand(*x), Unary::Not)?,
-        L::LeakyRelu([x, alpha]) => elementwise::unary(operand(*x), Unary::LeakyRelu(a.float(*alpha)))?,
-        L::Clip([x, lo, hi]) => elementwise::unary(operand(*x), Unary::Clip(a.float(*lo), a.float(*hi)))?,
+        L::Unary(op, c) => {
+            let params: Vec<f32> = c[1..].iter().map(|&p| a.float(p)).collect();
+            elementwise::unary(operand(c[0]), op, &params)?
+        }
         L::Cast([x, d]) => elementwise::cast(operand(*x), a.dtype(*d)),
 
-        L::Add([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Add)?,
-        L::Sub([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Sub)?,
-        L::Mul([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Mul)?,
-        L::Div([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Div)?,
-        L::Pow([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Pow)?,
-        L::Max([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Max)?,
-        L::Min([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Min)?,
-        L::Equal([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Equal)?,
-        L::Less([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Less)?,
-        L::Greater([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Greater)?,
-        L::And([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::And)?,
-        L::Or([x, y]) => elementwise::binary(operand(*x), operand(*y), Binary::Or)?,
+        L::Binary(op, [x, y]) => elementwise::binary(operand(*x), operand(*y), op)?,
         L::Where([c, x, y]) => elementwise::select(operand(*c), operand(*x), operand(*y))?,
 
         L::MatMul([x, y]) => Tensor::F32(linalg::matmul(f32_of(*x)?, f32_of(*y)?)?),
@@ -249,15 +226,12 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
             Tensor::F32(window::pool(f32_of(*x)?, &win, &out, kind))
         }
         L::Pad([x, pads, value]) => layout::pad(operand(*x), &a.dims(*pads), a.float(*value))?,
-        L::Gelu(x) => Tensor::F32(elementwise::activate(f32_of(*x)?, Activation::Gelu)),
-        L::GeluTanh(x) => Tensor::F32(elementwise::activate(f32_of(*x)?, Activation::GeluTanh)),
-        L::Silu(x) => Tensor::F32(elementwise::activate(f32_of(*x)?, Activation::Silu)),
         L::RmsNorm([x, scale, axis, eps]) => {
             Tensor::F32(reduce::rms_norm(f32_of(*x)?, f32_of(*scale)?, a.int(*axis) as usize, a.float(*eps)))
         }
         L::MatMulBiasAct([x, y, bias, act]) => {
             let product = linalg::matmul(f32_of(*x)?, f32_of(*y)?)?;
-            let biased = elementwise::binary(&Tensor::F32(product), operand(*bias), Binary::Add)?;
+            let biased = elementwise::binary(&Tensor::F32(product), operand(*bias), BinaryOp::Add)?;
             Tensor::F32(elementwise::activate(biased.as_f32().expect("f32"), a.act(*act)))
         }
         L::ConvBiasAct([x, w, b, strides, pads, dilations, group, act]) => {
@@ -276,7 +250,7 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
         L::GlobalAvgPool(x) => Tensor::F32(window::global_pool(f32_of(*x)?, false)),
         L::GlobalMaxPool(x) => Tensor::F32(window::global_pool(f32_of(*x)?, true)),
 
-        leaf => return Err(format!("{leaf} is an attribute, not an op")),
+        L::Leaf => return Err(format!("{} is an attribute, not an op", expr[id])),
     })
 }
 

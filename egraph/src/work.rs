@@ -1,7 +1,9 @@
 //! The work an op does: floating-point operations and bytes moved, and what kind of
-//! kernel runs it. Cost models turn work into seconds.
+//! kernel runs it — the one FLOP and byte model of saturate: `saturate info` sums it,
+//! cost models turn it into seconds. A multiply-add counts as two FLOPs; the
+//! elementwise functions cost what their rows of the op table say.
 
-use saturate_egraph::{Activation, Meta, TensorLang, TensorType};
+use crate::{Activation, Meta, TensorLang, TensorType, View};
 
 /// How an op runs, which decides how a model prices it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,17 +54,6 @@ fn bytes(t: &TensorType) -> f64 {
     (t.numel() * t.dtype.byte_size()) as f64
 }
 
-/// FLOPs per element of elementwise functions; transcendental ones cost more.
-fn transcendental(node: &TensorLang) -> f64 {
-    use TensorLang as L;
-    match node {
-        L::Exp(_) | L::Log(_) | L::Tanh(_) | L::Sigmoid(_) | L::Erf(_) | L::Pow(_) | L::Silu(_) => 12.0,
-        L::Gelu(_) | L::GeluTanh(_) => 16.0,
-        L::Sqrt(_) | L::Div(_) | L::Reciprocal(_) => 4.0,
-        _ => 1.0,
-    }
-}
-
 fn activation_flops(m: Option<&Meta>) -> f64 {
     match m {
         Some(Meta::Act(Activation::Id)) => 0.0,
@@ -93,23 +84,23 @@ fn contiguous_slice(info: &NodeInfo) -> bool {
 
 /// The work of `info.node`.
 pub fn work(info: &NodeInfo) -> Work {
-    use TensorLang as L;
+    use View as L;
     let out = info.output.numel() as f64;
     let bytes_out = bytes(info.output);
     let bytes_in: f64 = info.children.iter().filter_map(|m| m.tensor()).map(bytes).sum();
     let w = |kind, flops| Work { kind, flops, bytes_in, bytes_out };
-    match info.node {
-        L::Input(_) | L::Weight(_) | L::Fill(_) => {
-            Work { kind: Kind::Source, flops: 0.0, bytes_in: 0.0, bytes_out: 0.0 }
-        }
-        L::Reshape(_) | L::Flatten(_) | L::Squeeze(_) | L::Unsqueeze(_) => {
-            Work { kind: Kind::View, flops: 0.0, bytes_in: 0.0, bytes_out: 0.0 }
-        }
-        L::Slice(_) if contiguous_slice(info) => Work { kind: Kind::View, flops: 0.0, bytes_in: 0.0, bytes_out: 0.0 },
-        L::Transpose(_) | L::Slice(_) | L::Concat(_) | L::Pad(_) | L::Expand(_) | L::Gather(_) | L::Cast(_) => {
-            // a copy reads what it writes
-            Work { kind: Kind::Copy, flops: 0.0, bytes_in: bytes_out, bytes_out }
-        }
+    let none = |kind| Work { kind, flops: 0.0, bytes_in: 0.0, bytes_out: 0.0 };
+    // a copy reads what it writes
+    let copy = Work { kind: Kind::Copy, flops: 0.0, bytes_in: bytes_out, bytes_out };
+    match info.node.view() {
+        L::Input(_) | L::Weight(_) | L::Fill(_) | L::Leaf => none(Kind::Source),
+        L::Unary(op, _) => w(Kind::Elementwise, out * op.desc().flops),
+        L::Binary(op, _) => w(Kind::Elementwise, out * op.desc().flops),
+        L::Where(_) => w(Kind::Elementwise, out),
+        L::BatchNorm(_) => w(Kind::Elementwise, 2.0 * out),
+        L::Reshape(_) | L::Flatten(_) | L::Squeeze(_) | L::Unsqueeze(_) => none(Kind::View),
+        L::Slice(_) if contiguous_slice(info) => none(Kind::View),
+        L::Transpose(_) | L::Slice(_) | L::Concat(_) | L::Pad(_) | L::Expand(_) | L::Gather(_) | L::Cast(_) => copy,
         L::MatMul(_) => {
             let k = info.operand(0).and_then(|t| t.shape.last().copied()).unwrap_or(1) as f64;
             w(Kind::Gemm, 2.0 * out * k)
@@ -124,14 +115,10 @@ pub fn work(info: &NodeInfo) -> Work {
             let k = if transposed { a.first() } else { a.get(1) }.copied().unwrap_or(1) as f64;
             w(Kind::Gemm, 2.0 * out * k + 2.0 * out)
         }
-        L::Conv(_) | L::ConvBiasAct(_) => {
-            let per_output: f64 = info.operand(1).map_or(1.0, |t| t.shape[1..].iter().product::<usize>() as f64);
-            let act = if matches!(info.node, L::ConvBiasAct(_)) {
-                activation_flops(info.children.get(7).copied())
-            } else {
-                0.0
-            };
-            w(Kind::Gemm, 2.0 * out * per_output + out * (1.0 + act))
+        L::Conv(_) => w(Kind::Gemm, conv_flops(info, out) + out),
+        L::ConvBiasAct(_) => {
+            let act = activation_flops(info.children.get(7).copied());
+            w(Kind::Gemm, conv_flops(info, out) + out * (1.0 + act))
         }
         L::Attention(_) => {
             // scores q·kᵀ, softmax, then probabilities · v
@@ -147,7 +134,6 @@ pub fn work(info: &NodeInfo) -> Work {
         }
         L::Softmax(_) | L::LogSoftmax(_) => w(Kind::Reduction, 16.0 * out),
         L::LayerNorm(_) | L::RmsNorm(_) => w(Kind::Reduction, 8.0 * out),
-        L::BatchNorm(_) => w(Kind::Elementwise, 2.0 * out),
         L::Lrn(_) => {
             let size = match info.children.get(1) {
                 Some(Meta::Int(s)) => *s as f64,
@@ -163,7 +149,42 @@ pub fn work(info: &NodeInfo) -> Work {
             w(Kind::Reduction, out * taps)
         }
         L::GlobalAvgPool(_) | L::GlobalMaxPool(_) => w(Kind::Reduction, info.operand_numel(0)),
-        n if n.is_attribute() => Work { kind: Kind::Source, flops: 0.0, bytes_in: 0.0, bytes_out: 0.0 },
-        n => w(Kind::Elementwise, out * transcendental(n)),
+    }
+}
+
+/// Multiply-adds of a convolution: one per weight of an output's window.
+fn conv_flops(info: &NodeInfo, out: f64) -> f64 {
+    let per_output: f64 = info.operand(1).map_or(1.0, |t| t.shape[1..].iter().product::<usize>() as f64);
+    2.0 * out * per_output
+}
+
+/// The work of node `i` of a checked graph (`metas` from [`crate::Graph::check`]); `None`
+/// for attribute leaves.
+pub fn node_work(expr: &egg::RecExpr<TensorLang>, metas: &[Meta], i: usize) -> Option<Work> {
+    use egg::Language;
+    let output = metas[i].tensor()?;
+    let node = &expr[egg::Id::from(i)];
+    let children = node.children().iter().map(|&c| &metas[usize::from(c)]).collect();
+    Some(work(&NodeInfo { node, output, children }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::stats::stats;
+
+    /// `saturate info` sums the model the cost models price: a fused op counts its
+    /// products, not one FLOP an element.
+    #[test]
+    fn info_counts_fused_ops_as_the_cost_models_do() {
+        let text = "(saturate-graph 1)\n(input %q f32 [2,4,8])\n(input %k f32 [2,6,8])\n(input %v f32 [2,6,5])\n\
+                    (output \"y\" (attention %q %k %v 0.5))\n";
+        let g = crate::sexp::parse(text, "t", None).unwrap();
+        // scores 2·(8 rows)·6·8, softmax 14·8·6, then 2·8·6·5
+        assert_eq!(stats(&g).unwrap().flops, 768 + 672 + 480);
+        let text = "(saturate-graph 1)\n(input %a f32 [3,4])\n(input %b f32 [4,5])\n\
+                    (output \"y\" (matmul_bias_act %a %b (fill 0.5 [5]) act_relu))\n";
+        let g = crate::sexp::parse(text, "t", None).unwrap();
+        // 2·15·4 for the product, then per element the bias and the relu
+        assert_eq!(stats(&g).unwrap().flops, 120 + 15 * 2);
     }
 }
