@@ -453,10 +453,11 @@ impl<'a> Args<'_, 'a> {
                 return Err(format!("{} parameters must not be NaN", d.name));
             }
         }
-        let dtypes: Vec<DType> = [(d.float.is_some(), DType::F32), (d.int.is_some(), DType::I64), (d.logical.is_some(), DType::Bool)]
-            .into_iter()
-            .filter_map(|(defined, dtype)| defined.then_some(dtype))
-            .collect();
+        let dtypes: Vec<DType> =
+            [(d.float.is_some(), DType::F32), (d.int.is_some(), DType::I64), (d.logical.is_some(), DType::Bool)]
+                .into_iter()
+                .filter_map(|(defined, dtype)| defined.then_some(dtype))
+                .collect();
         Ok(self.tensor_of(children[0], &dtypes)?.clone())
     }
 

@@ -40,4 +40,3 @@ pub fn stats(graph: &Graph) -> Result<GraphStats> {
     }
     Ok(s)
 }
-

@@ -11,11 +11,11 @@
 use crate::jit::math::Math;
 use crate::jit::{counted_loop, flags, scalar_type};
 use crate::loops::{Binary, Expr, LoopSpec, Unary};
-use saturate_egraph::UnaryOp;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, InstBuilder, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 use saturate_egraph::DType;
+use saturate_egraph::UnaryOp;
 
 const LANES: i64 = 4;
 

@@ -17,10 +17,16 @@
 //! f64, or a rewritten expression), they turn a last-bit difference into a different
 //! answer. So each value records whether it is *exact* — computed from inputs and
 //! constants by ops that only move, select or compare values — and those ops only take
-//! exact operands.
+//! exact operands. Both facts are each op's fuzz class in the op table
+//! (`saturate_egraph::ops::Fuzz`); so are the ops to choose from, and the unary and
+//! binary functions are generated from their rows (dtype, params by role), so a new
+//! one is fuzzed without code here.
 
 use crate::rng::Rng;
-use saturate_egraph::{Activation, DType, Graph, GraphBuilder, Id, Language, Port, Tensor, TensorLang, TensorType};
+use saturate_egraph::ops::{Attr, BinaryDesc, Desc, Fuzz, UnaryDesc};
+use saturate_egraph::{
+    desc_of, Activation, BinaryOp, DType, Graph, GraphBuilder, Id, Language, Port, Tensor, TensorLang, TensorType,
+};
 use std::collections::BTreeMap;
 
 /// One step of a generated program.
@@ -32,113 +38,18 @@ pub struct Instr {
     pub seed: u32,
 }
 
-/// Ops whose operands must be exact (see the module docs).
-const SENSITIVE: &[&str] =
-    &["sqrt", "log", "reciprocal", "floor", "ceil", "pow", "div", "equal", "less", "greater", "cast"];
+/// The ops instructions choose from (`op % OPS.len()`): `input` (a new input), then every
+/// op of the language but the sources, in the order of the op table.
+pub static OPS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    std::iter::once("input").chain(saturate_egraph::OPS.iter().copied().filter(|op| !SOURCES.contains(op))).collect()
+});
 
-/// Ops whose result is exact when their operands are: they only move, select or
-/// compare values, so no engine and no rewrite rounds them differently. (Arithmetic is
-/// left out even though IEEE rounds it identically in both engines: rewrites such as
-/// `1/(1/x) → x` hold only up to rounding.)
-const EXACT: &[&str] = &[
-    "neg",
-    "abs",
-    "relu",
-    "floor",
-    "ceil",
-    "clip",
-    "max",
-    "min",
-    "equal",
-    "less",
-    "greater",
-    "and",
-    "or",
-    "not",
-    "where",
-    "cast",
-    "reshape",
-    "flatten",
-    "squeeze",
-    "unsqueeze",
-    "transpose",
-    "expand",
-    "concat",
-    "slice",
-    "gather",
-    "pad",
-    "reduce_max",
-    "reduce_min",
-    "max_pool",
-    "global_max_pool",
-];
+const SOURCES: [&str; 3] = ["input", "weight", "fill"];
 
-/// The ops instructions choose from (`op % OPS.len()`), every op the JIT runs.
-pub const OPS: &[&str] = &[
-    "input",
-    "neg",
-    "abs",
-    "sqrt",
-    "reciprocal",
-    "exp",
-    "log",
-    "erf",
-    "tanh",
-    "sigmoid",
-    "relu",
-    "floor",
-    "ceil",
-    "leaky_relu",
-    "clip",
-    "gelu",
-    "gelu_tanh",
-    "silu",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "pow",
-    "max",
-    "min",
-    "equal",
-    "less",
-    "greater",
-    "and",
-    "or",
-    "not",
-    "where",
-    "cast",
-    "matmul",
-    "gemm",
-    "matmul_bias_act",
-    "reduce_sum",
-    "reduce_mean",
-    "reduce_max",
-    "reduce_min",
-    "softmax",
-    "log_softmax",
-    "layer_norm",
-    "rms_norm",
-    "batch_norm",
-    "lrn",
-    "reshape",
-    "flatten",
-    "squeeze",
-    "unsqueeze",
-    "transpose",
-    "expand",
-    "concat",
-    "slice",
-    "gather",
-    "conv",
-    "conv_bias_act",
-    "max_pool",
-    "avg_pool",
-    "global_avg_pool",
-    "global_max_pool",
-    "pad",
-    "attention",
-];
+/// The fuzz class of an op, from its row of the op table.
+fn class(op: &str) -> Fuzz {
+    desc_of(op).map_or(Fuzz::EXACT, |d| d.fuzz())
+}
 
 const DIMS: &[usize] = &[1, 2, 3, 4, 5, 7, 9];
 
@@ -263,74 +174,61 @@ impl Gen {
     }
 
     fn apply(&mut self, instr: &Instr, rng: &mut Rng) {
-        use TensorLang as L;
         let op = OPS[instr.op as usize % OPS.len()];
-        let sensitive = SENSITIVE.contains(&op);
-        let Some((x, xt)) = self.pick(instr.a, DType::F32, sensitive) else { return };
-        let rank = xt.rank();
-        let unary = |f: fn(Id) -> TensorLang| f(x);
-        let node = match op {
-            "input" => {
-                self.new_input(rng, None);
-                return;
-            }
-            "neg" => unary(L::Neg),
-            "abs" => unary(L::Abs),
-            "sqrt" => unary(L::Sqrt),
-            "reciprocal" => unary(L::Reciprocal),
-            "exp" => unary(L::Exp),
-            "log" => unary(L::Log),
-            "erf" => unary(L::Erf),
-            "tanh" => unary(L::Tanh),
-            "sigmoid" => unary(L::Sigmoid),
-            "relu" => unary(L::Relu),
-            "floor" => unary(L::Floor),
-            "ceil" => unary(L::Ceil),
-            "gelu" => unary(L::Gelu),
-            "gelu_tanh" => unary(L::GeluTanh),
-            "silu" => unary(L::Silu),
-            "leaky_relu" => {
-                let alpha = self.b.float(*rng.pick(&[0.01, 0.2, 1.5]));
-                L::LeakyRelu([x, alpha])
-            }
-            "clip" => {
+        let sensitive = class(op).sensitive;
+        if op == "input" {
+            self.new_input(rng, None);
+            return;
+        }
+        let node = match desc_of(op) {
+            Some(Desc::Unary(d)) => self.unary(instr, rng, d, sensitive),
+            Some(Desc::Binary(d)) => self.binary(instr, rng, d, sensitive),
+            _ => self.other(op, instr, rng, sensitive),
+        };
+        let Some(node) = node else { return };
+        let exact = class(op).exact && node.children().iter().all(|&c| self.is_exact(c));
+        self.push(node, exact);
+    }
+
+    /// A unary function of a value it is defined on, with params drawn by their roles.
+    fn unary(&mut self, instr: &Instr, rng: &mut Rng, d: &UnaryDesc, sensitive: bool) -> Option<TensorLang> {
+        let dtype = if d.float.is_some() { DType::F32 } else { DType::Bool };
+        let (x, _) = self.pick(instr.a, dtype, sensitive)?;
+        let mut children = vec![x];
+        if let [lo, hi] = d.params {
+            if (lo.role, hi.role) == (Attr::ClipLo, Attr::ClipHi) {
                 let (lo, hi) = *rng.pick(&[(-1.0, 1.0), (0.0, 6.0), (f32::NEG_INFINITY, 0.5), (-0.5, f32::INFINITY)]);
-                let (lo, hi) = (self.b.float(lo), self.b.float(hi));
-                L::Clip([x, lo, hi])
+                children.extend([self.b.float(lo), self.b.float(hi)]);
             }
-            "add" | "sub" | "mul" | "div" | "pow" | "max" | "min" | "equal" | "less" | "greater" => {
-                let y = self.partner(rng, instr.b, &xt, sensitive);
-                match op {
-                    "add" => L::Add([x, y]),
-                    "sub" => L::Sub([x, y]),
-                    "mul" => L::Mul([x, y]),
-                    "div" => L::Div([x, y]),
-                    "pow" => L::Pow([x, y]),
-                    "max" => L::Max([x, y]),
-                    "min" => L::Min([x, y]),
-                    "equal" => L::Equal([x, y]),
-                    "less" => L::Less([x, y]),
-                    _ => L::Greater([x, y]),
-                }
-            }
-            "and" | "or" => {
-                let (Some((p, _)), Some((q, _))) =
-                    (self.pick(instr.a, DType::Bool, false), self.pick(instr.b, DType::Bool, false))
-                else {
-                    return;
-                };
-                if op == "and" {
-                    L::And([p, q])
-                } else {
-                    L::Or([p, q])
-                }
-            }
-            "not" => {
-                let Some((p, _)) = self.pick(instr.a, DType::Bool, false) else { return };
-                L::Not(p)
-            }
+        }
+        while children.len() < d.params.len() + 1 {
+            let v = *rng.pick(&[0.01, 0.2, 1.5]);
+            children.push(self.b.float(v));
+        }
+        egg::FromOp::from_op(d.name, children).ok()
+    }
+
+    /// A binary op of two values that broadcast (bool ones for logical ops).
+    fn binary(&mut self, instr: &Instr, rng: &mut Rng, d: &BinaryDesc, sensitive: bool) -> Option<TensorLang> {
+        let op = BinaryOp::ALL.iter().copied().find(|op| op.desc().name == d.name).expect("a row of the table");
+        if d.float.is_none() && d.compare.is_none() {
+            let (p, _) = self.pick(instr.a, DType::Bool, false)?;
+            let (q, _) = self.pick(instr.b, DType::Bool, false)?;
+            return Some(op.node([p, q]));
+        }
+        let (x, xt) = self.pick(instr.a, DType::F32, sensitive)?;
+        let y = self.partner(rng, instr.b, &xt, sensitive);
+        Some(op.node([x, y]))
+    }
+
+    /// Every other op, by name.
+    fn other(&mut self, op: &str, instr: &Instr, rng: &mut Rng, sensitive: bool) -> Option<TensorLang> {
+        use TensorLang as L;
+        let (x, xt) = self.pick(instr.a, DType::F32, sensitive)?;
+        let rank = xt.rank();
+        Some(match op {
             "where" => {
-                let Some((c, _)) = self.pick(instr.b, DType::Bool, false) else { return };
+                let (c, _) = self.pick(instr.b, DType::Bool, false)?;
                 let y = self.partner(rng, instr.b, &xt, false);
                 L::Where([c, x, y])
             }
@@ -345,7 +243,7 @@ impl Gen {
             }
             "matmul" | "matmul_bias_act" => {
                 if rank == 0 {
-                    return;
+                    return None;
                 }
                 let k = xt.shape[rank - 1];
                 let n = *rng.pick(DIMS);
@@ -365,7 +263,7 @@ impl Gen {
             }
             "gemm" => {
                 if rank != 2 {
-                    return;
+                    return None;
                 }
                 let (ta, tb) = (rng.below(2) as i64, rng.below(2) as i64);
                 let (m, k) = if ta == 1 { (xt.shape[1], xt.shape[0]) } else { (xt.shape[0], xt.shape[1]) };
@@ -393,7 +291,7 @@ impl Gen {
             }
             "softmax" | "log_softmax" => {
                 if rank == 0 {
-                    return;
+                    return None;
                 }
                 let axis = self.b.int(rng.below(rank) as i64);
                 if op == "softmax" {
@@ -404,7 +302,7 @@ impl Gen {
             }
             "layer_norm" | "rms_norm" => {
                 if rank == 0 {
-                    return;
+                    return None;
                 }
                 let axis = rng.below(rank);
                 let scale = self.constant(rng, &xt.shape[axis..], false);
@@ -418,7 +316,7 @@ impl Gen {
             }
             "batch_norm" => {
                 if rank < 2 {
-                    return;
+                    return None;
                 }
                 let c = xt.shape[1];
                 let (scale, bias, mean) =
@@ -429,7 +327,7 @@ impl Gen {
             }
             "lrn" => {
                 if rank < 3 {
-                    return;
+                    return None;
                 }
                 let size = self.b.int(*rng.pick(&[1, 2, 3, 5]));
                 let (alpha, beta, bias) = (self.b.float(1e-2), self.b.float(0.75), self.b.float(1.0));
@@ -471,7 +369,7 @@ impl Gen {
             }
             "concat" => {
                 if rank == 0 {
-                    return;
+                    return None;
                 }
                 let axis = rng.below(rank);
                 let mut other = xt.shape.clone();
@@ -500,7 +398,7 @@ impl Gen {
             }
             "gather" => {
                 if rank == 0 {
-                    return;
+                    return None;
                 }
                 let axis = rng.below(rank);
                 let d = xt.shape[axis] as i64;
@@ -515,7 +413,7 @@ impl Gen {
             }
             "conv" | "conv_bias_act" => {
                 if !(3..=4).contains(&rank) {
-                    return;
+                    return None;
                 }
                 let spatial = rank - 2;
                 let c = xt.shape[1];
@@ -540,7 +438,7 @@ impl Gen {
             }
             "max_pool" | "avg_pool" => {
                 if !(3..=4).contains(&rank) {
-                    return;
+                    return None;
                 }
                 let spatial = rank - 2;
                 let kernel: Vec<usize> = (0..spatial).map(|d| 1 + rng.below(xt.shape[2 + d].min(3))).collect();
@@ -564,7 +462,7 @@ impl Gen {
             }
             "attention" => {
                 if rank < 2 {
-                    return;
+                    return None;
                 }
                 let (d, t, e) = (xt.shape[rank - 1], *rng.pick(DIMS), *rng.pick(DIMS));
                 let batch = &xt.shape[..rank - 2];
@@ -574,9 +472,7 @@ impl Gen {
                 let scale = self.b.float(*rng.pick(&[0.125, 1.0]));
                 L::Attention([x, k, v, scale])
             }
-            other => unreachable!("{other} is in OPS but has no generator"),
-        };
-        let exact = EXACT.contains(&op) && node.children().iter().all(|&c| self.is_exact(c));
-        self.push(node, exact);
+            other => unreachable!("{other} is in OPS but has no generator in verify/src/fuzz/gen.rs"),
+        })
     }
 }
