@@ -219,7 +219,9 @@ tensor_language! {
             float: Some(crate::ops::clip), fuzz: Fuzz::EXACT, ..UNARY
         },
         // fused functions that rewrite rules recover from their decompositions
-        "gelu" = Gelu(Id) => { onnx: &["Gelu"], float: Some(crate::ops::gelu), flops: 16.0, fused: true, ..UNARY },
+        "gelu" = Gelu(Id) => {
+            onnx: &["Gelu"], float: Some(crate::ops::gelu), flops: 16.0, fused: true, since: 20, ..UNARY
+        },
         "gelu_tanh" = GeluTanh(Id) => { float: Some(crate::ops::gelu_tanh), flops: 16.0, fused: true, ..UNARY },
         "silu" = Silu(Id) => { float: Some(crate::ops::silu), flops: 12.0, fused: true, ..UNARY },
     }

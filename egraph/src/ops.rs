@@ -139,6 +139,9 @@ pub struct UnaryDesc {
     pub non_negative: bool,
     /// Rewrite rules introduce it (it has a decomposition in other ops).
     pub fused: bool,
+    /// The opset that introduced its ONNX op; export (at opset 19) writes a newer one
+    /// as its decomposition.
+    pub since: i64,
 }
 
 /// The defaults rows of the `unary` group start from.
@@ -153,6 +156,7 @@ pub const UNARY: UnaryDesc = UnaryDesc {
     fuzz: Fuzz::PLAIN,
     non_negative: false,
     fused: false,
+    since: 1,
 };
 
 /// A binary elementwise op with numpy broadcasting.

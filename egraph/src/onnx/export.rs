@@ -16,7 +16,7 @@ use super::proto::{
 use super::tensor::tensor_to_proto;
 use crate::infer::Meta;
 use crate::shape::unique_name;
-use crate::{Activation, Error, Graph, Result, Tensor, TensorLang, TensorType};
+use crate::{Activation, Error, Graph, Result, Tensor, TensorLang, TensorType, UnaryOp, View};
 use egg::{Id, Language};
 use prost::Message;
 use std::collections::HashSet;
@@ -154,10 +154,10 @@ impl Exporter<'_> {
     }
 
     fn lower(&mut self, id: Id, n: &TensorLang) -> Result<()> {
-        use TensorLang as L;
+        use View as L;
         let operands: Vec<String> = n.children().iter().map(|&c| self.name(c)).collect();
         let x = |i: usize| operands[i].clone();
-        match n {
+        match n.view() {
             L::Weight([name, ..]) => {
                 let name = self.g.name_of(*name).to_string();
                 // a weight that is itself an output keeps the name both share
@@ -171,24 +171,7 @@ impl Exporter<'_> {
                 let value = tensor_to_proto(&Tensor::F32(ndarray::arr1(&[self.float(*v)]).into_dyn()), "");
                 self.emit(id, "ConstantOfShape", vec![shape], vec![attr_tensor("value", value)]);
             }
-            L::Neg(_) => self.emit(id, "Neg", vec![x(0)], vec![]),
-            L::Abs(_) => self.emit(id, "Abs", vec![x(0)], vec![]),
-            L::Sqrt(_) => self.emit(id, "Sqrt", vec![x(0)], vec![]),
-            L::Reciprocal(_) => self.emit(id, "Reciprocal", vec![x(0)], vec![]),
-            L::Exp(_) => self.emit(id, "Exp", vec![x(0)], vec![]),
-            L::Log(_) => self.emit(id, "Log", vec![x(0)], vec![]),
-            L::Erf(_) => self.emit(id, "Erf", vec![x(0)], vec![]),
-            L::Tanh(_) => self.emit(id, "Tanh", vec![x(0)], vec![]),
-            L::Sigmoid(_) => self.emit(id, "Sigmoid", vec![x(0)], vec![]),
-            L::Relu(_) => self.emit(id, "Relu", vec![x(0)], vec![]),
-            L::Floor(_) => self.emit(id, "Floor", vec![x(0)], vec![]),
-            L::Ceil(_) => self.emit(id, "Ceil", vec![x(0)], vec![]),
-            L::Not(_) => self.emit(id, "Not", vec![x(0)], vec![]),
-            L::LeakyRelu([_, alpha]) => {
-                let alpha = attr_float("alpha", self.float(*alpha));
-                self.emit(id, "LeakyRelu", vec![x(0)], vec![alpha])
-            }
-            L::Clip([_, lo, hi]) => {
+            L::Unary(UnaryOp::Clip, [_, lo, hi]) => {
                 let mut inputs = vec![x(0)];
                 for (bound, infinite) in [(*lo, f32::NEG_INFINITY), (*hi, f32::INFINITY)] {
                     let v = self.float(bound);
@@ -203,22 +186,12 @@ impl Exporter<'_> {
                 }
                 self.emit(id, "Clip", inputs, vec![])
             }
+            L::Unary(op, c) => self.unary(id, op, c, x(0))?,
             L::Cast([_, _]) => {
                 let to = self.ty(id).dtype.onnx_code() as i64;
                 self.emit(id, "Cast", vec![x(0)], vec![attr_int("to", to)])
             }
-            L::Add(_) => self.emit(id, "Add", vec![x(0), x(1)], vec![]),
-            L::Sub(_) => self.emit(id, "Sub", vec![x(0), x(1)], vec![]),
-            L::Mul(_) => self.emit(id, "Mul", vec![x(0), x(1)], vec![]),
-            L::Div(_) => self.emit(id, "Div", vec![x(0), x(1)], vec![]),
-            L::Pow(_) => self.emit(id, "Pow", vec![x(0), x(1)], vec![]),
-            L::Max(_) => self.emit(id, "Max", vec![x(0), x(1)], vec![]),
-            L::Min(_) => self.emit(id, "Min", vec![x(0), x(1)], vec![]),
-            L::Equal(_) => self.emit(id, "Equal", vec![x(0), x(1)], vec![]),
-            L::Less(_) => self.emit(id, "Less", vec![x(0), x(1)], vec![]),
-            L::Greater(_) => self.emit(id, "Greater", vec![x(0), x(1)], vec![]),
-            L::And(_) => self.emit(id, "And", vec![x(0), x(1)], vec![]),
-            L::Or(_) => self.emit(id, "Or", vec![x(0), x(1)], vec![]),
+            L::Binary(op, _) => self.emit(id, op.desc().onnx[0], vec![x(0), x(1)], vec![]),
             L::Where(_) => self.emit(id, "Where", vec![x(0), x(1), x(2)], vec![]),
             L::MatMul(_) => self.emit(id, "MatMul", vec![x(0), x(1)], vec![]),
             L::Gemm([_, _, _, alpha, beta, ta, tb]) => {
@@ -234,12 +207,7 @@ impl Exporter<'_> {
             | L::ReduceMean([_, axes, keep])
             | L::ReduceMax([_, axes, keep])
             | L::ReduceMin([_, axes, keep]) => {
-                let op = match n {
-                    L::ReduceSum(_) => "ReduceSum",
-                    L::ReduceMean(_) => "ReduceMean",
-                    L::ReduceMax(_) => "ReduceMax",
-                    _ => "ReduceMin",
-                };
+                let op = n.desc().onnx()[0];
                 let axes = self.ints(*axes);
                 if axes.is_empty() {
                     // TensorLang's empty axis list reduces nothing
@@ -260,7 +228,7 @@ impl Exporter<'_> {
                 // ONNX wants scale and bias of the normalized shape; an absent bias is 0
                 let scale = self.full_shaped(*scale, &normalized, id);
                 let mut inputs = vec![x(0), scale];
-                let zero_bias = matches!(&self.g.expr[*bias], L::Fill([v, _]) if self.float(*v) == 0.0);
+                let zero_bias = matches!(&self.g.expr[*bias], TensorLang::Fill([v, _]) if self.float(*v) == 0.0);
                 if !zero_bias {
                     inputs.push(self.full_shaped(*bias, &normalized, id));
                 }
@@ -290,7 +258,7 @@ impl Exporter<'_> {
             }
             L::Flatten([_, axis]) => self.emit(id, "Flatten", vec![x(0)], vec![attr_int("axis", self.int(*axis))]),
             L::Squeeze([_, axes]) | L::Unsqueeze([_, axes]) => {
-                let op = if matches!(n, L::Squeeze(_)) { "Squeeze" } else { "Unsqueeze" };
+                let op = n.desc().onnx()[0];
                 let axes = self.ints_const(&format!("v{id}_axes"), self.ints(*axes));
                 self.emit(id, op, vec![x(0), axes], vec![])
             }
@@ -366,9 +334,6 @@ impl Exporter<'_> {
                 let value = self.constant(&format!("v{id}_value"), Tensor::scalar_f32(self.float(*value)));
                 self.emit(id, "Pad", vec![x(0), pads, value], vec![])
             }
-            L::Gelu(_) => self.act(id, Activation::Gelu, x(0)),
-            L::GeluTanh(_) => self.act(id, Activation::GeluTanh, x(0)),
-            L::Silu(_) => self.act(id, Activation::Silu, x(0)),
             L::RmsNorm([input, _, axis, eps]) => {
                 let rank = self.ty(*input).rank() as i64;
                 let squared = self.step(id, "Mul", vec![x(0), x(0)], vec![]);
@@ -410,11 +375,28 @@ impl Exporter<'_> {
                 let probs = self.step(id, "Softmax", vec![scaled], vec![attr_int("axis", -1)]);
                 self.emit(id, "MatMul", vec![probs, x(2)], vec![])
             }
-            L::Act(_) => unreachable!("handled by the caller"),
             L::GlobalAvgPool(_) => self.emit(id, "GlobalAveragePool", vec![x(0)], vec![]),
             L::GlobalMaxPool(_) => self.emit(id, "GlobalMaxPool", vec![x(0)], vec![]),
-            L::Input(_) | L::Int(_) | L::Float(_) | L::Ints(_) | L::DType(_) | L::Name(_) => {
-                unreachable!("handled by the caller")
+            L::Input(_) | L::Leaf => unreachable!("handled by the caller"),
+        }
+        Ok(())
+    }
+
+    /// A unary function: its ONNX op where opset 19 has it (params as attributes, in
+    /// their ONNX names), else the decomposition of its activation.
+    fn unary(&mut self, id: Id, op: UnaryOp, children: &[Id], x: String) -> Result<()> {
+        let d = op.desc();
+        match d.onnx.first() {
+            Some(onnx) if d.since <= super::EXPORT_OPSET => {
+                let attrs =
+                    d.params.iter().zip(&children[1..]).map(|(p, &v)| attr_float(p.onnx, self.float(v))).collect();
+                self.emit(id, onnx, vec![x], attrs);
+            }
+            _ => {
+                let act = Activation::ALL.into_iter().find(|a| a.unary() == Some(op)).ok_or_else(|| {
+                    Error::Invalid(format!("`{}` has no ONNX form at opset {}", d.name, super::EXPORT_OPSET))
+                })?;
+                self.act(id, act, x);
             }
         }
         Ok(())

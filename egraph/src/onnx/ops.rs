@@ -15,21 +15,41 @@ use super::import::{node_name, op_type, Importer};
 use super::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
 use super::tensor::tensor_from_proto;
 use crate::shape::normalize_axis;
-use crate::{DType, Error, IntList, Result, Tensor, TensorLang, TensorType};
+use crate::{BinaryOp, DType, Error, IntList, Result, Tensor, TensorLang, TensorType, UnaryOp};
 use egg::Id;
 
-/// The ONNX ops (default domain) that import supports, in alphabetical order.
-#[rustfmt::skip]
-pub const SUPPORTED_OPS: &[&str] = &[
-    "Abs", "Add", "And", "AveragePool", "BatchNormalization", "Cast", "CastLike", "Ceil", "Clip",
-    "Concat", "Constant", "ConstantOfShape", "Conv", "Div", "Dropout", "Equal", "Erf", "Exp",
-    "Expand", "Flatten", "Floor", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
-    "Greater", "GreaterOrEqual", "Identity", "LRN", "LayerNormalization", "LeakyRelu", "Less",
-    "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg",
-    "Not", "Or", "Pad", "Pow", "Range", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceMin",
-    "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Size", "Slice", "Softmax", "Split", "Sqrt",
-    "Squeeze", "Sub", "Sum", "Tanh", "Tile", "Transpose", "Unsqueeze", "Where", "Xor",
+/// ONNX ops that import without an op of their own: constants, shape arithmetic, and
+/// ops that lower to several (`Sum` to a chain of adds, `Xor` to `not(equal)`, …).
+const IMPORT_ONLY: &[&str] = &[
+    "Constant",
+    "ConstantOfShape",
+    "Dropout",
+    "GreaterOrEqual",
+    "Identity",
+    "LessOrEqual",
+    "Mean",
+    "Range",
+    "Shape",
+    "Size",
+    "Split",
+    "Sum",
+    "Tile",
+    "Xor",
 ];
+
+/// The ONNX ops (default domain) that import supports, in alphabetical order: the ONNX
+/// names of the op table's rows, and [`IMPORT_ONLY`].
+pub static SUPPORTED_OPS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    let mut ops: Vec<&'static str> = crate::OPS
+        .iter()
+        .filter_map(|op| crate::desc_of(op))
+        .flat_map(|d| d.onnx().iter().copied())
+        .chain(IMPORT_ONLY.iter().copied())
+        .collect();
+    ops.sort_unstable();
+    ops.dedup();
+    ops
+});
 
 /// Lowers one ONNX node; returns the node of each of its outputs (`None` for outputs
 /// the node does not produce).
@@ -47,24 +67,6 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
     }
     use TensorLang as L;
     let out = match op_type(node) {
-        "Abs" => cx.unary(L::Abs)?,
-        "Neg" => cx.unary(L::Neg)?,
-        "Sqrt" => cx.unary(L::Sqrt)?,
-        "Reciprocal" => cx.unary(L::Reciprocal)?,
-        "Exp" => cx.unary(L::Exp)?,
-        "Log" => cx.unary(L::Log)?,
-        "Erf" => cx.unary(L::Erf)?,
-        "Tanh" => cx.unary(L::Tanh)?,
-        "Sigmoid" => cx.unary(L::Sigmoid)?,
-        "Relu" => cx.unary(L::Relu)?,
-        "Floor" => cx.unary(L::Floor)?,
-        "Ceil" => cx.unary(L::Ceil)?,
-        "Not" => cx.unary(L::Not)?,
-        "LeakyRelu" => {
-            let (x, alpha) = (cx.input(0)?, cx.float_attr("alpha", 0.01)?);
-            let alpha = cx.imp.b.float(alpha);
-            cx.add(L::LeakyRelu([x, alpha]))?
-        }
         "Clip" => clip(&mut cx)?,
         "Cast" => {
             let x = cx.input(0)?;
@@ -80,14 +82,7 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
             cx.add(L::Cast([x, d]))?
         }
 
-        "Add" => cx.binary(L::Add)?,
-        "Sub" => cx.binary(L::Sub)?,
-        "Mul" => cx.binary(L::Mul)?,
-        "Div" => cx.binary(L::Div)?,
         "Pow" => pow(&mut cx)?,
-        "Equal" => cx.binary(L::Equal)?,
-        "Less" => cx.binary(L::Less)?,
-        "Greater" => cx.binary(L::Greater)?,
         "LessOrEqual" | "GreaterOrEqual" => {
             let (a, b) = (cx.input(0)?, cx.input(1)?);
             let strict =
@@ -95,8 +90,6 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
             let eq = cx.add(L::Equal([a, b]))?;
             cx.add(L::Or([strict, eq]))?
         }
-        "And" => cx.binary(L::And)?,
-        "Or" => cx.binary(L::Or)?,
         "Xor" => {
             let eq = cx.binary(L::Equal)?;
             cx.add(L::Not(eq))?
@@ -229,9 +222,28 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
             cx.constant(Tensor::I64(ndarray::arr0(n).into_dyn()))
         }
         "Range" => range(&mut cx)?,
-        _ => return Err(cx.unsupported_op()),
+        other => elementwise(&mut cx, other)?,
     };
     Ok(vec![Some(out)])
+}
+
+/// A unary or binary function of the op table, found by its ONNX name: its operands,
+/// and for a unary one its params from their attributes (or their defaults).
+fn elementwise(cx: &mut Cx, onnx: &str) -> Result<Id> {
+    if let Some(op) = UnaryOp::ALL.iter().find(|op| op.desc().onnx.contains(&onnx)) {
+        let mut children = vec![cx.input(0)?];
+        for p in op.desc().params {
+            let v = cx.float_attr(p.onnx, p.default)?;
+            children.push(cx.imp.b.float(v));
+        }
+        let node = <TensorLang as egg::FromOp>::from_op(op.desc().name, children).expect("the row's arity");
+        return cx.add(node);
+    }
+    if let Some(op) = BinaryOp::ALL.iter().find(|op| op.desc().onnx.contains(&onnx)) {
+        let (a, b) = (cx.input(0)?, cx.input(1)?);
+        return cx.add(op.node([a, b]));
+    }
+    Err(cx.unsupported_op())
 }
 
 /// One node being lowered: access to its inputs and attributes, with errors that name it.
