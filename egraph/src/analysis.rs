@@ -13,7 +13,7 @@
 //! facts known of either, since both describe the same value.
 
 use crate::infer::{infer, Meta};
-use crate::{Activation, TensorLang, TensorType};
+use crate::{TensorLang, TensorType};
 use egg::{Analysis, DidMerge, EGraph, Id, Language};
 
 /// The e-graph saturate builds: TensorLang nodes with shapes in the analysis.
@@ -119,6 +119,7 @@ impl Analysis<TensorLang> for ShapeAnalysis {
 
 /// The facts a new node establishes from its children's.
 pub fn facts<'a>(node: &TensorLang, child: &dyn Fn(Id) -> &'a ClassData) -> Facts {
+    use crate::ops::Desc;
     use TensorLang as L;
     let f = |id: Id| child(id).facts;
     let tensor_children = || node.children().iter().copied().filter(|&c| child(c).tensor().is_some());
@@ -146,7 +147,8 @@ pub fn facts<'a>(node: &TensorLang, child: &dyn Fn(Id) -> &'a ClassData) -> Fact
     };
     let sign = match node {
         L::Fill([v, _]) => float(*v).map_or(Sign::Unknown, Sign::of_value),
-        L::Relu(_) | L::Abs(_) | L::Sqrt(_) | L::Exp(_) | L::Sigmoid(_) | L::Softmax(_) => Sign::NonNegative,
+        n if matches!(n.desc(), Desc::Unary(d) if d.non_negative) => Sign::NonNegative,
+        L::Softmax(_) => Sign::NonNegative,
         L::Mul([a, b]) if a == b => Sign::NonNegative,
         L::Add([a, b]) | L::Max([a, b]) => {
             let (sa, sb) = (f(*a).sign, f(*b).sign);
@@ -176,7 +178,7 @@ pub fn facts<'a>(node: &TensorLang, child: &dyn Fn(Id) -> &'a ClassData) -> Fact
         L::Pad([x, _, v]) => nonneg_if(nonneg(*x) && float(*v).is_some_and(|v| v >= 0.0)),
         L::Conv([x, w, b, ..]) => nonneg_if(nonneg(*x) && nonneg(*w) && nonneg(*b)),
         L::MatMulBiasAct([.., act]) | L::ConvBiasAct([.., act]) => match child(*act).meta() {
-            Some(Meta::Act(Activation::Relu | Activation::Sigmoid)) => Sign::NonNegative,
+            Some(Meta::Act(a)) if a.unary().is_some_and(|op| op.desc().non_negative) => Sign::NonNegative,
             _ => Sign::Unknown,
         },
         L::Attention([_, _, v, _]) => nonneg_if(nonneg(*v)),

@@ -12,6 +12,7 @@
 
 use crate::rng::Rng;
 use egg::{ENodeOrVar, Id, Language, PatternAst, Var};
+use saturate_egraph::ops::{Attr as AttrKind, Elem as Kind, Role};
 use saturate_egraph::{Activation, DType, Float, GraphBuilder, IntList, Tensor, TensorLang, TensorType};
 use saturate_rewrites::guards::{self, Witness};
 use saturate_rewrites::rule::{Arg, DirectedRule};
@@ -64,110 +65,19 @@ enum Want {
     Constant,
 }
 
-/// The role of an op's child slot.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Role {
-    Tensor(Kind),
-    Attr(AttrKind),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    F32,
-    Bool,
-    Index,
-    Any,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum AttrKind {
-    Perm,
-    ReshapeTo,
-    ExpandTo,
-    SqueezeAxes,
-    UnsqueezeAxes,
-    FlattenAxis,
-    Axis,
-    Axes,
-    Flag,
-    Alpha,
-    Eps,
-    ClipLo,
-    ClipHi,
-    DType,
-    FillValue,
-    Shape,
-    LrnSize,
-    Slice,
-    PadList,
-    Act,
-    Scale,
-    Window,
-}
-
+/// The roles of an op's child slots, from its row of the op table (a variadic role
+/// fills the rest of the children).
 fn roles(op: &TensorLang) -> Vec<Role> {
-    use AttrKind as A;
-    use Kind::*;
-    use Role::{Attr, Tensor as T};
-    use TensorLang as L;
-    match op {
-        L::Fill(_) => vec![Attr(A::FillValue), Attr(A::Shape)],
-        L::Not(_) => vec![T(Bool)],
-        L::LeakyRelu(_) => vec![T(F32), Attr(A::Alpha)],
-        L::Clip(_) => vec![T(F32), Attr(A::ClipLo), Attr(A::ClipHi)],
-        L::Cast(_) => vec![T(Any), Attr(A::DType)],
-        L::And(_) | L::Or(_) => vec![T(Bool), T(Bool)],
-        L::Where(_) => vec![T(Bool), T(F32), T(F32)],
-        L::Gemm(_) => vec![T(F32), T(F32), T(F32), Attr(A::Alpha), Attr(A::Alpha), Attr(A::Flag), Attr(A::Flag)],
-        L::ReduceSum(_) | L::ReduceMean(_) | L::ReduceMax(_) | L::ReduceMin(_) => {
-            vec![T(F32), Attr(A::Axes), Attr(A::Flag)]
+    let n = op.children().len();
+    let mut roles = Vec::with_capacity(n);
+    for role in op.desc().roles() {
+        match role {
+            Role::Variadic(e) => roles.extend(std::iter::repeat_n(Role::Tensor(e), n - roles.len())),
+            r => roles.push(r),
         }
-        L::Softmax(_) | L::LogSoftmax(_) => vec![T(F32), Attr(A::Axis)],
-        L::LayerNorm(_) => vec![T(F32), T(F32), T(F32), Attr(A::Axis), Attr(A::Eps)],
-        L::RmsNorm(_) => vec![T(F32), T(F32), Attr(A::Axis), Attr(A::Eps)],
-        L::BatchNorm(_) => vec![T(F32), T(F32), T(F32), T(F32), T(F32), Attr(A::Eps)],
-        L::Lrn(_) => vec![T(F32), Attr(A::LrnSize), Attr(A::Alpha), Attr(A::Alpha), Attr(A::Alpha)],
-        L::Reshape(_) => vec![T(F32), Attr(A::ReshapeTo)],
-        L::Flatten(_) => vec![T(F32), Attr(A::FlattenAxis)],
-        L::Squeeze(_) => vec![T(F32), Attr(A::SqueezeAxes)],
-        L::Unsqueeze(_) => vec![T(F32), Attr(A::UnsqueezeAxes)],
-        L::Transpose(_) => vec![T(F32), Attr(A::Perm)],
-        L::Expand(_) => vec![T(F32), Attr(A::ExpandTo)],
-        L::Concat(c) => std::iter::once(Attr(A::Axis)).chain(std::iter::repeat_n(T(F32), c.len() - 1)).collect(),
-        L::Slice(_) => vec![T(F32), Attr(A::Slice), Attr(A::Slice), Attr(A::Slice)],
-        L::Gather(_) => vec![T(F32), T(Index), Attr(A::Axis)],
-        L::Conv(_) => vec![T(F32), T(F32), T(F32), Attr(A::Window), Attr(A::Window), Attr(A::Window), Attr(A::Window)],
-        L::ConvBiasAct(_) => {
-            vec![
-                T(F32),
-                T(F32),
-                T(F32),
-                Attr(A::Window),
-                Attr(A::Window),
-                Attr(A::Window),
-                Attr(A::Window),
-                Attr(A::Act),
-            ]
-        }
-        L::MaxPool(_) => {
-            vec![T(F32), Attr(A::Window), Attr(A::Window), Attr(A::Window), Attr(A::Window), Attr(A::Flag)]
-        }
-        L::AvgPool(_) => {
-            vec![
-                T(F32),
-                Attr(A::Window),
-                Attr(A::Window),
-                Attr(A::Window),
-                Attr(A::Window),
-                Attr(A::Flag),
-                Attr(A::Flag),
-            ]
-        }
-        L::Pad(_) => vec![T(F32), Attr(A::PadList), Attr(A::FillValue)],
-        L::MatMulBiasAct(_) => vec![T(F32), T(F32), T(F32), Attr(A::Act)],
-        L::Attention(_) => vec![T(F32), T(F32), T(F32), Attr(A::Scale)],
-        n => vec![T(F32); n.children().len()],
     }
+    assert_eq!(roles.len(), n, "{op}: its row has a role for each child");
+    roles
 }
 
 /// The state of an op's child slot while it is being generated.
@@ -428,7 +338,9 @@ impl Gen<'_> {
                     TensorLang::Ints(IntList(slice.as_ref().expect("computed above")[slice_slot - 1].clone()))
                 }
                 Role::Attr(kind) => self.attribute(*kind, n, children)?,
-                Role::Tensor(_) => unreachable!("tensors were bound above"),
+                Role::Tensor(_) | Role::Variadic(_) => {
+                    unreachable!("tensors were bound above; roles() expands variadic ones")
+                }
             };
             let id = self.inst.b.add(leaf)?;
             self.inst.vars.insert(v, id);
@@ -876,6 +788,7 @@ impl Gen<'_> {
             A::Act => TensorLang::Act(*self.rng.pick(&Activation::ALL)),
             A::Scale => float(*self.rng.pick(&[0.125f32, 0.5, 1.0])),
             A::Slice | A::Window => unreachable!("generated jointly for {n}"),
+            A::Name => return Err(format!("{n}: names are not generated (sources come from the pattern's variables)")),
         })
     }
 
