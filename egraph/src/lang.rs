@@ -205,6 +205,7 @@ tensor_language! {
         "floor" = Floor(Id) => { onnx: &["Floor"], float: Some(|x, _| x.floor()), fuzz: Fuzz::EXACT_SENSITIVE, ..UNARY },
         "ceil" = Ceil(Id) => { onnx: &["Ceil"], float: Some(|x, _| x.ceil()), fuzz: Fuzz::EXACT_SENSITIVE, ..UNARY },
         "not" = Not(Id) => { onnx: &["Not"], logical: Some(|b| !b), fuzz: Fuzz::EXACT, ..UNARY },
+        "softsign" = Softsign(Id) => { onnx: &["Softsign"], float: Some(|x, _| x / (1.0 + x.abs())), flops: 4.0, ..UNARY },
         "leaky_relu" = LeakyRelu([Id; 2]) => {
             onnx: &["LeakyRelu"], params: &[Param { onnx: "alpha", default: 0.01, role: A::Alpha }],
             float: Some(crate::ops::leaky_relu), ..UNARY

@@ -183,6 +183,12 @@ impl Gen<'_> {
                 let negative = m.cmp(FloatCC::LessThan, x, zero);
                 m.select(negative, zero, x)
             }
+            U::Softsign => {
+                let one = m.c(1.0);
+                let a = m.b.ins().fabs(x);
+                let d = m.b.ins().fadd(one, a);
+                m.b.ins().fdiv(x, d)
+            }
             U::Floor => m.b.ins().floor(x),
             U::Ceil => m.b.ins().ceil(x),
             U::Not => unreachable!("not is on bool"),

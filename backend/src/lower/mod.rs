@@ -32,9 +32,6 @@ use saturate_costmodels::Fusion;
 use saturate_egraph::{Activation, Graph, Id, Meta, TensorLang, TensorType};
 use std::collections::HashMap;
 
-/// The ops the JIT runs: every op of the language (the fuzz tests generate each one and
-/// run it here); the error for anything else names them.
-pub const SUPPORTED: &[&str] = saturate_egraph::OPS;
 
 /// Everything lowering produces, before code is finalized and memory planned.
 pub struct Lowered {
