@@ -99,6 +99,16 @@ enum Command {
         #[arg(long)]
         functions: bool,
     },
+    /// List the ops of the language (kind, ONNX names, fused or not) and the ONNX ops that import.
+    #[command(long_about = "List the op table: every op of saturate's language in order, with its kind \
+        (elementwise, reduction, normalization, window, layout, linear algebra), the ONNX ops that \
+        import to it, and whether rewrite rules introduce it (fused ops); then every ONNX op import \
+        supports. Rule files use these names; --json prints one object.")]
+    Ops {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure this CPU (GEMM rate, loop rate, memory bandwidth) for the cpu cost model.
     Calibrate,
     /// Differential fuzzing: random graphs, compiled and optimized, against the interpreter.
@@ -262,6 +272,7 @@ fn main() -> ExitCode {
             commands::optimize::optimize_cmd(&model, &dims.map(), &opt, output.as_deref(), force, json)
         }
         Command::Rules { opt, json, guards, functions } => commands::rules::rules(&opt, json, guards, functions),
+        Command::Ops { json } => commands::ops::ops(json),
         Command::Calibrate => commands::optimize::calibrate(),
         Command::Fuzz { cases, seed, time, save, json } => {
             commands::fuzz::fuzz(commands::fuzz::FuzzArgs { cases, seed, time, save: save.as_deref(), json })

@@ -251,3 +251,21 @@ fn fuzz_reports_classes_and_coverage() {
         assert!(text.contains(needle), "missing {needle}:\n{text}");
     }
 }
+
+/// `saturate ops` lists the op table: every op of the language, the ONNX ops that import.
+#[test]
+fn ops_lists_the_op_table() {
+    let res = saturate(&["ops", "--json"]);
+    assert!(res.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    let names: Vec<&str> = v["ops"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(names, saturate_egraph::OPS);
+    let onnx: Vec<&str> = v["onnx_supported"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
+    assert_eq!(onnx, *saturate_egraph::onnx::SUPPORTED_OPS);
+    for op in ["Softsign", "MatMul", "Shape", "LayerNormalization"] {
+        assert!(onnx.contains(&op), "{op}");
+    }
+    let attention = v["ops"].as_array().unwrap().iter().find(|o| o["name"] == "attention").unwrap();
+    assert_eq!(attention["fused"], true);
+    assert_eq!(attention["kind"], "linear algebra");
+}

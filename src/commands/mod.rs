@@ -8,6 +8,7 @@ pub mod convert;
 pub mod engine;
 pub mod fuzz;
 pub mod info;
+pub mod ops;
 pub mod optimize;
 pub mod rules;
 pub mod run;

@@ -32,7 +32,6 @@ use saturate_costmodels::Fusion;
 use saturate_egraph::{Activation, Graph, Id, Meta, TensorLang, TensorType};
 use std::collections::HashMap;
 
-
 /// Everything lowering produces, before code is finalized and memory planned.
 pub struct Lowered {
     pub jit: Jit,

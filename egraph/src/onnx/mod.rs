@@ -30,7 +30,7 @@ pub use import::{
     check_dim_names, check_output_kinds, declared_inputs, decode_model, import_model, import_model_with_dims, load,
     load_with_dims, runtime_inputs, symbolic_dims, DeclaredInput, Dim, Dims,
 };
-pub use ops::SUPPORTED_OPS;
+pub use ops::{IMPORT_ONLY, SUPPORTED_OPS};
 pub use tensor::{
     read_tensor_file, tensor_from_le_bytes, tensor_from_proto, tensor_to_le_bytes, tensor_to_proto, write_tensor_file,
 };

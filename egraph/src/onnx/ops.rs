@@ -20,7 +20,7 @@ use egg::Id;
 
 /// ONNX ops that import without an op of their own: constants, shape arithmetic, and
 /// ops that lower to several (`Sum` to a chain of adds, `Xor` to `not(equal)`, …).
-const IMPORT_ONLY: &[&str] = &[
+pub const IMPORT_ONLY: &[&str] = &[
     "Constant",
     "ConstantOfShape",
     "Dropout",
