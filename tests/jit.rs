@@ -147,9 +147,26 @@ fn transcendental_functions_match_at_their_edges() {
     for op in ["exp", "tanh", "sigmoid", "erf", "gelu", "gelu_tanh", "silu", "relu", "neg", "abs", "floor", "ceil"] {
         same_elementwise(op, &xs);
     }
+    for op in ["softsign", "softplus", "mish", "hard_swish", "sign", "round"] {
+        same_elementwise(op, &xs);
+    }
+    // and ties for round (half to even), both signs
+    same_elementwise("round", &[0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, 1e7 + 1.0, -0.0]);
     let positive: Vec<f32> = xs.iter().map(|x| x.abs()).collect();
     for op in ["log", "sqrt", "reciprocal"] {
         same_elementwise(op, &positive);
+        same_elementwise(op, &xs);
+    }
+}
+
+/// sin and cos reduce by π/2 in three parts, exact up to |x| ≈ 1e5: checked over
+/// [-1e4, 1e4], at multiples of π/2, and at ±inf and NaN (which give NaN).
+#[test]
+fn sine_and_cosine_match_over_their_reduced_range() {
+    let mut xs: Vec<f32> = (0..4001).map(|i| -1e4 + 5.0 * i as f32).collect();
+    xs.extend((-8..=8).map(|k| k as f32 * std::f32::consts::FRAC_PI_2));
+    xs.extend([0.0, -0.0, 1e-30, std::f32::consts::FRAC_PI_4, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
+    for op in ["sin", "cos"] {
         same_elementwise(op, &xs);
     }
 }

@@ -77,6 +77,7 @@ impl LoopSpec {
                 Expr::F32(_) => DType::F32,
                 Expr::I64(_) => DType::I64,
                 Expr::Bool(_) => DType::Bool,
+                Expr::Unary(u, _) if u.op.desc().predicate.is_some() => DType::Bool,
                 Expr::Unary(_, x) => out[x],
                 Expr::Binary(op, _, _) if is_comparison(op) => DType::Bool,
                 Expr::Binary(_, a, _) => out[a],

@@ -453,12 +453,15 @@ impl<'a> Args<'_, 'a> {
                 return Err(format!("{} parameters must not be NaN", d.name));
             }
         }
+        let float = d.float.is_some() || d.predicate.is_some();
         let dtypes: Vec<DType> =
-            [(d.float.is_some(), DType::F32), (d.int.is_some(), DType::I64), (d.logical.is_some(), DType::Bool)]
+            [(float, DType::F32), (d.int.is_some(), DType::I64), (d.logical.is_some(), DType::Bool)]
                 .into_iter()
                 .filter_map(|(defined, dtype)| defined.then_some(dtype))
                 .collect();
-        Ok(self.tensor_of(children[0], &dtypes)?.clone())
+        let x = self.tensor_of(children[0], &dtypes)?;
+        let dtype = if d.predicate.is_some() { DType::Bool } else { x.dtype };
+        Ok(TensorType::new(dtype, x.shape.clone()))
     }
 
     /// A binary elementwise op: operands of one dtype it is defined on, broadcasting;

@@ -206,6 +206,57 @@ tensor_language! {
         "ceil" = Ceil(Id) => { onnx: &["Ceil"], float: Some(|x, _| x.ceil()), fuzz: Fuzz::EXACT_SENSITIVE, ..UNARY },
         "not" = Not(Id) => { onnx: &["Not"], logical: Some(|b| !b), fuzz: Fuzz::EXACT, ..UNARY },
         "softsign" = Softsign(Id) => { onnx: &["Softsign"], float: Some(|x, _| x / (1.0 + x.abs())), flops: 4.0, ..UNARY },
+        "softplus" = Softplus(Id) => {
+            onnx: &["Softplus"], float: Some(crate::ops::softplus), flops: 16.0, non_negative: true, ..UNARY
+        },
+        "mish" = Mish(Id) => { onnx: &["Mish"], float: Some(crate::ops::mish), flops: 28.0, since: 18, ..UNARY },
+        "elu" = Elu([Id; 2]) => {
+            onnx: &["Elu"], params: &[Param { onnx: "alpha", default: 1.0, role: A::Alpha }],
+            float: Some(crate::ops::elu), flops: 12.0, ..UNARY
+        },
+        "selu" = Selu([Id; 3]) => {
+            onnx: &["Selu"],
+            params: &[
+                Param { onnx: "alpha", default: 1.673_263_2, role: A::Alpha },
+                Param { onnx: "gamma", default: 1.050_701, role: A::Alpha },
+            ],
+            float: Some(crate::ops::selu), flops: 12.0, ..UNARY
+        },
+        "celu" = Celu([Id; 2]) => {
+            onnx: &["Celu"], params: &[Param { onnx: "alpha", default: 1.0, role: A::PositiveAlpha }],
+            float: Some(crate::ops::celu), flops: 14.0, since: 12, ..UNARY
+        },
+        "hard_sigmoid" = HardSigmoid([Id; 3]) => {
+            onnx: &["HardSigmoid"],
+            params: &[
+                Param { onnx: "alpha", default: 0.2, role: A::Alpha },
+                Param { onnx: "beta", default: 0.5, role: A::Alpha },
+            ],
+            float: Some(crate::ops::hard_sigmoid), flops: 4.0, non_negative: true, ..UNARY
+        },
+        "hard_swish" = HardSwish(Id) => {
+            onnx: &["HardSwish"], float: Some(crate::ops::hard_swish), flops: 5.0, since: 14, ..UNARY
+        },
+        "sign" = Sign(Id) => {
+            onnx: &["Sign"], float: Some(crate::ops::sign), int: Some(i64::signum), fuzz: Fuzz::EXACT_SENSITIVE, ..UNARY
+        },
+        "round" = Round(Id) => {
+            onnx: &["Round"], float: Some(crate::ops::round), fuzz: Fuzz::EXACT_SENSITIVE, ..UNARY
+        },
+        "sin" = Sin(Id) => { onnx: &["Sin"], float: Some(|x, _| x.sin()), flops: 16.0, fuzz: Fuzz::SENSITIVE, ..UNARY },
+        "cos" = Cos(Id) => { onnx: &["Cos"], float: Some(|x, _| x.cos()), flops: 16.0, fuzz: Fuzz::SENSITIVE, ..UNARY },
+        "is_nan" = IsNaN(Id) => {
+            onnx: &["IsNaN"], predicate: Some(|x, _| x.is_nan()), fuzz: Fuzz::EXACT_SENSITIVE, ..UNARY
+        },
+        // the ONNX attributes detect_negative and detect_positive, as 0.0 or 1.0
+        "is_inf" = IsInf([Id; 3]) => {
+            onnx: &["IsInf"],
+            params: &[
+                Param { onnx: "detect_negative", default: 1.0, role: A::Flag01 },
+                Param { onnx: "detect_positive", default: 1.0, role: A::Flag01 },
+            ],
+            predicate: Some(crate::ops::is_inf), fuzz: Fuzz::EXACT_SENSITIVE, ..UNARY
+        },
         "leaky_relu" = LeakyRelu([Id; 2]) => {
             onnx: &["LeakyRelu"], params: &[Param { onnx: "alpha", default: 0.01, role: A::Alpha }],
             float: Some(crate::ops::leaky_relu), ..UNARY
@@ -644,7 +695,9 @@ mod tests {
         }
         for op in UnaryOp::ALL {
             let d = op.desc();
-            assert!(d.float.is_some() || d.int.is_some() || d.logical.is_some(), "{}: no meaning", d.name);
+            let meanings = [d.float.is_some(), d.int.is_some(), d.logical.is_some(), d.predicate.is_some()];
+            assert!(meanings.contains(&true), "{}: no meaning", d.name);
+            assert!(!(d.float.is_some() && d.predicate.is_some()), "{}: a function or a test, not both", d.name);
             assert_eq!(
                 d.params.len() + 1,
                 TensorLang::from_op(d.name, vec![Id::from(0usize); d.params.len() + 1]).unwrap().children().len()

@@ -96,6 +96,10 @@ pub enum Attr {
     Axes,
     Flag,
     Alpha,
+    /// A strictly positive float (celu's alpha divides).
+    PositiveAlpha,
+    /// 0.0 or 1.0, a flag held as a float param (is_inf's signs).
+    Flag01,
     Eps,
     ClipLo,
     ClipHi,
@@ -132,6 +136,8 @@ pub struct UnaryDesc {
     pub int: Option<fn(i64) -> i64>,
     /// Its value on booleans, if defined.
     pub logical: Option<fn(bool) -> bool>,
+    /// A test of f32 elements with a bool result (`isnan`), if it is one.
+    pub predicate: Option<fn(f64, &[f32]) -> bool>,
     /// FLOPs per element, for `saturate info` and the cost models.
     pub flops: f64,
     pub fuzz: Fuzz,
@@ -152,6 +158,7 @@ pub const UNARY: UnaryDesc = UnaryDesc {
     float: None,
     int: None,
     logical: None,
+    predicate: None,
     flops: 1.0,
     fuzz: Fuzz::PLAIN,
     non_negative: false,
@@ -261,7 +268,7 @@ impl Desc {
     pub fn roles(self) -> Vec<Role> {
         match self {
             Desc::Unary(d) => {
-                let x = if d.float.is_some() { Elem::F32 } else { Elem::Bool };
+                let x = if d.float.is_some() || d.predicate.is_some() { Elem::F32 } else { Elem::Bool };
                 std::iter::once(Role::Tensor(x)).chain(d.params.iter().map(|p| Role::Attr(p.role))).collect()
             }
             Desc::Binary(d) => {
@@ -316,6 +323,73 @@ pub(crate) fn gelu_tanh(x: f64, _: &[f32]) -> f64 {
 
 pub(crate) fn silu(x: f64, _: &[f32]) -> f64 {
     x / (1.0 + (-x).exp())
+}
+
+/// ln(1 + eˣ), computed so that it neither overflows nor loses small values.
+pub(crate) fn softplus(x: f64, _: &[f32]) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+pub(crate) fn mish(x: f64, p: &[f32]) -> f64 {
+    x * softplus(x, p).tanh()
+}
+
+/// α·(eˣ − 1) below zero, x above (elu; selu scales both by γ).
+pub(crate) fn elu(x: f64, p: &[f32]) -> f64 {
+    if x < 0.0 {
+        p[0] as f64 * x.exp_m1()
+    } else {
+        x
+    }
+}
+
+pub(crate) fn selu(x: f64, p: &[f32]) -> f64 {
+    let (alpha, gamma) = (p[0] as f64, p[1] as f64);
+    if x <= 0.0 {
+        gamma * alpha * x.exp_m1()
+    } else {
+        gamma * x
+    }
+}
+
+/// max(0, x) + min(0, α·(e^(x/α) − 1)).
+pub(crate) fn celu(x: f64, p: &[f32]) -> f64 {
+    let alpha = p[0] as f64;
+    if x.is_nan() {
+        return x;
+    }
+    x.max(0.0) + (alpha * (x / alpha).exp_m1()).min(0.0)
+}
+
+/// max(0, min(1, α·x + β)).
+pub(crate) fn hard_sigmoid(x: f64, p: &[f32]) -> f64 {
+    (p[0] as f64 * x + p[1] as f64).clamp(0.0, 1.0)
+}
+
+/// x · max(0, min(1, x/6 + 1/2)).
+pub(crate) fn hard_swish(x: f64, _: &[f32]) -> f64 {
+    x * (x / 6.0 + 0.5).clamp(0.0, 1.0)
+}
+
+/// −1, 0 or 1 (NaN stays NaN, ±0 stays as it is).
+pub(crate) fn sign(x: f64, _: &[f32]) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        x
+    }
+}
+
+/// Rounds half to even, as ONNX's Round does.
+pub(crate) fn round(x: f64, _: &[f32]) -> f64 {
+    x.round_ties_even()
+}
+
+/// Whether x is infinite with a sign `p` selects (p[0]: negative ones, p[1]: positive).
+pub(crate) fn is_inf(x: f64, p: &[f32]) -> bool {
+    (x == f64::NEG_INFINITY && p[0] != 0.0) || (x == f64::INFINITY && p[1] != 0.0)
 }
 
 pub(crate) fn erf(x: f64) -> f64 {

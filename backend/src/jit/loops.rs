@@ -157,6 +157,14 @@ impl Gen<'_> {
             return match u.op {
                 U::Neg => b.ins().ineg(x),
                 U::Abs => b.ins().iabs(x),
+                U::Sign => {
+                    // (x > 0) − (x < 0)
+                    let zero = b.ins().iconst(types::I64, 0);
+                    let pos = b.ins().icmp(IntCC::SignedGreaterThan, x, zero);
+                    let neg = b.ins().icmp(IntCC::SignedLessThan, x, zero);
+                    let (pos, neg) = (b.ins().uextend(types::I64, pos), b.ins().uextend(types::I64, neg));
+                    b.ins().isub(pos, neg)
+                }
                 other => unreachable!("{other:?} on i64 is rejected by type checking"),
             };
         }
@@ -182,6 +190,74 @@ impl Gen<'_> {
                 let zero = m.c(0.0);
                 let negative = m.cmp(FloatCC::LessThan, x, zero);
                 m.select(negative, zero, x)
+            }
+            U::Softplus => m.softplus(x),
+            U::Mish => {
+                let sp = m.softplus(x);
+                let t = m.tanh(sp);
+                m.b.ins().fmul(x, t)
+            }
+            U::Elu | U::Selu => {
+                // below zero α·(eˣ − 1) (selu: ≤ 0), above x; selu scales both by γ
+                let zero = m.c(0.0);
+                let e = m.exp_minus_one(x);
+                let alpha = m.c(p0);
+                let e = m.b.ins().fmul(e, alpha);
+                let cc = if u.op == U::Elu { FloatCC::LessThan } else { FloatCC::LessThanOrEqual };
+                let low = m.cmp(cc, x, zero);
+                let y = m.select(low, e, x);
+                if u.op == U::Selu {
+                    let gamma = m.c(p1);
+                    m.b.ins().fmul(y, gamma)
+                } else {
+                    y
+                }
+            }
+            U::Celu => {
+                // max(0, x) + min(0, α·(e^(x/α) − 1)); NaN stays NaN
+                let zero = m.c(0.0);
+                let inv = m.c(1.0 / p0);
+                let xa = m.b.ins().fmul(x, inv);
+                let e = m.exp_minus_one(xa);
+                let alpha = m.c(p0);
+                let e = m.b.ins().fmul(e, alpha);
+                let negative = m.cmp(FloatCC::LessThan, x, zero);
+                m.select(negative, e, x)
+            }
+            U::HardSigmoid => {
+                let (alpha, beta) = (m.c(p0), m.c(p1));
+                let y = m.b.ins().fmul(x, alpha);
+                let y = m.b.ins().fadd(y, beta);
+                clamp_unit(&mut m, y)
+            }
+            U::HardSwish => {
+                let (sixth, half) = (m.c(1.0 / 6.0), m.c(0.5));
+                let y = m.b.ins().fmul(x, sixth);
+                let y = m.b.ins().fadd(y, half);
+                let y = clamp_unit(&mut m, y);
+                m.b.ins().fmul(x, y)
+            }
+            U::Sign => {
+                let (zero, one, minus_one) = (m.c(0.0), m.c(1.0), m.c(-1.0));
+                let pos = m.cmp(FloatCC::GreaterThan, x, zero);
+                let neg = m.cmp(FloatCC::LessThan, x, zero);
+                let y = m.select(neg, minus_one, x);
+                m.select(pos, one, y)
+            }
+            U::Round => m.b.ins().nearest(x),
+            U::Sin => m.sin(x),
+            U::Cos => m.cos(x),
+            U::IsNaN => m.b.ins().fcmp(FloatCC::Unordered, x, x),
+            U::IsInf => {
+                let (neg_inf, pos_inf) = (m.c(f32::NEG_INFINITY), m.c(f32::INFINITY));
+                let neg = m.b.ins().fcmp(FloatCC::Equal, x, neg_inf);
+                let pos = m.b.ins().fcmp(FloatCC::Equal, x, pos_inf);
+                match (p0 != 0.0, p1 != 0.0) {
+                    (true, true) => m.b.ins().bor(neg, pos),
+                    (true, false) => neg,
+                    (false, true) => pos,
+                    (false, false) => m.b.ins().iconst(types::I8, 0),
+                }
             }
             U::Softsign => {
                 let one = m.c(1.0);
@@ -262,6 +338,15 @@ impl Gen<'_> {
             },
         }
     }
+}
+
+/// `y` clamped to [0, 1], a NaN kept.
+fn clamp_unit(m: &mut Math, y: Value) -> Value {
+    let (zero, one) = (m.c(0.0), m.c(1.0));
+    let below = m.cmp(FloatCC::LessThan, y, zero);
+    let y = m.select(below, zero, y);
+    let above = m.cmp(FloatCC::GreaterThan, y, one);
+    m.select(above, one, y)
 }
 
 fn cast(b: &mut FunctionBuilder, x: Value, from: DType, to: DType) -> Value {

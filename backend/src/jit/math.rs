@@ -313,6 +313,83 @@ impl Math<'_, '_> {
     /// aᵇ as ONNX (and C's `powf`) defines it: negative bases with integer exponents,
     /// ±inf bases, 0⁰ = 1, 1ˣ = 1, (−1)^±inf = 1, and NaN for a finite negative base
     /// with a non-integer exponent.
+    /// ln(1 + eˣ) as max(x, 0) + ln(1 + e^−|x|): no overflow for large x, and the
+    /// logarithm's argument stays in [1, 2].
+    pub fn softplus(&mut self, x: Value) -> Value {
+        let zero = self.c(0.0);
+        let ax = self.b.ins().fabs(x);
+        let nax = self.b.ins().fneg(ax);
+        let e = self.exp(nax);
+        let one = self.c(1.0);
+        let onep = self.add(one, e);
+        let l = self.log(onep);
+        // max(x, 0) that keeps a NaN (which the log term carries anyway)
+        let negative = self.cmp(FloatCC::LessThan, x, zero);
+        let pos = self.select(negative, zero, x);
+        self.add(pos, l)
+    }
+
+    /// sin x and cos x: x = k·π/2 + r with |r| ≤ π/4 (π/2 in three parts, exact for
+    /// |x| up to about 1e5), minimax polynomials for sin r and cos r, and the quadrant
+    /// k mod 4 picking and signing them. Infinities and NaN give NaN.
+    fn sin_cos(&mut self, x: Value, cosine: bool) -> Value {
+        let two_over_pi = self.c(std::f32::consts::FRAC_2_PI);
+        let t = self.mul(x, two_over_pi);
+        let k = self.b.ins().nearest(t);
+        let mut r = x;
+        for part in [1.570_312_5f32, 4.837_513e-4, 7.549_79e-8] {
+            let p = self.c(part);
+            let kp = self.mul(k, p);
+            r = self.b.ins().fsub(r, kp);
+        }
+        let r2 = self.mul(r, r);
+        // sin r = r + r³·S(r²), cos r = 1 − r²/2 + r⁴·C(r²)
+        let s = self.poly(r2, &[-1.666_665_5e-1, 8.332_161e-3, -1.951_529_6e-4]);
+        let r3 = self.mul(r2, r);
+        let s = self.mul(r3, s);
+        let sin_r = self.add(r, s);
+        let c = self.poly(r2, &[4.166_664_6e-2, -1.388_731_6e-3, 2.443_315_7e-5]);
+        let r4 = self.mul(r2, r2);
+        let c = self.mul(r4, c);
+        let half = self.c(-0.5);
+        let hr2 = self.mul(r2, half);
+        let one = self.c(1.0);
+        let cos_r = self.add(one, hr2);
+        let cos_r = self.add(cos_r, c);
+        // quadrant: sin x = [s, c, −s, −c][q], cos x = sin of the next quadrant
+        let int_ty = self.int_ty();
+        let q = self.b.ins().fcvt_to_sint_sat(int_ty, k);
+        let q = if cosine {
+            let one_i = self.ci(1);
+            self.b.ins().iadd(q, one_i)
+        } else {
+            q
+        };
+        let (one_i, two_i, zero_i) = (self.ci(1), self.ci(2), self.ci(0));
+        let odd = self.b.ins().band(q, one_i);
+        let odd = self.b.ins().icmp(cranelift_codegen::ir::condcodes::IntCC::NotEqual, odd, zero_i);
+        let value = self.select(odd, cos_r, sin_r);
+        let neg = self.b.ins().band(q, two_i);
+        let neg = self.b.ins().icmp(cranelift_codegen::ir::condcodes::IntCC::NotEqual, neg, zero_i);
+        let negated = self.b.ins().fneg(value);
+        self.select(neg, negated, value)
+    }
+
+    pub fn sin(&mut self, x: Value) -> Value {
+        self.sin_cos(x, false)
+    }
+
+    pub fn cos(&mut self, x: Value) -> Value {
+        self.sin_cos(x, true)
+    }
+
+    /// eˣ − 1.
+    pub fn exp_minus_one(&mut self, x: Value) -> Value {
+        let e = self.exp(x);
+        let one = self.c(1.0);
+        self.b.ins().fsub(e, one)
+    }
+
     pub fn pow(&mut self, a: Value, b: Value) -> Value {
         let aa = self.b.ins().fabs(a);
         let l = self.log(aa);

@@ -388,8 +388,15 @@ impl Exporter<'_> {
         let d = op.desc();
         match d.onnx.first() {
             Some(onnx) if d.since <= super::EXPORT_OPSET => {
-                let attrs =
-                    d.params.iter().zip(&children[1..]).map(|(p, &v)| attr_float(p.onnx, self.float(v))).collect();
+                let attrs = d
+                    .params
+                    .iter()
+                    .zip(&children[1..])
+                    .map(|(p, &v)| match p.role {
+                        crate::ops::Attr::Flag01 => attr_int(p.onnx, self.float(v) as i64),
+                        _ => attr_float(p.onnx, self.float(v)),
+                    })
+                    .collect();
                 self.emit(id, onnx, vec![x], attrs);
             }
             _ => {

@@ -233,7 +233,11 @@ fn elementwise(cx: &mut Cx, onnx: &str) -> Result<Id> {
     if let Some(op) = UnaryOp::ALL.iter().find(|op| op.desc().onnx.contains(&onnx)) {
         let mut children = vec![cx.input(0)?];
         for p in op.desc().params {
-            let v = cx.float_attr(p.onnx, p.default)?;
+            // a float attribute, or an integer one (is_inf's detect_* flags)
+            let v = match cx.attr(p.onnx) {
+                Some(a) if a.f.is_none() && a.i.is_some() => a.i.expect("checked") as f32,
+                _ => cx.float_attr(p.onnx, p.default)?,
+            };
             children.push(cx.imp.b.float(v));
         }
         let node = <TensorLang as egg::FromOp>::from_op(op.desc().name, children).expect("the row's arity");

@@ -192,7 +192,7 @@ impl Gen {
 
     /// A unary function of a value it is defined on, with params drawn by their roles.
     fn unary(&mut self, instr: &Instr, rng: &mut Rng, d: &UnaryDesc, sensitive: bool) -> Option<TensorLang> {
-        let dtype = if d.float.is_some() { DType::F32 } else { DType::Bool };
+        let dtype = if d.float.is_some() || d.predicate.is_some() { DType::F32 } else { DType::Bool };
         let (x, _) = self.pick(instr.a, dtype, sensitive)?;
         let mut children = vec![x];
         if let [lo, hi] = d.params {
@@ -201,8 +201,11 @@ impl Gen {
                 children.extend([self.b.float(lo), self.b.float(hi)]);
             }
         }
-        while children.len() < d.params.len() + 1 {
-            let v = *rng.pick(&[0.01, 0.2, 1.5]);
+        for p in &d.params[children.len() - 1..] {
+            let v = match p.role {
+                Attr::Flag01 => *rng.pick(&[0.0, 1.0]),
+                _ => *rng.pick(&[0.01, 0.2, 1.5]),
+            };
             children.push(self.b.float(v));
         }
         egg::FromOp::from_op(d.name, children).ok()

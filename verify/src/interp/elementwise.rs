@@ -27,6 +27,10 @@ pub fn unary(x: &Tensor, op: UnaryOp, params: &[f32]) -> Result<Tensor, String> 
     let d = op.desc();
     let undefined = || format!("{} is not defined on {}", d.name, x.dtype());
     Ok(match x {
+        Tensor::F32(a) if d.predicate.is_some() => {
+            let test = d.predicate.expect("checked");
+            Tensor::Bool(a.mapv(|v| test(v as f64, params)))
+        }
         Tensor::F32(a) => {
             let f = d.float.ok_or_else(undefined)?;
             Tensor::F32(a.mapv(|v| f(v as f64, params) as f32))

@@ -777,6 +777,8 @@ impl Gen<'_> {
             }
             A::Flag => TensorLang::Int(self.rng.below(2) as i64),
             A::Alpha => float(*self.rng.pick(&[0.5f32, 1.0, 2.0, -1.0, 0.1, 0.75])),
+            A::PositiveAlpha => float(*self.rng.pick(&[0.5f32, 1.0, 2.0, 0.1])),
+            A::Flag01 => float(*self.rng.pick(&[0.0f32, 1.0])),
             A::Eps => float(*self.rng.pick(&[1e-5f32, 1e-3])),
             A::ClipLo => float(*self.rng.pick(&[f32::NEG_INFINITY, -1.0, 0.0, 0.5])),
             A::ClipHi => float(*self.rng.pick(&[f32::INFINITY, 1.0, 2.0, 6.0])),
