@@ -95,3 +95,20 @@ fn gather_index_out_of_range_is_an_error() {
     let ok = run_model(&model, &[f32s(&[3], &[1.0, 2.0, 3.0]), i64s(&[2], &[-1, 0])]).unwrap();
     assert_eq!(ok[0], f32s(&[2], &[3.0, 1.0]), "negative indices count from the end");
 }
+
+/// ReduceLogSumExp is composed as m + log Σ exp(x − m): logits in the thousands (whose
+/// exponentials overflow f32) give the exact answer, and its node tests are all float64.
+#[test]
+fn log_sum_exp_of_large_values_does_not_overflow() {
+    let model = Model::new(18)
+        .input("x", FLOAT, &[2, 3])
+        .init(i64_tensor("axes", &[1], &[1]))
+        .node("ReduceLogSumExp", &["x", "axes"], &["y"], vec![attr_int("keepdims", 0)])
+        .output("y");
+    let y = run_model(&model, &[f32s(&[2, 3], &[1000.0, 1000.0, -1e30, 1.0, 2.0, 3.0])]).unwrap();
+    let got = y[0].to_f32_vec();
+    let second = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln() as f32;
+    assert_eq!(y[0].shape(), &[2]);
+    assert!((got[0] - (1000.0 + std::f32::consts::LN_2)).abs() < 1e-3, "{got:?}");
+    assert!((got[1] - second).abs() < 1e-5, "{got:?}");
+}

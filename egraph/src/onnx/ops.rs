@@ -11,6 +11,8 @@
 //! interpreter kernel (saturate-verify), then its lowering here and its name in
 //! [`SUPPORTED_OPS`].
 
+mod composite;
+
 use super::import::{node_name, op_type, Importer};
 use super::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
 use super::tensor::tensor_from_proto;
@@ -20,21 +22,11 @@ use egg::Id;
 
 /// ONNX ops that import without an op of their own: constants, shape arithmetic, and
 /// ops that lower to several (`Sum` to a chain of adds, `Xor` to `not(equal)`, …).
+#[rustfmt::skip]
 pub const IMPORT_ONLY: &[&str] = &[
-    "Constant",
-    "ConstantOfShape",
-    "Dropout",
-    "GreaterOrEqual",
-    "Identity",
-    "LessOrEqual",
-    "Mean",
-    "Range",
-    "Shape",
-    "Size",
-    "Split",
-    "Sum",
-    "Tile",
-    "Xor",
+    "Constant", "ConstantOfShape", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Identity",
+    "InstanceNormalization", "LessOrEqual", "Mean", "OneHot", "PRelu", "Range", "ReduceL1", "ReduceL2",
+    "ReduceLogSumExp", "ReduceSumSquare", "Shape", "Size", "SpaceToDepth", "Split", "Sum", "Tile", "Trilu", "Xor",
 ];
 
 /// The ONNX ops (default domain) that import supports, in alphabetical order: the ONNX
@@ -222,6 +214,17 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
             cx.constant(Tensor::I64(ndarray::arr0(n).into_dyn()))
         }
         "Range" => range(&mut cx)?,
+        "PRelu" => composite::prelu(&mut cx)?,
+        "ReduceL1" => composite::norm(&mut cx, composite::Norm::L1)?,
+        "ReduceL2" => composite::norm(&mut cx, composite::Norm::L2)?,
+        "ReduceSumSquare" => composite::norm(&mut cx, composite::Norm::SumSquare)?,
+        "ReduceLogSumExp" => composite::norm(&mut cx, composite::Norm::LogSumExp)?,
+        "DepthToSpace" => composite::depth_to_space(&mut cx)?,
+        "SpaceToDepth" => composite::space_to_depth(&mut cx)?,
+        "InstanceNormalization" => composite::instance_norm(&mut cx)?,
+        "GroupNormalization" => composite::group_norm(&mut cx)?,
+        "Trilu" => composite::trilu(&mut cx)?,
+        "OneHot" => composite::one_hot(&mut cx)?,
         other => elementwise(&mut cx, other)?,
     };
     Ok(vec![Some(out)])
@@ -342,6 +345,13 @@ impl Cx<'_, '_, '_> {
         self.imp.constant(t, &hint)
     }
 
+    /// A constant a composition uses (`what`: a mask, a range), named after the node's
+    /// output and its purpose so it never takes the name of a graph output.
+    fn constant_part(&mut self, t: Tensor, what: &str) -> Id {
+        let output = self.node.output.first().cloned().unwrap_or_else(|| self.name());
+        self.imp.constant(t, &format!("{output}_{what}"))
+    }
+
     fn attr(&self, name: &str) -> Option<&AttributeProto> {
         self.node.attribute.iter().find(|a| a.name.as_deref() == Some(name))
     }
@@ -417,6 +427,77 @@ impl Cx<'_, '_, '_> {
             return Err(self.attr_error(format!("axes {} repeat an axis", IntList(axes.to_vec()))));
         }
         Ok(out)
+    }
+
+    /// The axes a reduction of `x` reduces (an input from opset `axes_input_since` on, an
+    /// attribute before), normalized, and keepdims; `None` when it reduces nothing
+    /// (`noop_with_empty_axes` with no axes).
+    fn reduce_axes(&self, x: Id, axes_input_since: i64) -> Result<Option<(Vec<i64>, bool)>> {
+        let rank = self.rank(x);
+        let axes = if self.imp.opset >= axes_input_since {
+            match self.input_name(1) {
+                Some(_) => Some(self.const_ints(1)?),
+                None => None,
+            }
+        } else {
+            self.ints_attr("axes")?
+        };
+        let keepdims = self.int_attr("keepdims", Some(1))? != 0;
+        let noop_with_empty = self.int_attr("noop_with_empty_axes", Some(0))? != 0;
+        let axes = match axes {
+            Some(a) if !a.is_empty() => self.normalize_axes(&a, rank)?,
+            _ if noop_with_empty => return Ok(None),
+            _ => (0..rank as i64).collect(),
+        };
+        Ok(Some((axes, keepdims)))
+    }
+
+    /// A scalar zero of `x`'s element type, to select or compare against.
+    fn zero_like(&mut self, x: Id) -> Id {
+        let zero = match self.ty(x).dtype {
+            DType::F32 => Tensor::scalar_f32(0.0),
+            DType::I64 => Tensor::I64(ndarray::arr0(0).into_dyn()),
+            DType::Bool => Tensor::Bool(ndarray::arr0(false).into_dyn()),
+        };
+        self.constant_part(zero, "zero")
+    }
+
+    /// The four dims of an `[N, C, H, W]` input.
+    fn nchw(&self, x: Id) -> Result<[usize; 4]> {
+        match self.shape(x)[..] {
+            [n, c, h, w] => Ok([n, c, h, w]),
+            ref other => Err(self.attr_error(format!("needs an [N,C,H,W] input, got rank {}", other.len()))),
+        }
+    }
+
+    fn reshape(&mut self, x: Id, shape: &[usize]) -> Result<Id> {
+        let s = self.imp.b.dims(shape);
+        self.add(TensorLang::Reshape([x, s]))
+    }
+
+    /// `x` reshaped to `shape`, transposed by `perm`, reshaped to `out`.
+    fn regroup(&mut self, x: Id, shape: &[usize], perm: &[i64], out: &[usize]) -> Result<Id> {
+        let r = self.reshape(x, shape)?;
+        let p = self.imp.b.ints(perm.to_vec());
+        let t = self.add(TensorLang::Transpose([r, p]))?;
+        self.reshape(t, out)
+    }
+
+    /// `x` reshaped to `[N, G, inner]` and each `(n, g)` row normalized (mean 0,
+    /// variance 1, with `eps`), in that grouped shape.
+    fn normalize_grouped(&mut self, x: Id, grouped: &[usize], eps: f32) -> Result<Id> {
+        let g = self.reshape(x, grouped)?;
+        let (one, zero) = (self.imp.b.fill(1.0, &[]), self.imp.b.fill(0.0, &[]));
+        let (axis, e) = (self.imp.b.int(2), self.imp.b.float(eps));
+        self.add(TensorLang::LayerNorm([g, one, zero, axis, e]))
+    }
+
+    /// `y · scale + bias`, the parameters viewed as `param_shape` to broadcast over `y`.
+    fn scale_shift(&mut self, y: Id, [scale, bias]: [Id; 2], param_shape: &[usize]) -> Result<Id> {
+        let s = self.reshape(scale, param_shape)?;
+        let b = self.reshape(bias, param_shape)?;
+        let scaled = self.add(TensorLang::Mul([y, s]))?;
+        self.add(TensorLang::Add([scaled, b]))
     }
 
     fn unary(&mut self, op: fn(Id) -> TensorLang) -> Result<Id> {
@@ -561,22 +642,7 @@ fn gemm(cx: &mut Cx) -> Result<Id> {
 /// Reduce ops take axes as an attribute before `axes_input_since`, as an input after.
 fn reduce(cx: &mut Cx, op: fn([Id; 3]) -> TensorLang, axes_input_since: i64) -> Result<Id> {
     let x = cx.input(0)?;
-    let rank = cx.rank(x);
-    let axes = if cx.imp.opset >= axes_input_since {
-        match cx.input_name(1) {
-            Some(_) => Some(cx.const_ints(1)?),
-            None => None,
-        }
-    } else {
-        cx.ints_attr("axes")?
-    };
-    let keepdims = cx.int_attr("keepdims", Some(1))? != 0;
-    let noop_with_empty = cx.int_attr("noop_with_empty_axes", Some(0))? != 0;
-    let axes = match axes {
-        Some(a) if !a.is_empty() => cx.normalize_axes(&a, rank)?,
-        _ if noop_with_empty => return Ok(x),
-        _ => (0..rank as i64).collect(),
-    };
+    let Some((axes, keepdims)) = cx.reduce_axes(x, axes_input_since)? else { return Ok(x) };
     let (axes, keep) = (cx.imp.b.ints(axes), cx.imp.b.int(keepdims as i64));
     cx.add(op([x, axes, keep]))
 }

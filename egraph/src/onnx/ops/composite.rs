@@ -1,0 +1,231 @@
+//! ONNX ops that import as a composition of saturate's ops, each written as the ONNX
+//! operator spec defines it: `PRelu` as a select, the norm reductions (`ReduceL1`,
+//! `ReduceL2`, `ReduceSumSquare`, `ReduceLogSumExp`) around `reduce_sum`, `DepthToSpace`
+//! and `SpaceToDepth` as reshape–transpose–reshape, `InstanceNormalization` and
+//! `GroupNormalization` as a layer norm over regrouped axes, `Trilu` and `OneHot` as
+//! selects against constant masks and ranges.
+//!
+//! Composing keeps the op table small (the e-graph, the interpreter, the JIT and the
+//! rules see ops they already know) and lets the optimizer fuse the parts with their
+//! neighbours; the constant parts (masks, ranges, reshaped weights) fold at import.
+
+use super::Cx;
+use crate::{DType, Result, Tensor, TensorLang as L};
+use egg::Id;
+
+/// `PRelu(x, slope)`: x where x ≥ 0, slope·x below (slope broadcast to x).
+pub(super) fn prelu(cx: &mut Cx) -> Result<Id> {
+    let (x, slope) = (cx.input(0)?, cx.input(1)?);
+    let zero = cx.zero_like(x);
+    let negative = cx.add(L::Less([x, zero]))?;
+    let scaled = cx.add(L::Mul([x, slope]))?;
+    cx.add(L::Where([negative, scaled, x]))
+}
+
+/// Which norm reduction.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Norm {
+    L1,
+    L2,
+    SumSquare,
+    LogSumExp,
+}
+
+/// The norm reductions over the axes `reduce` reads, keepdims as given.
+pub(super) fn norm(cx: &mut Cx, norm: Norm) -> Result<Id> {
+    let x = cx.input(0)?;
+    let Some((axes, keep)) = cx.reduce_axes(x, 18)? else {
+        // noop_with_empty_axes: the elementwise part alone, as the spec computes it
+        return match norm {
+            Norm::L1 => cx.add(L::Abs(x)),
+            Norm::L2 => cx.add(L::Abs(x)),
+            Norm::SumSquare => cx.add(L::Mul([x, x])),
+            Norm::LogSumExp => Ok(x),
+        };
+    };
+    let sum = |cx: &mut Cx, y: Id, keep: bool| {
+        let (a, k) = (cx.imp.b.ints(axes.clone()), cx.imp.b.int(keep as i64));
+        cx.add(L::ReduceSum([y, a, k]))
+    };
+    match norm {
+        Norm::L1 => {
+            let a = cx.add(L::Abs(x))?;
+            sum(cx, a, keep)
+        }
+        Norm::SumSquare | Norm::L2 => {
+            let sq = cx.add(L::Mul([x, x]))?;
+            let s = sum(cx, sq, keep)?;
+            if norm == Norm::L2 {
+                cx.add(L::Sqrt(s))
+            } else {
+                Ok(s)
+            }
+        }
+        Norm::LogSumExp => {
+            // m + log Σ exp(x − m), m the maximum: no overflow for large x
+            let (a, one) = (cx.imp.b.ints(axes.clone()), cx.imp.b.int(1));
+            let m = cx.add(L::ReduceMax([x, a, one]))?;
+            let d = cx.add(L::Sub([x, m]))?;
+            let e = cx.add(L::Exp(d))?;
+            let s = sum(cx, e, true)?;
+            let l = cx.add(L::Log(s))?;
+            let y = cx.add(L::Add([l, m]))?;
+            if keep {
+                return Ok(y);
+            }
+            let a = cx.imp.b.ints(axes);
+            cx.add(L::Squeeze([y, a]))
+        }
+    }
+}
+
+/// `DepthToSpace(x, blocksize, mode)`: [N, C, H, W] → [N, C/b², H·b, W·b].
+pub(super) fn depth_to_space(cx: &mut Cx) -> Result<Id> {
+    let x = cx.input(0)?;
+    let [n, c, h, w] = cx.nchw(x)?;
+    let b = cx.int_attr("blocksize", None)? as usize;
+    if b == 0 || c % (b * b) != 0 {
+        return Err(cx.attr_error(format!("{c} channels are not a multiple of blocksize² = {}", b * b)));
+    }
+    let (shape, perm): (Vec<usize>, [i64; 6]) = match cx.string_attr("mode", "DCR")?.as_str() {
+        "DCR" => (vec![n, b, b, c / (b * b), h, w], [0, 3, 4, 1, 5, 2]),
+        "CRD" => (vec![n, c / (b * b), b, b, h, w], [0, 1, 4, 2, 5, 3]),
+        other => return Err(cx.attr_error(format!("mode `{other}` is not DCR or CRD"))),
+    };
+    cx.regroup(x, &shape, &perm, &[n, c / (b * b), h * b, w * b])
+}
+
+/// `SpaceToDepth(x, blocksize)`: [N, C, H, W] → [N, C·b², H/b, W/b].
+pub(super) fn space_to_depth(cx: &mut Cx) -> Result<Id> {
+    let x = cx.input(0)?;
+    let [n, c, h, w] = cx.nchw(x)?;
+    let b = cx.int_attr("blocksize", None)? as usize;
+    if b == 0 || h % b != 0 || w % b != 0 {
+        return Err(cx.attr_error(format!("{h}×{w} is not a multiple of blocksize {b}")));
+    }
+    cx.regroup(x, &[n, c, h / b, b, w / b, b], &[0, 3, 5, 1, 2, 4], &[n, c * b * b, h / b, w / b])
+}
+
+/// `InstanceNormalization(x, scale, bias, epsilon)`: each (sample, channel) plane
+/// normalized, then scaled and shifted per channel.
+pub(super) fn instance_norm(cx: &mut Cx) -> Result<Id> {
+    let (x, scale, bias) = (cx.input(0)?, cx.input(1)?, cx.input(2)?);
+    let shape = cx.shape(x);
+    if shape.len() < 3 {
+        return Err(cx.attr_error(format!("needs an input of rank ≥ 3, got rank {}", shape.len())));
+    }
+    let eps = cx.float_attr("epsilon", 1e-5)?;
+    let planes: usize = shape[2..].iter().product();
+    let normalized = cx.normalize_grouped(x, &[shape[0], shape[1], planes], eps)?;
+    let normalized = cx.reshape(normalized, &shape)?;
+    cx.scale_shift(normalized, [scale, bias], &channel_view(&shape))
+}
+
+/// `GroupNormalization(x, scale, bias, num_groups, epsilon)`: channels in groups, each
+/// (sample, group) normalized, then scaled and shifted — per channel (opset 21), or per
+/// group (the opset 18 form, scale and bias of length num_groups).
+pub(super) fn group_norm(cx: &mut Cx) -> Result<Id> {
+    let (x, scale, bias) = (cx.input(0)?, cx.input(1)?, cx.input(2)?);
+    let shape = cx.shape(x);
+    if shape.len() < 2 {
+        return Err(cx.attr_error(format!("needs an input of rank ≥ 2, got rank {}", shape.len())));
+    }
+    let groups = cx.int_attr("num_groups", None)? as usize;
+    let (n, c) = (shape[0], shape[1]);
+    if groups == 0 || c % groups != 0 {
+        return Err(cx.attr_error(format!("{c} channels do not split into {groups} groups")));
+    }
+    let eps = cx.float_attr("epsilon", 1e-5)?;
+    let inner: usize = shape[1..].iter().product::<usize>() / groups;
+    let grouped = cx.normalize_grouped(x, &[n, groups, inner], eps)?;
+    let params = cx.ty(scale).numel();
+    if params == c {
+        let back = cx.reshape(grouped, &shape)?;
+        cx.scale_shift(back, [scale, bias], &channel_view(&shape))
+    } else if params == groups {
+        let shifted = cx.scale_shift(grouped, [scale, bias], &[groups, 1])?;
+        cx.reshape(shifted, &shape)
+    } else {
+        Err(cx.attr_error(format!("scale has {params} elements; expected {c} (channels) or {groups} (groups)")))
+    }
+}
+
+/// `[C, 1, …]` for per-channel parameters of an `[N, C, …]` tensor.
+fn channel_view(shape: &[usize]) -> Vec<usize> {
+    std::iter::once(shape[1]).chain(std::iter::repeat_n(1, shape.len() - 2)).collect()
+}
+
+/// `Trilu(x, k, upper)`: the upper (or lower) triangle of the last two axes from
+/// diagonal k on, zeros elsewhere.
+pub(super) fn trilu(cx: &mut Cx) -> Result<Id> {
+    let x = cx.input(0)?;
+    let shape = cx.shape(x);
+    if shape.len() < 2 {
+        return Err(cx.attr_error("needs an input of rank ≥ 2".into()));
+    }
+    let k = match cx.input_name(1) {
+        Some(_) => *cx.const_ints(1)?.first().unwrap_or(&0),
+        None => 0,
+    };
+    let upper = cx.int_attr("upper", Some(1))? != 0;
+    let (rows, cols) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    let keep: Vec<bool> = (0..rows * cols)
+        .map(|e| {
+            let (i, j) = ((e / cols) as i64, (e % cols) as i64);
+            if upper {
+                j - i >= k
+            } else {
+                j - i <= k
+            }
+        })
+        .collect();
+    let mask = Tensor::Bool(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[rows, cols]), keep).expect("sizes"));
+    let mask = cx.constant_part(mask, "mask");
+    let zero = cx.zero_like(x);
+    cx.add(L::Where([mask, x, zero]))
+}
+
+/// `OneHot(indices, depth, values, axis)`: `values[1]` where the new axis's position
+/// equals the index (negative indices count from depth), `values[0]` elsewhere.
+pub(super) fn one_hot(cx: &mut Cx) -> Result<Id> {
+    let (indices, values) = (cx.input(0)?, cx.input(2)?);
+    let depth = cx.const_input(1)?;
+    let depth = match depth.dtype() {
+        DType::F32 => depth.to_f32_vec().first().copied().unwrap_or(0.0) as i64,
+        _ => depth.to_i64_vec().first().copied().unwrap_or(0),
+    };
+    if depth < 1 {
+        return Err(cx.attr_error(format!("depth {depth} must be at least 1")));
+    }
+    let rank = cx.rank(indices) + 1;
+    let axis = cx.axis_attr("axis", Some(-1), rank)?;
+    let idx = match cx.ty(indices).dtype {
+        DType::I64 => indices,
+        _ => {
+            let d = cx.imp.b.dtype(DType::I64);
+            cx.add(L::Cast([indices, d]))?
+        }
+    };
+    // negative indices count from the end
+    let zero = cx.constant_part(Tensor::I64(ndarray::arr0(0).into_dyn()), "zero");
+    let d = cx.constant_part(Tensor::I64(ndarray::arr0(depth).into_dyn()), "depth");
+    let negative = cx.add(L::Less([idx, zero]))?;
+    let wrapped = cx.add(L::Add([idx, d]))?;
+    let idx = cx.add(L::Where([negative, wrapped, idx]))?;
+    let a = cx.imp.b.ints(vec![axis as i64]);
+    let idx = cx.add(L::Unsqueeze([idx, a]))?;
+    let mut range_shape = vec![1; rank];
+    range_shape[axis] = depth as usize;
+    let range = Tensor::I64(
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&range_shape), (0..depth).collect()).expect("sizes"),
+    );
+    let range = cx.constant_part(range, "range");
+    let hot = cx.add(L::Equal([idx, range]))?;
+    let pick = |cx: &mut Cx, i: i64| -> Result<Id> {
+        let at = cx.constant_part(Tensor::I64(ndarray::arr0(i).into_dyn()), "value_index");
+        let axis0 = cx.imp.b.int(0);
+        cx.add(L::Gather([values, at, axis0]))
+    };
+    let (off, on) = (pick(cx, 0)?, pick(cx, 1)?);
+    cx.add(L::Where([hot, on, off]))
+}
