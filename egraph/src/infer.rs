@@ -472,8 +472,10 @@ impl<'a> Args<'_, 'a> {
             &[DType::F32, DType::I64, DType::Bool]
         } else if d.logical.is_some() {
             &[DType::Bool]
-        } else if d.int.is_some() {
+        } else if d.int.is_some() && d.float.is_some() {
             &[DType::F32, DType::I64]
+        } else if d.int.is_some() {
+            &[DType::I64]
         } else {
             &[DType::F32]
         };

@@ -303,6 +303,15 @@ tensor_language! {
             onnx: &["Greater"], compare: Some(|o| o == Some(std::cmp::Ordering::Greater)),
             fuzz: Fuzz::EXACT_SENSITIVE, ..BINARY
         },
+        // ONNX Mod: fmod=1 is C's fmod (floats and integers), fmod=0 Python's % (integers)
+        "fmod" = Fmod => {
+            onnx: &["Mod"], onnx_attrs: &[("fmod", 1)], float: Some(|p, q| p % q), int: Some(crate::ops::fmod_int),
+            flops: 4.0, fuzz: Fuzz::SENSITIVE, ..BINARY
+        },
+        "mod" = Mod => {
+            onnx: &["Mod"], onnx_attrs: &[("fmod", 0)], int: Some(crate::ops::mod_int), flops: 4.0,
+            fuzz: Fuzz::SENSITIVE, ..BINARY
+        },
         "and" = And => { onnx: &["And"], logical: Some(|p, q| p && q), fuzz: Fuzz::EXACT, ..BINARY },
         "or" = Or => { onnx: &["Or"], logical: Some(|p, q| p || q), fuzz: Fuzz::EXACT, ..BINARY },
     }

@@ -180,8 +180,22 @@ pub struct BinaryDesc {
     pub compare: Option<fn(Option<std::cmp::Ordering>) -> bool>,
     /// Its value on booleans (and, or).
     pub logical: Option<fn(bool, bool) -> bool>,
+    /// The integer attributes its ONNX op has when it means this row (`Mod` with
+    /// `fmod=1` is `fmod`, with `fmod=0` is `mod`); absent ones count as 0.
+    pub onnx_attrs: &'static [(&'static str, i64)],
     pub flops: f64,
     pub fuzz: Fuzz,
+}
+
+/// The remainder of a division truncated toward zero (C's fmod): the sign of `p`.
+pub(crate) fn fmod_int(p: i64, q: i64) -> Option<i64> {
+    (q != 0).then(|| p.wrapping_rem(q))
+}
+
+/// The remainder of a floored division (Python's %): the sign of `q`.
+pub(crate) fn mod_int(p: i64, q: i64) -> Option<i64> {
+    let r = fmod_int(p, q)?;
+    Some(if r != 0 && (r < 0) != (q < 0) { r.wrapping_add(q) } else { r })
 }
 
 pub const BINARY: BinaryDesc = BinaryDesc {
@@ -191,6 +205,7 @@ pub const BINARY: BinaryDesc = BinaryDesc {
     int: None,
     compare: None,
     logical: None,
+    onnx_attrs: &[],
     flops: 1.0,
     fuzz: Fuzz::PLAIN,
 };

@@ -24,6 +24,7 @@ pub fn vectorizable(spec: &LoopSpec) -> bool {
     let inner = spec.dims.len() - 1;
     spec.dims[inner] >= LANES as usize
         && spec.dtypes().iter().all(|&d| d == DType::F32)
+        && !spec.exprs.iter().any(|e| matches!(e, Expr::Binary(Binary::Fmod, ..)))
         && spec.operands.iter().all(|o| matches!(o.strides[inner], 0 | 1))
         && spec.outputs.iter().all(|o| o.strides[inner] == 1)
 }
@@ -303,7 +304,10 @@ impl Gen<'_> {
                     Binary::Equal => m.b.ins().fcmp(FloatCC::Equal, x, y),
                     Binary::Less => m.b.ins().fcmp(FloatCC::LessThan, x, y),
                     Binary::Greater => m.b.ins().fcmp(FloatCC::GreaterThan, x, y),
-                    Binary::And | Binary::Or => unreachable!("and/or are on bool"),
+                    Binary::Fmod => fmod_f32(m.b, x, y),
+                    Binary::And | Binary::Or | Binary::Mod => {
+                        unreachable!("{op:?} on f32 is rejected by type checking")
+                    }
                 }
             }
             DType::I64 => match op {
@@ -318,6 +322,26 @@ impl Gen<'_> {
                     let safe = b.ins().select(is_zero, one, y);
                     let q = b.ins().sdiv(x, safe);
                     b.ins().select(is_zero, zero, q)
+                }
+                Binary::Fmod | Binary::Mod => {
+                    // the sign of the dividend (fmod), or of the divisor (mod); 0 for a
+                    // division by zero, as for div
+                    let zero = b.ins().iconst(types::I64, 0);
+                    let one = b.ins().iconst(types::I64, 1);
+                    let is_zero = b.ins().icmp(IntCC::Equal, y, zero);
+                    let safe = b.ins().select(is_zero, one, y);
+                    let r = b.ins().srem(x, safe);
+                    let r = if op == Binary::Mod {
+                        let signs = b.ins().bxor(r, safe);
+                        let differ = b.ins().icmp(IntCC::SignedLessThan, signs, zero);
+                        let nonzero = b.ins().icmp(IntCC::NotEqual, r, zero);
+                        let fix = b.ins().band(differ, nonzero);
+                        let shifted = b.ins().iadd(r, safe);
+                        b.ins().select(fix, shifted, r)
+                    } else {
+                        r
+                    };
+                    b.ins().select(is_zero, zero, r)
                 }
                 Binary::Max => b.ins().smax(x, y),
                 Binary::Min => b.ins().smin(x, y),
@@ -338,6 +362,34 @@ impl Gen<'_> {
             },
         }
     }
+}
+
+/// C's fmod of two f32 scalars, exact while |x/y| < 2²⁹: in f64, q = trunc(x/y) and
+/// r = x − q·y (exact: q·y fits 53 bits), then one step back where the rounded quotient
+/// overshot. Loops holding it run in scalar (see [`vectorizable`]).
+fn fmod_f32(b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
+    let (xd, yd) = (b.ins().fpromote(types::F64, x), b.ins().fpromote(types::F64, y));
+    let q = b.ins().fdiv(xd, yd);
+    let q = b.ins().trunc(q);
+    let qy = b.ins().fmul(q, yd);
+    let r = b.ins().fsub(xd, qy);
+    let zero = b.ins().f64const(0.0);
+    let ay = b.ins().fabs(yd);
+    // r must lie in (−|y|, |y|), with the sign of x
+    let x_neg = b.ins().fcmp(FloatCC::LessThan, xd, zero);
+    let r_neg = b.ins().fcmp(FloatCC::LessThan, r, zero);
+    let r_pos = b.ins().fcmp(FloatCC::GreaterThan, r, zero);
+    let wrong_sign = b.ins().select(x_neg, r_pos, r_neg);
+    let ar = b.ins().fabs(r);
+    let too_big = b.ins().fcmp(FloatCC::GreaterThanOrEqual, ar, ay);
+    // |y| toward zero from x's side: −|y| for a positive x, +|y| for a negative one
+    let minus = b.ins().fneg(ay);
+    let toward_zero = b.ins().select(x_neg, ay, minus);
+    let shrunk = b.ins().fadd(r, toward_zero);
+    let restored = b.ins().fsub(r, toward_zero);
+    let r = b.ins().select(too_big, shrunk, r);
+    let r = b.ins().select(wrong_sign, restored, r);
+    b.ins().fdemote(types::F32, r)
 }
 
 /// `y` clamped to [0, 1], a NaN kept.

@@ -191,7 +191,10 @@ impl Exporter<'_> {
                 let to = self.ty(id).dtype.onnx_code() as i64;
                 self.emit(id, "Cast", vec![x(0)], vec![attr_int("to", to)])
             }
-            L::Binary(op, _) => self.emit(id, op.desc().onnx[0], vec![x(0), x(1)], vec![]),
+            L::Binary(op, _) => {
+                let attrs = op.desc().onnx_attrs.iter().map(|&(name, v)| attr_int(name, v)).collect();
+                self.emit(id, op.desc().onnx[0], vec![x(0), x(1)], attrs)
+            }
             L::Where(_) => self.emit(id, "Where", vec![x(0), x(1), x(2)], vec![]),
             L::MatMul(_) => self.emit(id, "MatMul", vec![x(0), x(1)], vec![]),
             L::Gemm([_, _, _, alpha, beta, ta, tb]) => {

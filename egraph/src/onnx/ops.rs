@@ -246,7 +246,21 @@ fn elementwise(cx: &mut Cx, onnx: &str) -> Result<Id> {
         let node = <TensorLang as egg::FromOp>::from_op(op.desc().name, children).expect("the row's arity");
         return cx.add(node);
     }
-    if let Some(op) = BinaryOp::ALL.iter().find(|op| op.desc().onnx.contains(&onnx)) {
+    let rows: Vec<BinaryOp> = BinaryOp::ALL.iter().copied().filter(|op| op.desc().onnx.contains(&onnx)).collect();
+    if !rows.is_empty() {
+        // the row whose attributes the node has (absent ones count as 0)
+        let mut chosen = None;
+        for op in rows {
+            let mut fits = true;
+            for &(name, v) in op.desc().onnx_attrs {
+                fits &= cx.int_attr(name, Some(0))? == v;
+            }
+            if fits {
+                chosen = Some(op);
+                break;
+            }
+        }
+        let op = chosen.ok_or_else(|| cx.unsupported("these attribute values"))?;
         let (a, b) = (cx.input(0)?, cx.input(1)?);
         return cx.add(op.node([a, b]));
     }

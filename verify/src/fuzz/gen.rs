@@ -54,7 +54,7 @@ fn class(op: &str) -> Fuzz {
 const DIMS: &[usize] = &[1, 2, 3, 4, 5, 7, 9];
 
 /// Builds the graph of `instrs`: one f32 input to start, each instruction's result a new
-/// value, and the last value (and the first bool or i64 one, if any) as outputs.
+/// value, and the last value (and the last bool or i64 one, if any) as outputs.
 pub fn build(instrs: &[Instr]) -> Graph {
     let mut g = Gen { b: GraphBuilder::default(), values: Vec::new(), inputs: Vec::new(), weights: BTreeMap::new() };
     let first = instrs.first().map_or(0, |i| i.seed);
@@ -77,7 +77,11 @@ struct Gen {
 impl Gen {
     fn finish(self) -> Graph {
         let mut outputs = vec![Port { name: "y".into(), id: self.values.last().expect("an input at least").0 }];
-        if let Some(&(id, _, _)) = self.values.iter().find(|(id, t, _)| t.dtype != DType::F32 && *id != outputs[0].id) {
+        // and the last bool or i64 value: integer and boolean results that no later f32
+        // value reads would otherwise be dead code
+        if let Some(&(id, _, _)) =
+            self.values.iter().rev().find(|(id, t, _)| t.dtype != DType::F32 && *id != outputs[0].id)
+        {
             outputs.push(Port { name: "z".into(), id });
         }
         Graph { expr: self.b.expr, inputs: self.inputs, outputs, weights: self.weights }.canonicalize()
@@ -215,8 +219,21 @@ impl Gen {
     fn binary(&mut self, instr: &Instr, rng: &mut Rng, d: &BinaryDesc, sensitive: bool) -> Option<TensorLang> {
         let op = BinaryOp::ALL.iter().copied().find(|op| op.desc().name == d.name).expect("a row of the table");
         if d.float.is_none() && d.compare.is_none() {
-            let (p, _) = self.pick(instr.a, DType::Bool, false)?;
-            let (q, _) = self.pick(instr.b, DType::Bool, false)?;
+            if d.logical.is_some() {
+                let (p, _) = self.pick(instr.a, DType::Bool, false)?;
+                let (q, _) = self.pick(instr.b, DType::Bool, false)?;
+                return Some(op.node([p, q]));
+            }
+            // integer-only ops (mod): an i64 value and non-zero divisors that broadcast
+            let (p, pt) = self.pick(instr.a, DType::I64, false)?;
+            let drop = if pt.shape.is_empty() { 0 } else { rng.below(pt.rank() + 1) };
+            let shape: Vec<usize> = pt.shape[drop..].iter().map(|&d| if rng.chance(0.3) { 1 } else { d }).collect();
+            let n: usize = shape.iter().product();
+            let divisors: Vec<i64> = (0..n).map(|_| *rng.pick(&[-5i64, -3, -2, -1, 1, 2, 3, 7])).collect();
+            let name = format!("i{}", self.weights.len());
+            let t = Tensor::I64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), divisors).expect("sizes"));
+            self.weights.insert(name.clone(), t);
+            let q = self.b.weight(&name, &TensorType::new(DType::I64, shape));
             return Some(op.node([p, q]));
         }
         let (x, xt) = self.pick(instr.a, DType::F32, sensitive)?;
