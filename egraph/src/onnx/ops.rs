@@ -25,8 +25,9 @@ use egg::Id;
 #[rustfmt::skip]
 pub const IMPORT_ONLY: &[&str] = &[
     "Constant", "ConstantOfShape", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Identity",
-    "InstanceNormalization", "LessOrEqual", "Mean", "OneHot", "PRelu", "Range", "ReduceL1", "ReduceL2",
-    "ReduceLogSumExp", "ReduceSumSquare", "Shape", "Size", "SpaceToDepth", "Split", "Sum", "Tile", "Trilu", "Xor",
+    "InstanceNormalization", "LessOrEqual", "LpNormalization", "Mean", "OneHot", "PRelu", "Range", "ReduceL1",
+    "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "RMSNormalization", "Shape", "Size",
+    "SpaceToDepth", "Split", "Sum", "Tile", "Trilu", "Xor",
 ];
 
 /// The ONNX ops (default domain) that import supports, in alphabetical order: the ONNX
@@ -225,6 +226,9 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "GroupNormalization" => composite::group_norm(&mut cx)?,
         "Trilu" => composite::trilu(&mut cx)?,
         "OneHot" => composite::one_hot(&mut cx)?,
+        "ReduceLogSum" => composite::reduce_log_sum(&mut cx)?,
+        "LpNormalization" => composite::lp_normalization(&mut cx)?,
+        "RMSNormalization" => composite::rms_normalization(&mut cx)?,
         other => elementwise(&mut cx, other)?,
     };
     Ok(vec![Some(out)])

@@ -79,6 +79,50 @@ pub(super) fn norm(cx: &mut Cx, norm: Norm) -> Result<Id> {
     }
 }
 
+/// `ReduceLogSum`: log Σ x over the axes.
+pub(super) fn reduce_log_sum(cx: &mut Cx) -> Result<Id> {
+    let x = cx.input(0)?;
+    let Some((axes, keep)) = cx.reduce_axes(x, 18)? else { return cx.add(L::Log(x)) };
+    let (a, k) = (cx.imp.b.ints(axes), cx.imp.b.int(keep as i64));
+    let s = cx.add(L::ReduceSum([x, a, k]))?;
+    cx.add(L::Log(s))
+}
+
+/// `LpNormalization(x, axis, p)`: x divided by its L1 or L2 norm along the axis.
+pub(super) fn lp_normalization(cx: &mut Cx) -> Result<Id> {
+    let x = cx.input(0)?;
+    let axis = cx.axis_attr("axis", Some(-1), cx.rank(x))?;
+    let p = cx.int_attr("p", Some(2))?;
+    let (a, keep) = (cx.imp.b.ints(vec![axis as i64]), cx.imp.b.int(1));
+    let norm = match p {
+        1 => {
+            let ax = cx.add(L::Abs(x))?;
+            cx.add(L::ReduceSum([ax, a, keep]))?
+        }
+        2 => {
+            let sq = cx.add(L::Mul([x, x]))?;
+            let s = cx.add(L::ReduceSum([sq, a, keep]))?;
+            cx.add(L::Sqrt(s))?
+        }
+        other => return Err(cx.attr_error(format!("p = {other}; LpNormalization has p = 1 or 2"))),
+    };
+    // a zero norm divides by one (the row is all zeros), as the ONNX reference does
+    let zero = cx.zero_like(norm);
+    let is_zero = cx.add(L::Equal([norm, zero]))?;
+    let one = cx.imp.b.fill(1.0, &[]);
+    let safe = cx.add(L::Where([is_zero, one, norm]))?;
+    cx.add(L::Div([x, safe]))
+}
+
+/// `RMSNormalization(x, scale, axis, epsilon)` (opset 23) is saturate's `rms_norm`.
+pub(super) fn rms_normalization(cx: &mut Cx) -> Result<Id> {
+    let (x, scale) = (cx.input(0)?, cx.input(1)?);
+    let axis = cx.axis_attr("axis", Some(-1), cx.rank(x))?;
+    let eps = cx.float_attr("epsilon", 1e-5)?;
+    let (a, e) = (cx.imp.b.int(axis as i64), cx.imp.b.float(eps));
+    cx.add(L::RmsNorm([x, scale, a, e]))
+}
+
 /// `DepthToSpace(x, blocksize, mode)`: [N, C, H, W] → [N, C/b², H·b, W·b].
 pub(super) fn depth_to_space(cx: &mut Cx) -> Result<Id> {
     let x = cx.input(0)?;
