@@ -305,6 +305,11 @@ fn maxima_propagate_nans() {
         ("[3,4,29]", "(max %x (fill 0.5 [1]))"),
         ("[3,4,29]", "(min (fill 0.5 [1]) %x)"),
         ("[3,4,29]", "(max (fill -0.5 [29]) %x)"),
+        // indices: NaN counts as the largest and the smallest, first or last of ties
+        ("[3,4,29]", "(arg_max %x 2 1 0)"),
+        ("[3,4,29]", "(arg_max %x 2 0 1)"),
+        ("[3,4,29]", "(arg_min (floor %x) 1 0 1)"),
+        ("[3,4,29]", "(arg_min %x 0 1 0)"),
     ];
     for (shape, op) in cases {
         let text = format!("(saturate-graph 1)\n(input %x f32 {shape})\n(output \"y\" {op})\n");

@@ -45,16 +45,30 @@ pub enum RowOp {
     RmsNorm {
         eps: f32,
     },
+    /// The i64 index of the largest (`max`) or smallest element, the first of ties or
+    /// the `last`; a NaN counts as both.
+    ArgExtreme {
+        max: bool,
+        last: bool,
+    },
 }
 
 impl RowOp {
     /// One output element per row (a reduction) rather than a whole row.
     pub fn reduces(self) -> bool {
-        matches!(self, RowOp::Sum | RowOp::Mean | RowOp::Max | RowOp::Min)
+        matches!(self, RowOp::Sum | RowOp::Mean | RowOp::Max | RowOp::Min | RowOp::ArgExtreme { .. })
     }
 }
 
 impl RowSpec {
+    /// The element type of the output: the input's, or i64 for indices.
+    pub fn out_dtype(&self) -> DType {
+        match self.op {
+            RowOp::ArgExtreme { .. } => DType::I64,
+            _ => self.dtype,
+        }
+    }
+
     pub fn row_count(&self) -> usize {
         self.rows.iter().product()
     }

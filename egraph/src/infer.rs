@@ -133,6 +133,12 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             let axes = a.axes(*axes, t.rank())?;
             TensorType::new(t.dtype, reduced_shape(&t.shape, &axes, a.flag(*keep)?))
         }
+        L::ArgMax([x, axis, keep, last]) | L::ArgMin([x, axis, keep, last]) => {
+            let t = a.tensor_of(*x, &[DType::F32, DType::I64])?;
+            let axis = a.axis(*axis, t.rank())?;
+            a.flag(*last)?;
+            TensorType::new(DType::I64, reduced_shape(&t.shape, &[axis], a.flag(*keep)?))
+        }
         L::Softmax([x, axis]) | L::LogSoftmax([x, axis]) => {
             let t = a.tensor_of(*x, &[DType::F32])?;
             a.axis(*axis, t.rank())?;

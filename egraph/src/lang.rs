@@ -352,6 +352,16 @@ tensor_language! {
             onnx: &["ReduceMin"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axes), At(A::Flag)],
             fuzz: Fuzz::EXACT, ..OP
         },
+        // the index of the largest (smallest) element along an axis, the first of ties
+        // (the last if the flag says so); NaN counts as the largest and the smallest
+        "arg_max" = ArgMax([Id; 4]) => {
+            onnx: &["ArgMax"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axis), At(A::Flag), At(A::Flag)],
+            fuzz: Fuzz::EXACT_SENSITIVE, ..OP
+        },
+        "arg_min" = ArgMin([Id; 4]) => {
+            onnx: &["ArgMin"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axis), At(A::Flag), At(A::Flag)],
+            fuzz: Fuzz::EXACT_SENSITIVE, ..OP
+        },
         "softmax" = Softmax([Id; 2]) => {
             onnx: &["Softmax"], kind: Kind::Normalization, roles: &[T(Elem::F32), At(A::Axis)], ..OP
         },

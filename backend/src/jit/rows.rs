@@ -55,9 +55,9 @@ fn nest(
     hi: Value,
     ps: &[Value],
 ) {
-    let esize = spec.dtype.byte_size() as i64;
-    let stride = |s: &[isize]| s.get(dim).copied().unwrap_or(0) as i64 * esize;
-    let (xs, os) = (stride(&spec.x.strides), stride(&spec.out.strides));
+    let (xsize, osize) = (spec.dtype.byte_size() as i64, spec.out_dtype().byte_size() as i64);
+    let stride = |s: &[isize], esize: i64| s.get(dim).copied().unwrap_or(0) as i64 * esize;
+    let (xs, os) = (stride(&spec.x.strides, xsize), stride(&spec.out.strides, osize));
     counted_loop(b, lo, hi, 1, |b, i| {
         let xo = b.ins().imul_imm_s(i, xs);
         let xa = b.ins().iadd(x, xo);
@@ -108,6 +108,10 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
             let combine = if spec.op == RowOp::Max { Combine::Max } else { Combine::Min };
             let m = fold(b, spec.dtype, x, xstep, len, combine, &|_, v| v);
             b.ins().store(flags(), m, out, 0);
+        }
+        RowOp::ArgExtreme { max, last } => {
+            let i = arg_extreme(b, spec.dtype, x, xstep, len, max, last);
+            b.ins().store(flags(), i, out, 0);
         }
         RowOp::Softmax => {
             // one exponential per element: write e = exp(x − max), sum it, scale it.
@@ -244,6 +248,62 @@ fn settle(b: &mut FunctionBuilder, v: Value) -> Value {
     let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ty.bytes(), 0));
     b.ins().stack_store(types::I64, v, slot, 0);
     b.ins().stack_load(types::I64, ty, slot, 0)
+}
+
+/// The index (i64) of the row's largest (`max`) or smallest element, scalar: the first
+/// of ties, or the `last`; a NaN counts as both, as in the interpreter.
+fn arg_extreme(
+    b: &mut FunctionBuilder,
+    dtype: DType,
+    x: Value,
+    step: isize,
+    len: usize,
+    max: bool,
+    last: bool,
+) -> Value {
+    let ty = scalar_type(dtype);
+    let esize = dtype.byte_size() as i64;
+    let (best, index) = (b.declare_var(ty), b.declare_var(types::I64));
+    let first = b.ins().load(ty, flags(), x, 0);
+    b.def_var(best, first);
+    let zero = b.ins().iconst(types::I64, 0);
+    b.def_var(index, zero);
+    let (lo, hi) = (b.ins().iconst(types::I64, 1), b.ins().iconst(types::I64, len as i64));
+    counted_loop(b, lo, hi, 1, |b, i| {
+        let off = b.ins().imul_imm_s(i, step as i64 * esize);
+        let addr = b.ins().iadd(x, off);
+        let v = b.ins().load(ty, flags(), addr, 0);
+        let m = b.use_var(best);
+        let take = if dtype == DType::F32 {
+            let (beats, tie) = if max {
+                (FloatCC::GreaterThan, FloatCC::GreaterThanOrEqual)
+            } else {
+                (FloatCC::LessThan, FloatCC::LessThanOrEqual)
+            };
+            let wins = b.ins().fcmp(if last { tie } else { beats }, v, m);
+            let v_nan = b.ins().fcmp(FloatCC::Unordered, v, v);
+            let m_nan = b.ins().fcmp(FloatCC::Unordered, m, m);
+            let wins = b.ins().bor(wins, v_nan);
+            // once a NaN is the best, only a later NaN (for `last`) replaces it
+            let after_nan = if last { v_nan } else { b.ins().iconst(types::I8, 0) };
+            b.ins().select(m_nan, after_nan, wins)
+        } else {
+            use cranelift_codegen::ir::condcodes::IntCC;
+            let cc = match (max, last) {
+                (true, false) => IntCC::SignedGreaterThan,
+                (true, true) => IntCC::SignedGreaterThanOrEqual,
+                (false, false) => IntCC::SignedLessThan,
+                (false, true) => IntCC::SignedLessThanOrEqual,
+            };
+            b.ins().icmp(cc, v, m)
+        };
+        let nb = b.ins().select(take, v, m);
+        b.def_var(best, nb);
+        let k = b.use_var(index);
+        let nk = b.ins().select(take, i, k);
+        b.def_var(index, nk);
+    });
+    b.use_var(index)
 }
 
 /// 1/√(var + eps).

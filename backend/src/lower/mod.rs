@@ -239,6 +239,10 @@ impl Lowering<'_> {
             L::ReduceMean([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Mean)?,
             L::ReduceMax([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Max)?,
             L::ReduceMin([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Min)?,
+            L::ArgMax([x, axis, _, last]) | L::ArgMin([x, axis, _, last]) => {
+                let op = RowOp::ArgExtreme { max: matches!(node, TensorLang::ArgMax(_)), last: self.int(*last) != 0 };
+                self.arg_extreme(i, *x, *axis, op)?
+            }
             L::Softmax([x, axis]) => self.softmax(i, *x, *axis, RowOp::Softmax)?,
             L::LogSoftmax([x, axis]) => self.softmax(i, *x, *axis, RowOp::LogSoftmax)?,
             L::LayerNorm([x, scale, bias, axis, eps]) => self.normalize(i, *x, &[*scale, *bias], *axis, *eps, true)?,

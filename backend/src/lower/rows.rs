@@ -86,6 +86,34 @@ impl Lowering<'_> {
         self.push_rows("softmax", spec, vec![src, out], constant)
     }
 
+    /// `arg_max` and `arg_min` along `axis`: one i64 index per row, written in the
+    /// order of the other axes.
+    pub(super) fn arg_extreme(&mut self, i: usize, x: Id, axis: Id, op: RowOp) -> Result<(), BackendError> {
+        let x = usize::from(x);
+        let (shape, dtype) = (self.ty(x).shape.clone(), self.ty(x).dtype);
+        let axis = self.int(axis) as usize;
+        let own = contiguous_strides(&shape);
+        let others: Vec<usize> = (0..shape.len()).filter(|&d| d != axis).collect();
+        let rows: Vec<usize> = others.iter().map(|&d| shape[d]).collect();
+        let out = self.output(i);
+        let constant = self.fusion.constant[i];
+        if shape.contains(&0) {
+            return Ok(());
+        }
+        let mut spec = RowSpec {
+            x: Strided { strides: others.iter().map(|&d| own[d]).collect(), step: own[axis] },
+            out: Strided { strides: contiguous_strides(&rows), step: 0 },
+            rows,
+            len: shape[axis],
+            dtype,
+            params: vec![],
+            op,
+        };
+        spec.drop_unit_rows();
+        let src = self.loc(x)?;
+        self.push_rows("arg_extreme", spec, vec![src, out], constant)
+    }
+
     /// `layer_norm` (scale and bias) and `rms_norm` (scale only), over the axes from
     /// `axis` on.
     pub(super) fn normalize(

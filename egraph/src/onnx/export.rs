@@ -221,6 +221,14 @@ impl Exporter<'_> {
                 let keep = attr_int("keepdims", self.int(*keep));
                 self.emit(id, op, vec![x(0), axes], vec![keep])
             }
+            L::ArgMax([_, axis, keep, last]) | L::ArgMin([_, axis, keep, last]) => {
+                let attrs = vec![
+                    attr_int("axis", self.int(*axis)),
+                    attr_int("keepdims", self.int(*keep)),
+                    attr_int("select_last_index", self.int(*last)),
+                ];
+                self.emit(id, n.desc().onnx()[0], vec![x(0)], attrs)
+            }
             L::Softmax([_, axis]) => self.emit(id, "Softmax", vec![x(0)], vec![attr_int("axis", self.int(*axis))]),
             L::LogSoftmax([_, axis]) => {
                 self.emit(id, "LogSoftmax", vec![x(0)], vec![attr_int("axis", self.int(*axis))])

@@ -107,6 +107,16 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "ReduceMean" => reduce(&mut cx, L::ReduceMean, 18)?,
         "ReduceMax" => reduce(&mut cx, L::ReduceMax, 18)?,
         "ReduceMin" => reduce(&mut cx, L::ReduceMin, 18)?,
+        "ArgMax" | "ArgMin" => {
+            let x = cx.input(0)?;
+            let axis = cx.axis_attr("axis", Some(0), cx.rank(x))?;
+            let keep = cx.int_attr("keepdims", Some(1))?;
+            let last = cx.int_attr("select_last_index", Some(0))?;
+            let b = &mut cx.imp.b;
+            let attrs = [b.int(axis as i64), b.int((keep != 0) as i64), b.int((last != 0) as i64)];
+            let children = [x, attrs[0], attrs[1], attrs[2]];
+            cx.add(if op_type(node) == "ArgMax" { L::ArgMax(children) } else { L::ArgMin(children) })?
+        }
         "Softmax" => softmax(&mut cx, L::Softmax)?,
         "LogSoftmax" => softmax(&mut cx, L::LogSoftmax)?,
         "LayerNormalization" => return layer_norm(&mut cx),

@@ -320,6 +320,18 @@ impl Gen {
                     L::LogSoftmax([x, axis])
                 }
             }
+            "arg_max" | "arg_min" => {
+                if rank == 0 {
+                    return None;
+                }
+                let axis = self.b.int(rng.below(rank) as i64);
+                let (keep, last) = (self.b.int(rng.below(2) as i64), self.b.int(rng.below(2) as i64));
+                if op == "arg_max" {
+                    L::ArgMax([x, axis, keep, last])
+                } else {
+                    L::ArgMin([x, axis, keep, last])
+                }
+            }
             "layer_norm" | "rms_norm" => {
                 if rank == 0 {
                     return None;

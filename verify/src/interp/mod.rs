@@ -155,6 +155,13 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
         L::ReduceMin([x, axes, keep]) => {
             reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Min)?
         }
+        L::ArgMax([x, axis, keep, last]) | L::ArgMin([x, axis, keep, last]) => reduce::arg_extreme(
+            operand(*x),
+            a.int(*axis) as usize,
+            a.int(*keep) != 0,
+            a.int(*last) != 0,
+            matches!(expr[id], TensorLang::ArgMax(_)),
+        )?,
         L::Softmax([x, axis]) => Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, false)),
         L::LogSoftmax([x, axis]) => Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, true)),
         L::LayerNorm([x, scale, bias, axis, eps]) => Tensor::F32(reduce::layer_norm(

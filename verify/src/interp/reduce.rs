@@ -68,6 +68,46 @@ pub fn reduce(x: &Tensor, axes: &[usize], keep: bool, r: Reduction) -> Result<Te
     })
 }
 
+/// The index of the largest (`max`) or smallest element along `axis`: the first of
+/// ties, or the last if `last`; a NaN counts as both the largest and the smallest (the
+/// first NaN, or the last). The result is i64, the axis kept as size 1 if `keep`.
+pub fn arg_extreme(x: &Tensor, axis: usize, keep: bool, last: bool, max: bool) -> Result<Tensor, String> {
+    let values: Vec<f64> = match x {
+        Tensor::F32(a) => a.iter().map(|&v| v as f64).collect(),
+        Tensor::I64(a) => a.iter().map(|&v| v as f64).collect(),
+        Tensor::Bool(_) => return Err("arg_max/arg_min of booleans".into()),
+    };
+    let shape = x.shape().to_vec();
+    let a = ArrayD::from_shape_vec(IxDyn(&shape), values).expect("sizes match");
+    let rows = rows_over(&a, &[axis]);
+    let better = |v: f64, best: f64| {
+        if best.is_nan() {
+            false
+        } else if v.is_nan() {
+            true
+        } else if max {
+            v > best
+        } else {
+            v < best
+        }
+    };
+    let indices: Vec<i64> = rows
+        .iter()
+        .map(|row| {
+            let mut best = 0;
+            for (k, &v) in row.iter().enumerate().skip(1) {
+                let tie = v == row[best] || (v.is_nan() && row[best].is_nan());
+                if better(v, row[best]) || (last && tie) {
+                    best = k;
+                }
+            }
+            best as i64
+        })
+        .collect();
+    let out = reduced_shape(&shape, &[axis], keep);
+    Ok(Tensor::I64(ArrayD::from_shape_vec(IxDyn(&out), indices).expect("sizes match")))
+}
+
 /// max that propagates NaN.
 fn nan_max(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
