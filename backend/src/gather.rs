@@ -3,6 +3,20 @@
 
 use saturate_egraph::DType;
 
+/// `gather_elements`: for each position of `indices` (shape `shape`), the element of
+/// `x` at that position with its `axis` coordinate replaced by the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatherElementsSpec {
+    /// The shape of the indices (and of the output).
+    pub shape: Vec<usize>,
+    /// Element strides of `x`.
+    pub x_strides: Vec<isize>,
+    pub axis: usize,
+    /// Size of `x` along the axis.
+    pub dim: usize,
+    pub dtype: DType,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatherSpec {
     /// Product of the axes before the gathered one.

@@ -261,6 +261,20 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
         }
         L::Concat(children) => concat(&a, children)?,
         L::Slice([x, starts, ends, steps]) => slice(&a, *x, *starts, *ends, *steps)?,
+        L::GatherElements([x, idx, axis]) => {
+            let t = a.tensor(*x)?;
+            let idx = a.tensor_of(*idx, &[DType::I64])?;
+            let axis = a.axis(*axis, t.rank())?;
+            let fits = idx.rank() == t.rank() && (0..t.rank()).all(|d| d == axis || idx.shape[d] <= t.shape[d]);
+            if !fits {
+                return Err(format!(
+                    "gather_elements indices {} must have the rank of the data {} and no larger dims off axis {axis}",
+                    ShapeDisplay(&idx.shape),
+                    ShapeDisplay(&t.shape)
+                ));
+            }
+            TensorType::new(t.dtype, idx.shape.clone())
+        }
         L::Gather([x, idx, axis]) => {
             let t = a.tensor(*x)?;
             let idx = a.tensor_of(*idx, &[DType::I64])?;

@@ -409,6 +409,10 @@ tensor_language! {
         "gather" = Gather([Id; 3]) => {
             onnx: &["Gather"], roles: &[T(Elem::F32), T(Elem::Index), At(A::Axis)], fuzz: Fuzz::EXACT, ..OP
         },
+        // out[…, i, …] = x[…, indices[…, i, …], …] along the axis; out has indices' shape
+        "gather_elements" = GatherElements([Id; 3]) => {
+            onnx: &["GatherElements"], roles: &[T(Elem::F32), T(Elem::Index), At(A::Axis)], fuzz: Fuzz::EXACT, ..OP
+        },
         "pad" = Pad([Id; 3]) => {
             onnx: &["Pad"], roles: &[T(Elem::F32), At(A::PadList), At(A::FillValue)], fuzz: Fuzz::EXACT, ..OP
         },

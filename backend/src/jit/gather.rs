@@ -2,11 +2,51 @@
 //! index loaded, wrapped if negative and clamped into the axis. Arguments: data,
 //! indices (i64), output.
 
-use crate::gather::GatherSpec;
+use crate::gather::{GatherElementsSpec, GatherSpec};
 use crate::jit::{counted_loop, flags, scalar_type};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
+
+/// `gather_elements`, one output element a step: the position p decomposed into its
+/// coordinates, the index loaded, wrapped if negative, clamped into the axis. (Rare in
+/// models; written for clarity over speed.)
+pub fn generate_elements(b: &mut FunctionBuilder, params: [Value; 3], spec: &GatherElementsSpec) {
+    let [args, begin, end] = params;
+    let arg = |b: &mut FunctionBuilder, k: usize| b.ins().load(types::I64, flags(), args, (8 * k) as i32);
+    let (x, indices, out) = (arg(b, 0), arg(b, 1), arg(b, 2));
+    let esize = spec.dtype.byte_size() as i64;
+    let ty = scalar_type(spec.dtype);
+    let dim = spec.dim as i64;
+    counted_loop(b, begin, end, 1, |b, p| {
+        let ia = b.ins().imul_imm_s(p, 8);
+        let ia = b.ins().iadd(indices, ia);
+        let idx = b.ins().load(types::I64, flags(), ia, 0);
+        let wrapped = b.ins().iadd_imm_s(idx, dim);
+        let negative = b.ins().icmp_imm_s(IntCC::SignedLessThan, idx, 0);
+        let idx = b.ins().select(negative, wrapped, idx);
+        let zero = b.ins().iconst(types::I64, 0);
+        let last = b.ins().iconst(types::I64, (dim - 1).max(0));
+        let idx = b.ins().smax(idx, zero);
+        let idx = b.ins().smin(idx, last);
+        // the offset in x: Σ coordinate·stride, the axis's coordinate the index
+        let mut rest = p;
+        let mut offset = b.ins().iconst(types::I64, 0);
+        for d in (0..spec.shape.len()).rev() {
+            let n = spec.shape[d] as i64;
+            let coordinate = if d == spec.axis { idx } else { b.ins().urem_imm_u(rest, n) };
+            rest = b.ins().udiv_imm_u(rest, n);
+            let term = b.ins().imul_imm_s(coordinate, spec.x_strides[d] as i64 * esize);
+            offset = b.ins().iadd(offset, term);
+        }
+        let src = b.ins().iadd(x, offset);
+        let v = b.ins().load(ty, flags(), src, 0);
+        let dst = b.ins().imul_imm_s(p, esize);
+        let dst = b.ins().iadd(out, dst);
+        b.ins().store(flags(), v, dst, 0);
+    });
+    b.ins().return_(&[]);
+}
 
 pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &GatherSpec) {
     let [args, begin, end] = params;

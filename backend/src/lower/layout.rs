@@ -149,6 +149,34 @@ fn is_contiguous_block(in_shape: &[usize], out_shape: &[usize], steps: &[i64]) -
 
 impl Lowering<'_> {
     /// `gather(x, indices, axis)`.
+    pub(super) fn gather_elements(&mut self, i: usize, x: Id, indices: Id, axis: Id) -> Result<(), BackendError> {
+        let (x, indices) = (usize::from(x), usize::from(indices));
+        let axis = self.int(axis) as usize;
+        let spec = crate::gather::GatherElementsSpec {
+            shape: self.ty(indices).shape.clone(),
+            x_strides: crate::loops::contiguous_strides(&self.ty(x).shape),
+            axis,
+            dim: self.ty(x).shape[axis],
+            dtype: self.ty(x).dtype,
+        };
+        let out = self.output(i);
+        let constant = self.fusion.constant[i];
+        let count = self.ty(indices).numel();
+        if count == 0 {
+            return Ok(());
+        }
+        let index =
+            self.jit.define("gather_elements", |b, params| crate::jit::gather::generate_elements(b, params, &spec))?;
+        let args = vec![self.loc(x)?, self.loc(indices)?, out];
+        self.steps.push(Step {
+            kernel: Kernel::Loop { index, outer: count, per_outer: 1 },
+            args,
+            writes: vec![false, false, true],
+            constant,
+        });
+        Ok(())
+    }
+
     pub(super) fn gather(&mut self, i: usize, x: Id, indices: Id, axis: Id) -> Result<(), BackendError> {
         let (x, indices) = (usize::from(x), usize::from(indices));
         let shape = self.ty(x).shape.clone();

@@ -304,6 +304,9 @@ impl Exporter<'_> {
                 ];
                 self.emit(id, "Slice", inputs, vec![])
             }
+            L::GatherElements([_, _, axis]) => {
+                self.emit(id, "GatherElements", vec![x(0), x(1)], vec![attr_int("axis", self.int(*axis))])
+            }
             L::Gather([_, _, axis]) => {
                 self.emit(id, "Gather", vec![x(0), x(1)], vec![attr_int("axis", self.int(*axis))])
             }

@@ -170,6 +170,12 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
             children.extend(inputs);
             cx.add(L::Concat(children.into_boxed_slice()))?
         }
+        "GatherElements" => {
+            let (x, idx) = (cx.input(0)?, cx.input(1)?);
+            let axis = cx.axis_attr("axis", Some(0), cx.rank(x))?;
+            let a = cx.imp.b.int(axis as i64);
+            cx.add(L::GatherElements([x, idx, a]))?
+        }
         "Split" => return split(&mut cx),
         "Slice" => slice(&mut cx)?,
         "Gather" => {

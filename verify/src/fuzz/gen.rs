@@ -443,6 +443,25 @@ impl Gen {
                 let a = self.b.int(axis as i64);
                 L::Gather([x, indices, a])
             }
+            "gather_elements" => {
+                if rank == 0 {
+                    return None;
+                }
+                // indices no larger than x off the axis, any length along it
+                let axis = rng.below(rank);
+                let d = xt.shape[axis] as i64;
+                let shape: Vec<usize> = (0..rank)
+                    .map(|k| if k == axis { *rng.pick(&[1usize, 2, 3, 5]) } else { 1 + rng.below(xt.shape[k]) })
+                    .collect();
+                let n: usize = shape.iter().product();
+                let idx: Vec<i64> = (0..n).map(|_| rng.range(-d, d - 1)).collect();
+                let name = format!("i{}", self.weights.len());
+                let t = Tensor::I64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), idx).expect("sizes"));
+                self.weights.insert(name.clone(), t);
+                let indices = self.b.weight(&name, &TensorType::new(DType::I64, shape));
+                let a = self.b.int(axis as i64);
+                L::GatherElements([x, indices, a])
+            }
             "conv" | "conv_bias_act" => {
                 if !(3..=4).contains(&rank) {
                     return None;

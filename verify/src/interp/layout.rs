@@ -112,6 +112,31 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: usize) -> Result<Tensor, Strin
     Ok(per_dtype!(x, a => go(a, &flat, idx.shape(), axis)))
 }
 
+/// `out[p] = x[p with its axis coordinate replaced by indices[p]]`, over the positions
+/// `p` of `indices` (negative indices count from the end).
+pub fn gather_elements(x: &Tensor, indices: &Tensor, axis: usize) -> Result<Tensor, String> {
+    let idx = indices.as_i64().ok_or("gather_elements indices must be i64")?;
+    let dim = x.shape()[axis] as i64;
+    fn go<T: Clone>(a: &ArrayD<T>, idx: &ArrayD<i64>, axis: usize, dim: i64) -> Result<ArrayD<T>, String> {
+        let mut values = Vec::with_capacity(idx.len());
+        for (pos, &i) in idx.indexed_iter() {
+            let j = if i < 0 { i + dim } else { i };
+            if !(0..dim).contains(&j) {
+                return Err(format!("gather_elements index {i} is out of range for axis {axis} of size {dim}"));
+            }
+            let mut at: Vec<usize> = ndarray::Dimension::slice(&pos).to_vec();
+            at[axis] = j as usize;
+            values.push(a[IxDyn(&at)].clone());
+        }
+        Ok(ArrayD::from_shape_vec(idx.raw_dim(), values).expect("sizes match"))
+    }
+    Ok(match x {
+        Tensor::F32(a) => Tensor::F32(go(a, idx, axis, dim)?),
+        Tensor::I64(a) => Tensor::I64(go(a, idx, axis, dim)?),
+        Tensor::Bool(a) => Tensor::Bool(go(a, idx, axis, dim)?),
+    })
+}
+
 /// Pads every axis with `pads[i]` elements before and `pads[i + rank]` after, all equal
 /// to `value`.
 pub fn pad(x: &Tensor, pads: &[usize], value: f32) -> Result<Tensor, String> {

@@ -199,6 +199,9 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
         L::Slice([x, starts, ends, steps]) => {
             layout::slice(operand(*x), &a.ints(*starts), &a.ints(*ends), &a.ints(*steps))
         }
+        L::GatherElements([x, idx, axis]) => {
+            layout::gather_elements(operand(*x), operand(*idx), a.int(*axis) as usize)?
+        }
         L::Gather([x, idx, axis]) => layout::gather(operand(*x), operand(*idx), a.int(*axis) as usize)?,
 
         L::Conv([x, w, b, strides, pads, dilations, group]) => {
