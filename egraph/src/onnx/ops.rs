@@ -25,9 +25,10 @@ use egg::Id;
 #[rustfmt::skip]
 pub const IMPORT_ONLY: &[&str] = &[
     "Constant", "ConstantOfShape", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Identity",
-    "InstanceNormalization", "LessOrEqual", "LpNormalization", "Mean", "OneHot", "PRelu", "Range", "ReduceL1",
+    "InstanceNormalization", "LessOrEqual", "LpNormalization", "Mean", "NegativeLogLikelihoodLoss", "OneHot",
+    "PRelu", "Range", "ReduceL1",
     "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "RMSNormalization", "Shape", "Size",
-    "SpaceToDepth", "Split", "Sum", "Tile", "Trilu", "Xor",
+    "SoftmaxCrossEntropyLoss", "SpaceToDepth", "Split", "Sum", "Tile", "Trilu", "Xor",
 ];
 
 /// The ONNX ops (default domain) that import supports, in alphabetical order: the ONNX
@@ -242,6 +243,8 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "GroupNormalization" => composite::group_norm(&mut cx)?,
         "Trilu" => composite::trilu(&mut cx)?,
         "OneHot" => composite::one_hot(&mut cx)?,
+        "NegativeLogLikelihoodLoss" => return composite::nll_loss(&mut cx),
+        "SoftmaxCrossEntropyLoss" => return composite::softmax_cross_entropy(&mut cx),
         "ReduceLogSum" => composite::reduce_log_sum(&mut cx)?,
         "LpNormalization" => composite::lp_normalization(&mut cx)?,
         "RMSNormalization" => composite::rms_normalization(&mut cx)?,

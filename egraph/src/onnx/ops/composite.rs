@@ -123,6 +123,107 @@ pub(super) fn rms_normalization(cx: &mut Cx) -> Result<Id> {
     cx.add(L::RmsNorm([x, scale, a, e]))
 }
 
+/// `NegativeLogLikelihoodLoss(input [N,C,…], target [N,…], weight [C]?)`: per element
+/// −input[n, target, …]·weight[target], 0 where the target is `ignore_index`; then
+/// none, the sum, or the mean weighted by the weights of the targets (`reduction`).
+pub(super) fn nll_loss(cx: &mut Cx) -> Result<Vec<Option<Id>>> {
+    let (input, target) = (cx.input(0)?, cx.input(1)?);
+    let weight = cx.opt_input(2);
+    let loss = negative_log_likelihood(cx, input, target, weight)?;
+    Ok(vec![Some(loss)])
+}
+
+/// `SoftmaxCrossEntropyLoss(scores, labels, weights?)`: the NLL loss of
+/// log_softmax(scores) along axis 1; the second output, if asked, is that log-softmax.
+pub(super) fn softmax_cross_entropy(cx: &mut Cx) -> Result<Vec<Option<Id>>> {
+    let (scores, labels) = (cx.input(0)?, cx.input(1)?);
+    let weight = cx.opt_input(2);
+    if cx.rank(scores) < 2 {
+        return Err(cx.attr_error("scores need shape [N, C, …]".into()));
+    }
+    let axis = cx.imp.b.int(1);
+    let log_prob = cx.add(L::LogSoftmax([scores, axis]))?;
+    let loss = negative_log_likelihood(cx, log_prob, labels, weight)?;
+    Ok(vec![Some(loss), Some(log_prob)])
+}
+
+fn negative_log_likelihood(cx: &mut Cx, input: Id, target: Id, weight: Option<Id>) -> Result<Id> {
+    if cx.rank(input) < 2 || cx.rank(target) + 1 != cx.rank(input) {
+        return Err(cx.attr_error("needs input [N, C, d…] and target [N, d…]".into()));
+    }
+    let reduction = cx.string_attr("reduction", "mean")?;
+    let target = match cx.ty(target).dtype {
+        DType::I64 => target,
+        _ => {
+            let d = cx.imp.b.dtype(DType::I64);
+            cx.add(L::Cast([target, d]))?
+        }
+    };
+    // ignored targets (which may lie outside 0..C) gather class 0, and weigh nothing
+    let kept = match cx.attr("ignore_index").and_then(|a| a.i) {
+        Some(ignore) => {
+            let i = cx.constant_part(Tensor::I64(ndarray::arr0(ignore).into_dyn()), "ignore_index");
+            let ignored = cx.add(L::Equal([target, i]))?;
+            Some(cx.add(L::Not(ignored))?)
+        }
+        None => None,
+    };
+    let safe = match kept {
+        Some(k) => {
+            let zero = cx.constant_part(Tensor::I64(ndarray::arr0(0).into_dyn()), "zero_class");
+            cx.add(L::Where([k, target, zero]))?
+        }
+        None => target,
+    };
+    let axis1 = cx.imp.b.ints(vec![1]);
+    let at = cx.add(L::Unsqueeze([safe, axis1]))?;
+    let one = cx.imp.b.int(1);
+    let picked = cx.add(L::GatherElements([input, at, one]))?;
+    let axis1 = cx.imp.b.ints(vec![1]);
+    let picked = cx.add(L::Squeeze([picked, axis1]))?;
+    let w = match weight {
+        Some(weight) => {
+            let zero = cx.imp.b.int(0);
+            Some(cx.add(L::Gather([weight, safe, zero]))?)
+        }
+        None => None,
+    };
+    let w = match (w, kept) {
+        (Some(w), Some(k)) => {
+            let zero = cx.imp.b.fill(0.0, &[]);
+            Some(cx.add(L::Where([k, w, zero]))?)
+        }
+        (None, Some(k)) => {
+            let f = cx.imp.b.dtype(DType::F32);
+            Some(cx.add(L::Cast([k, f]))?)
+        }
+        (w, None) => w,
+    };
+    let neg = cx.add(L::Neg(picked))?;
+    let loss = match w {
+        Some(w) => cx.add(L::Mul([neg, w]))?,
+        None => neg,
+    };
+    let everything = |cx: &mut Cx, x: Id| -> Result<Id> {
+        let rank = cx.rank(x) as i64;
+        let (a, k) = (cx.imp.b.ints((0..rank).collect()), cx.imp.b.int(0));
+        cx.add(L::ReduceSum([x, a, k]))
+    };
+    match reduction.as_str() {
+        "none" => Ok(loss),
+        "sum" => everything(cx, loss),
+        "mean" => {
+            let total = everything(cx, loss)?;
+            let count = match w {
+                Some(w) => everything(cx, w)?,
+                None => cx.imp.b.fill(cx.ty(target).numel() as f32, &[]),
+            };
+            cx.add(L::Div([total, count]))
+        }
+        other => Err(cx.attr_error(format!("reduction `{other}` is not none, sum or mean"))),
+    }
+}
+
 /// `DepthToSpace(x, blocksize, mode)`: [N, C, H, W] → [N, C/b², H·b, W·b].
 pub(super) fn depth_to_space(cx: &mut Cx) -> Result<Id> {
     let x = cx.input(0)?;
