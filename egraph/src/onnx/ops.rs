@@ -24,7 +24,7 @@ use egg::Id;
 /// ops that lower to several (`Sum` to a chain of adds, `Xor` to `not(equal)`, …).
 #[rustfmt::skip]
 pub const IMPORT_ONLY: &[&str] = &[
-    "Constant", "ConstantOfShape", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Identity",
+    "Constant", "ConstantOfShape", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Hardmax", "Identity",
     "InstanceNormalization", "LessOrEqual", "LpNormalization", "Mean", "NegativeLogLikelihoodLoss", "OneHot",
     "PRelu", "Range", "ReduceL1",
     "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "RMSNormalization", "Shape", "Size",
@@ -243,6 +243,7 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "GroupNormalization" => composite::group_norm(&mut cx)?,
         "Trilu" => composite::trilu(&mut cx)?,
         "OneHot" => composite::one_hot(&mut cx)?,
+        "Hardmax" => composite::hardmax(&mut cx)?,
         "NegativeLogLikelihoodLoss" => return composite::nll_loss(&mut cx),
         "SoftmaxCrossEntropyLoss" => return composite::softmax_cross_entropy(&mut cx),
         "ReduceLogSum" => composite::reduce_log_sum(&mut cx)?,

@@ -224,6 +224,24 @@ fn negative_log_likelihood(cx: &mut Cx, input: Id, target: Id, weight: Option<Id
     }
 }
 
+/// `Hardmax(x, axis)`: 1 at the first largest element along the axis, 0 elsewhere.
+pub(super) fn hardmax(cx: &mut Cx) -> Result<Id> {
+    let x = cx.input(0)?;
+    let shape = cx.shape(x);
+    let axis = cx.axis_attr("axis", Some(-1), shape.len())?;
+    let b = &mut cx.imp.b;
+    let attrs = [b.int(axis as i64), b.int(1), b.int(0)];
+    let at = cx.add(L::ArgMax([x, attrs[0], attrs[1], attrs[2]]))?;
+    let mut range_shape = vec![1; shape.len()];
+    range_shape[axis] = shape[axis];
+    let range = (0..shape[axis] as i64).collect();
+    let range = Tensor::I64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&range_shape), range).expect("sizes"));
+    let range = cx.constant_part(range, "positions");
+    let hot = cx.add(L::Equal([range, at]))?;
+    let d = cx.imp.b.dtype(cx.ty(x).dtype);
+    cx.add(L::Cast([hot, d]))
+}
+
 /// `DepthToSpace(x, blocksize, mode)`: [N, C, H, W] → [N, C/b², H·b, W·b].
 pub(super) fn depth_to_space(cx: &mut Cx) -> Result<Id> {
     let x = cx.input(0)?;
