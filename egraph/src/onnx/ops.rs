@@ -12,6 +12,7 @@
 //! [`SUPPORTED_OPS`].
 
 mod composite;
+mod resize;
 
 use super::import::{node_name, op_type, Importer};
 use super::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
@@ -27,7 +28,7 @@ pub const IMPORT_ONLY: &[&str] = &[
     "Constant", "ConstantOfShape", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Hardmax", "Identity",
     "InstanceNormalization", "LessOrEqual", "LpNormalization", "Mean", "NegativeLogLikelihoodLoss", "OneHot",
     "PRelu", "Range", "ReduceL1",
-    "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "RMSNormalization", "Shape", "Size",
+    "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "Resize", "RMSNormalization", "Shape", "Size",
     "SoftmaxCrossEntropyLoss", "SpaceToDepth", "Split", "Sum", "Tile", "Trilu", "Xor",
 ];
 
@@ -244,6 +245,7 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "Trilu" => composite::trilu(&mut cx)?,
         "OneHot" => composite::one_hot(&mut cx)?,
         "Hardmax" => composite::hardmax(&mut cx)?,
+        "Resize" => resize::resize(&mut cx)?,
         "NegativeLogLikelihoodLoss" => return composite::nll_loss(&mut cx),
         "SoftmaxCrossEntropyLoss" => return composite::softmax_cross_entropy(&mut cx),
         "ReduceLogSum" => composite::reduce_log_sum(&mut cx)?,
@@ -364,6 +366,15 @@ impl Cx<'_, '_, '_> {
             op: self.op(),
             input: self.input_name(i).unwrap_or("").to_string(),
         })
+    }
+
+    /// The values of input `i`, a constant float tensor.
+    fn const_floats(&self, i: usize) -> Result<Vec<f64>> {
+        let t = self.const_input(i)?;
+        if t.dtype() != DType::F32 {
+            return Err(self.attr_error(format!("input {i} must be a float tensor, found {}", t.dtype())));
+        }
+        Ok(t.to_f32_vec().into_iter().map(f64::from).collect())
     }
 
     fn const_ints(&self, i: usize) -> Result<Vec<i64>> {
