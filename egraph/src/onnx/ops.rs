@@ -11,6 +11,7 @@
 //! interpreter kernel (saturate-verify), then its lowering here and its name in
 //! [`SUPPORTED_OPS`].
 
+mod attention;
 mod composite;
 mod resize;
 
@@ -25,7 +26,7 @@ use egg::Id;
 /// ops that lower to several (`Sum` to a chain of adds, `Xor` to `not(equal)`, …).
 #[rustfmt::skip]
 pub const IMPORT_ONLY: &[&str] = &[
-    "Constant", "ConstantOfShape", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Hardmax", "Identity",
+    "Attention", "Constant", "ConstantOfShape", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Hardmax", "Identity",
     "InstanceNormalization", "LessOrEqual", "LpNormalization", "Mean", "NegativeLogLikelihoodLoss", "OneHot",
     "PRelu", "Range", "ReduceL1",
     "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "Resize", "RMSNormalization", "Shape", "Size",
@@ -246,6 +247,7 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "OneHot" => composite::one_hot(&mut cx)?,
         "Hardmax" => composite::hardmax(&mut cx)?,
         "Resize" => resize::resize(&mut cx)?,
+        "Attention" => return attention::attention(&mut cx),
         "NegativeLogLikelihoodLoss" => return composite::nll_loss(&mut cx),
         "SoftmaxCrossEntropyLoss" => return composite::softmax_cross_entropy(&mut cx),
         "ReduceLogSum" => composite::reduce_log_sum(&mut cx)?,
