@@ -31,6 +31,8 @@ pub struct Strided {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum RowOp {
     Sum,
+    /// Πx, for f32 in f64 (partial products would overflow or vanish in f32).
+    Prod,
     /// Σx / n (for i64, the truncated quotient).
     Mean,
     Max,
@@ -56,7 +58,7 @@ pub enum RowOp {
 impl RowOp {
     /// One output element per row (a reduction) rather than a whole row.
     pub fn reduces(self) -> bool {
-        matches!(self, RowOp::Sum | RowOp::Mean | RowOp::Max | RowOp::Min | RowOp::ArgExtreme { .. })
+        matches!(self, RowOp::Sum | RowOp::Prod | RowOp::Mean | RowOp::Max | RowOp::Min | RowOp::ArgExtreme { .. })
     }
 }
 

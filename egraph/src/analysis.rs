@@ -171,9 +171,11 @@ pub fn facts<'a>(node: &TensorLang, child: &dyn Fn(Id) -> &'a ClassData) -> Fact
             f(*x).sign
         }
         L::Transpose([x, _]) | L::Slice([x, ..]) | L::Gather([x, ..]) => f(*x).sign,
-        L::ReduceSum([x, ..]) | L::ReduceMean([x, ..]) | L::ReduceMax([x, ..]) | L::ReduceMin([x, ..]) => {
-            nonneg_if(nonneg(*x))
-        }
+        L::ReduceSum([x, ..])
+        | L::ReduceProd([x, ..])
+        | L::ReduceMean([x, ..])
+        | L::ReduceMax([x, ..])
+        | L::ReduceMin([x, ..]) => nonneg_if(nonneg(*x)),
         L::MaxPool([x, ..]) | L::AvgPool([x, ..]) => nonneg_if(nonneg(*x)),
         L::Pad([x, _, v]) => nonneg_if(nonneg(*x) && float(*v).is_some_and(|v| v >= 0.0)),
         L::Conv([x, w, b, ..]) => nonneg_if(nonneg(*x) && nonneg(*w) && nonneg(*b)),

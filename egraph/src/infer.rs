@@ -123,6 +123,7 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
         }
 
         L::ReduceSum([x, axes, keep])
+        | L::ReduceProd([x, axes, keep])
         | L::ReduceMean([x, axes, keep])
         | L::ReduceMax([x, axes, keep])
         | L::ReduceMin([x, axes, keep]) => {

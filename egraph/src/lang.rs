@@ -344,6 +344,9 @@ tensor_language! {
         "reduce_mean" = ReduceMean([Id; 3]) => {
             onnx: &["ReduceMean"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axes), At(A::Flag)], ..OP
         },
+        "reduce_prod" = ReduceProd([Id; 3]) => {
+            onnx: &["ReduceProd"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axes), At(A::Flag)], ..OP
+        },
         "reduce_max" = ReduceMax([Id; 3]) => {
             onnx: &["ReduceMax"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axes), At(A::Flag)],
             fuzz: Fuzz::EXACT, ..OP

@@ -130,7 +130,7 @@ pub fn work(info: &NodeInfo) -> Work {
             let rows = out / e.max(1.0);
             w(Kind::Gemm, 2.0 * rows * t * d + 14.0 * rows * t + 2.0 * rows * t * e)
         }
-        L::ReduceSum(_) | L::ReduceMean(_) | L::ReduceMax(_) | L::ReduceMin(_) => {
+        L::ReduceSum(_) | L::ReduceProd(_) | L::ReduceMean(_) | L::ReduceMax(_) | L::ReduceMin(_) => {
             w(Kind::Reduction, info.operand_numel(0))
         }
         L::ArgMax(_) | L::ArgMin(_) => w(Kind::Reduction, info.operand_numel(0)),

@@ -78,6 +78,15 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
     let (len, xstep, ostep) = (spec.len, spec.x.step, spec.out.step);
     let n = b.ins().f32const(len as f32);
     match spec.op {
+        RowOp::Prod => {
+            let p = if spec.dtype == DType::F32 {
+                let p = product_f64(b, x, xstep, len);
+                b.ins().fdemote(types::F32, p)
+            } else {
+                product_i64(b, x, xstep, len)
+            };
+            b.ins().store(flags(), p, out, 0);
+        }
         RowOp::Sum | RowOp::Mean if spec.dtype == DType::F32 => {
             let mean = spec.op == RowOp::Mean;
             let s = fold(b, DType::F32, x, xstep, len, Combine::Add, &|_, v| v);
@@ -304,6 +313,41 @@ fn arg_extreme(
         b.def_var(index, nk);
     });
     b.use_var(index)
+}
+
+/// Π x[i] over a row of f32, widened to f64.
+fn product_f64(b: &mut FunctionBuilder, x: Value, step: isize, len: usize) -> Value {
+    let acc = b.declare_var(types::F64);
+    let one = b.ins().f64const(1.0);
+    b.def_var(acc, one);
+    let (lo, hi) = (b.ins().iconst(types::I64, 0), b.ins().iconst(types::I64, len as i64));
+    counted_loop(b, lo, hi, 1, |b, i| {
+        let off = b.ins().imul_imm_s(i, step as i64 * 4);
+        let addr = b.ins().iadd(x, off);
+        let v = b.ins().load(types::F32, flags(), addr, 0);
+        let v = b.ins().fpromote(types::F64, v);
+        let a = b.use_var(acc);
+        let a = b.ins().fmul(a, v);
+        b.def_var(acc, a);
+    });
+    b.use_var(acc)
+}
+
+/// Π x[i] over a row of i64, wrapping.
+fn product_i64(b: &mut FunctionBuilder, x: Value, step: isize, len: usize) -> Value {
+    let acc = b.declare_var(types::I64);
+    let one = b.ins().iconst(types::I64, 1);
+    b.def_var(acc, one);
+    let (lo, hi) = (b.ins().iconst(types::I64, 0), b.ins().iconst(types::I64, len as i64));
+    counted_loop(b, lo, hi, 1, |b, i| {
+        let off = b.ins().imul_imm_s(i, step as i64 * 8);
+        let addr = b.ins().iadd(x, off);
+        let v = b.ins().load(types::I64, flags(), addr, 0);
+        let a = b.use_var(acc);
+        let a = b.ins().imul(a, v);
+        b.def_var(acc, a);
+    });
+    b.use_var(acc)
 }
 
 /// 1/√(var + eps).

@@ -236,6 +236,7 @@ impl Lowering<'_> {
             }
             L::Gemm([a, b, c, alpha, beta, ta, tb]) => self.gemm(i, [*a, *b, *c], [*alpha, *beta], [*ta, *tb])?,
             L::ReduceSum([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Sum)?,
+            L::ReduceProd([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Prod)?,
             L::ReduceMean([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Mean)?,
             L::ReduceMax([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Max)?,
             L::ReduceMin([x, axes, _]) => self.reduce(i, *x, *axes, RowOp::Min)?,

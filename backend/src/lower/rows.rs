@@ -31,6 +31,7 @@ impl Lowering<'_> {
         let len: usize = axes.iter().map(|&a| shape[a]).product();
         if len == 0 {
             let identity = match (op, dtype) {
+                (RowOp::Prod, _) => 1.0,
                 (RowOp::Sum, _) | (RowOp::Mean, DType::I64) | (_, DType::Bool) => 0.0,
                 (RowOp::Mean, _) => f32::NAN,
                 (RowOp::Max, DType::I64) => i64::MIN as f32,

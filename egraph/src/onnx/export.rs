@@ -207,6 +207,7 @@ impl Exporter<'_> {
                 self.emit(id, "Gemm", vec![x(0), x(1), x(2)], attrs)
             }
             L::ReduceSum([_, axes, keep])
+            | L::ReduceProd([_, axes, keep])
             | L::ReduceMean([_, axes, keep])
             | L::ReduceMax([_, axes, keep])
             | L::ReduceMin([_, axes, keep]) => {

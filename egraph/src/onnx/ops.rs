@@ -26,8 +26,8 @@ use egg::Id;
 /// ops that lower to several (`Sum` to a chain of adds, `Xor` to `not(equal)`, …).
 #[rustfmt::skip]
 pub const IMPORT_ONLY: &[&str] = &[
-    "Attention", "Constant", "ConstantOfShape", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Hardmax", "Identity",
-    "InstanceNormalization", "LessOrEqual", "LpNormalization", "Mean", "NegativeLogLikelihoodLoss", "OneHot",
+    "Attention", "CenterCropPad", "Constant", "ConstantOfShape", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Hardmax", "Identity",
+    "InstanceNormalization", "LessOrEqual", "LpNormalization", "LpPool", "Mean", "NegativeLogLikelihoodLoss", "OneHot",
     "PRelu", "Range", "ReduceL1",
     "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "Resize", "RMSNormalization", "Shape", "Size",
     "SoftmaxCrossEntropyLoss", "SpaceToDepth", "Split", "Sum", "Tile", "Trilu", "Xor",
@@ -107,6 +107,7 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "Gemm" => gemm(&mut cx)?,
 
         "ReduceSum" => reduce(&mut cx, L::ReduceSum, 13)?,
+        "ReduceProd" => reduce(&mut cx, L::ReduceProd, 18)?,
         "ReduceMean" => reduce(&mut cx, L::ReduceMean, 18)?,
         "ReduceMax" => reduce(&mut cx, L::ReduceMax, 18)?,
         "ReduceMin" => reduce(&mut cx, L::ReduceMin, 18)?,
@@ -246,6 +247,8 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "Trilu" => composite::trilu(&mut cx)?,
         "OneHot" => composite::one_hot(&mut cx)?,
         "Hardmax" => composite::hardmax(&mut cx)?,
+        "LpPool" => composite::lp_pool(&mut cx)?,
+        "CenterCropPad" => composite::center_crop_pad(&mut cx)?,
         "Resize" => resize::resize(&mut cx)?,
         "Attention" => return attention::attention(&mut cx),
         "NegativeLogLikelihoodLoss" => return composite::nll_loss(&mut cx),
@@ -1008,6 +1011,12 @@ fn pool(cx: &mut Cx, max: bool) -> Result<Id> {
         cx.only_outputs(1, "the Indices output of MaxPool")?;
     }
     let x = cx.input(0)?;
+    pool_of(cx, x, max, None)
+}
+
+/// A pool of `x` with the node's window attributes; `include_pad` overrides the node's
+/// `count_include_pad` (LpPool sums over the whole window, pads included).
+fn pool_of(cx: &mut Cx, x: Id, max: bool, include_pad: Option<bool>) -> Result<Id> {
     let xs = cx.shape(x);
     if xs.len() < 3 {
         return Err(cx.attr_error(format!("needs an input [N,C,…] with spatial dims, got {xs:?}")));
@@ -1026,7 +1035,10 @@ fn pool(cx: &mut Cx, max: bool) -> Result<Id> {
     if max {
         cx.add(TensorLang::MaxPool([x, k, s, p, d, c]))
     } else {
-        let include = cx.int_attr("count_include_pad", Some(0))? != 0;
+        let include = match include_pad {
+            Some(i) => i,
+            None => cx.int_attr("count_include_pad", Some(0))? != 0,
+        };
         let inc = cx.imp.b.int(include as i64);
         cx.add(TensorLang::AvgPool([x, k, s, p, d, c, inc]))
     }

@@ -299,11 +299,12 @@ impl Gen {
                 let (ta, tb) = (self.b.int(ta), self.b.int(tb));
                 L::Gemm([x, w, c, alpha, beta, ta, tb])
             }
-            "reduce_sum" | "reduce_mean" | "reduce_max" | "reduce_min" => {
+            "reduce_sum" | "reduce_prod" | "reduce_mean" | "reduce_max" | "reduce_min" => {
                 let axes: Vec<i64> = (0..rank as i64).filter(|_| rng.chance(0.5)).collect();
                 let (axes, keep) = (self.b.ints(axes), self.b.int(rng.below(2) as i64));
                 match op {
                     "reduce_sum" => L::ReduceSum([x, axes, keep]),
+                    "reduce_prod" => L::ReduceProd([x, axes, keep]),
                     "reduce_mean" => L::ReduceMean([x, axes, keep]),
                     "reduce_max" => L::ReduceMax([x, axes, keep]),
                     _ => L::ReduceMin([x, axes, keep]),

@@ -141,7 +141,8 @@ fn beyond_f32(
         V::Input(_) | V::Weight(_) | V::Fill(_) | V::Leaf | V::Unary(..) | V::Binary(..) | V::Cast(_) | V::Where(_) => {
             return Ok(None)
         }
-        V::ArgMax(_) | V::ArgMin(_) => return Ok(None),
+        // products: the compiled program multiplies in f64
+        V::ArgMax(_) | V::ArgMin(_) | V::ReduceProd(_) => return Ok(None),
         V::ReduceMax(_) | V::ReduceMin(_) | V::Softmax(_) | V::LogSoftmax(_) | V::LayerNorm(_) | V::RmsNorm(_) => {
             return Ok(None)
         }

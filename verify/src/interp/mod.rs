@@ -146,6 +146,9 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
         L::ReduceSum([x, axes, keep]) => {
             reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Sum)?
         }
+        L::ReduceProd([x, axes, keep]) => {
+            reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Prod)?
+        }
         L::ReduceMean([x, axes, keep]) => {
             reduce::reduce(operand(*x), &a.axes(*axes), a.int(*keep) != 0, reduce::Reduction::Mean)?
         }

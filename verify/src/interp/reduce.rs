@@ -9,6 +9,7 @@ use saturate_egraph::Tensor;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Reduction {
     Sum,
+    Prod,
     Mean,
     Max,
     Min,
@@ -26,6 +27,7 @@ pub fn reduce(x: &Tensor, axes: &[usize], keep: bool, r: Reduction) -> Result<Te
                     let n = row.len() as f64;
                     let v = match r {
                         Reduction::Sum => row.iter().map(|&v| v as f64).sum(),
+                        Reduction::Prod => row.iter().map(|&v| v as f64).product(),
                         Reduction::Mean => row.iter().map(|&v| v as f64).sum::<f64>() / n,
                         Reduction::Max => row.iter().fold(f64::NEG_INFINITY, |m, &v| nan_max(m, v as f64)),
                         Reduction::Min => row.iter().fold(f64::INFINITY, |m, &v| -nan_max(-m, -(v as f64))),
@@ -41,6 +43,7 @@ pub fn reduce(x: &Tensor, axes: &[usize], keep: bool, r: Reduction) -> Result<Te
                 .iter()
                 .map(|row| match r {
                     Reduction::Sum => row.iter().fold(0i64, |s, &v| s.wrapping_add(v)),
+                    Reduction::Prod => row.iter().fold(1i64, |s, &v| s.wrapping_mul(v)),
                     Reduction::Mean if row.is_empty() => 0,
                     Reduction::Mean => row.iter().fold(0i64, |s, &v| s.wrapping_add(v)) / row.len() as i64,
                     Reduction::Max => row.iter().copied().max().unwrap_or(i64::MIN),
@@ -60,8 +63,8 @@ pub fn reduce(x: &Tensor, axes: &[usize], keep: bool, r: Reduction) -> Result<Te
                     _ => false,
                 })
                 .collect();
-            if matches!(r, Reduction::Sum | Reduction::Mean) {
-                return Err("cannot sum booleans".into());
+            if matches!(r, Reduction::Sum | Reduction::Prod | Reduction::Mean) {
+                return Err("cannot sum or multiply booleans".into());
             }
             Tensor::Bool(ArrayD::from_shape_vec(IxDyn(&out_shape(a.shape())), values).expect("sizes match"))
         }

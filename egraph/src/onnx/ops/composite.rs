@@ -242,6 +242,63 @@ pub(super) fn hardmax(cx: &mut Cx) -> Result<Id> {
     cx.add(L::Cast([hot, d]))
 }
 
+/// `LpPool(x, p)`: (Σ |x|ᵖ over each window)^(1/p), the sum an average over the whole
+/// window (pads included) times its size.
+pub(super) fn lp_pool(cx: &mut Cx) -> Result<Id> {
+    let x = cx.input(0)?;
+    let p = cx.int_attr("p", Some(2))?;
+    if p < 1 {
+        return Err(cx.attr_error(format!("p = {p} must be at least 1")));
+    }
+    let a = cx.add(L::Abs(x))?;
+    let pw = cx.imp.b.fill(p as f32, &[]);
+    let powered = cx.add(L::Pow([a, pw]))?;
+    let avg = super::pool_of(cx, powered, false, Some(true))?;
+    let taps = cx.ints_attr("kernel_shape")?.unwrap_or_default().iter().product::<i64>() as f32;
+    let n = cx.imp.b.fill(taps, &[]);
+    let sum = cx.add(L::Mul([avg, n]))?;
+    let root = cx.imp.b.fill(1.0 / p as f32, &[]);
+    cx.add(L::Pow([sum, root]))
+}
+
+/// `CenterCropPad(x, shape, axes)`: each axis cropped (the start at ⌊(d − n)/2⌋) or
+/// zero-padded (⌊(n − d)/2⌋ before) to its target size, centred.
+pub(super) fn center_crop_pad(cx: &mut Cx) -> Result<Id> {
+    let x = cx.input(0)?;
+    let shape = cx.shape(x);
+    let rank = shape.len();
+    let target = cx.const_ints(1)?;
+    let axes: Vec<usize> = match cx.ints_attr("axes")? {
+        Some(a) => a.iter().map(|&v| cx.normalize_axes(&[v], rank).map(|n| n[0] as usize)).collect::<Result<_>>()?,
+        None => (0..rank).collect(),
+    };
+    if target.len() != axes.len() {
+        return Err(cx.attr_error(format!("{} target sizes for {} axes", target.len(), axes.len())));
+    }
+    let (mut starts, mut ends) =
+        ((0..rank).map(|_| 0i64).collect::<Vec<_>>(), shape.iter().map(|&d| d as i64).collect::<Vec<_>>());
+    let mut pads = vec![0usize; 2 * rank];
+    for (&axis, &n) in axes.iter().zip(&target) {
+        let d = shape[axis] as i64;
+        if n < d {
+            starts[axis] = (d - n) / 2;
+            ends[axis] = starts[axis] + n;
+        } else if n > d {
+            let before = (n - d) / 2;
+            pads[axis] = before as usize;
+            pads[axis + rank] = (n - d - before) as usize;
+        }
+    }
+    let b = &mut cx.imp.b;
+    let (s, e, st) = (b.ints(starts), b.ints(ends), b.ints(vec![1; rank]));
+    let cropped = cx.add(L::Slice([x, s, e, st]))?;
+    if pads.iter().all(|&p| p == 0) {
+        return Ok(cropped);
+    }
+    let (p, v) = (cx.imp.b.dims(&pads), cx.imp.b.float(0.0));
+    cx.add(L::Pad([cropped, p, v]))
+}
+
 /// `DepthToSpace(x, blocksize, mode)`: [N, C, H, W] → [N, C/b², H·b, W·b].
 pub(super) fn depth_to_space(cx: &mut Cx) -> Result<Id> {
     let x = cx.input(0)?;
