@@ -30,7 +30,7 @@ pub const IMPORT_ONLY: &[&str] = &[
     "InstanceNormalization", "LessOrEqual", "LpNormalization", "LpPool", "Mean", "NegativeLogLikelihoodLoss", "OneHot",
     "PRelu", "Range", "ReduceL1",
     "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "Resize", "RMSNormalization", "Shape", "Size",
-    "SoftmaxCrossEntropyLoss", "SpaceToDepth", "Split", "Sum", "Tile", "Trilu", "Xor",
+    "SoftmaxCrossEntropyLoss", "SpaceToDepth", "Split", "Sum", "Tile", "TopK", "Trilu", "Xor",
 ];
 
 /// The ONNX ops (default domain) that import supports, in alphabetical order: the ONNX
@@ -249,6 +249,7 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "Hardmax" => composite::hardmax(&mut cx)?,
         "LpPool" => composite::lp_pool(&mut cx)?,
         "CenterCropPad" => composite::center_crop_pad(&mut cx)?,
+        "TopK" => return composite::top_k(&mut cx),
         "Resize" => resize::resize(&mut cx)?,
         "Attention" => return attention::attention(&mut cx),
         "NegativeLogLikelihoodLoss" => return composite::nll_loss(&mut cx),

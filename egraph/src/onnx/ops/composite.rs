@@ -299,6 +299,63 @@ pub(super) fn center_crop_pad(cx: &mut Cx) -> Result<Id> {
     cx.add(L::Pad([cropped, p, v]))
 }
 
+/// `TopK(x, k, axis, largest)`: the k largest (or smallest) elements along the axis in
+/// order, first of ties first, and their indices — k rounds of arg_max (arg_min), each
+/// masking the element it took. For the k of models (small); a larger k is refused.
+pub(super) fn top_k(cx: &mut Cx) -> Result<Vec<Option<Id>>> {
+    const LARGEST_K: usize = 64;
+    let x = cx.input(0)?;
+    let shape = cx.shape(x);
+    let axis = cx.axis_attr("axis", Some(-1), shape.len())?;
+    let k = *cx.const_ints(1)?.first().unwrap_or(&0) as usize;
+    let largest = cx.int_attr("largest", Some(1))? != 0;
+    if k == 0 || k > shape[axis] {
+        return Err(cx.attr_error(format!("k = {k} must be in 1..={}", shape[axis])));
+    }
+    if k > LARGEST_K {
+        return Err(cx.unsupported(&format!("TopK with k = {k} (up to {LARGEST_K})")));
+    }
+    let worst = match (cx.ty(x).dtype, largest) {
+        (DType::F32, true) => Tensor::scalar_f32(f32::NEG_INFINITY),
+        (DType::F32, false) => Tensor::scalar_f32(f32::INFINITY),
+        (DType::I64, true) => Tensor::I64(ndarray::arr0(i64::MIN).into_dyn()),
+        (DType::I64, false) => Tensor::I64(ndarray::arr0(i64::MAX).into_dyn()),
+        (DType::Bool, _) => return Err(cx.attr_error("TopK of booleans".into())),
+    };
+    let worst = cx.constant_part(worst, "taken");
+    let mut range_shape = vec![1; shape.len()];
+    range_shape[axis] = shape[axis];
+    let positions = Tensor::I64(
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&range_shape), (0..shape[axis] as i64).collect())
+            .expect("sizes"),
+    );
+    let positions = cx.constant_part(positions, "positions");
+    let (mut values, mut indices) = (Vec::new(), Vec::new());
+    let mut rest = x;
+    for round in 0..k {
+        let b = &mut cx.imp.b;
+        let attrs = [b.int(axis as i64), b.int(1), b.int(0)];
+        let children = [rest, attrs[0], attrs[1], attrs[2]];
+        let at = cx.add(if largest { L::ArgMax(children) } else { L::ArgMin(children) })?;
+        let a = cx.imp.b.int(axis as i64);
+        values.push(cx.add(L::GatherElements([x, at, a]))?);
+        indices.push(at);
+        if round + 1 < k {
+            let taken = cx.add(L::Equal([positions, at]))?;
+            rest = cx.add(L::Where([taken, worst, rest]))?;
+        }
+    }
+    let join = |cx: &mut Cx, parts: Vec<Id>| -> Result<Id> {
+        if parts.len() == 1 {
+            return Ok(parts[0]);
+        }
+        let a = cx.imp.b.int(axis as i64);
+        cx.add(L::Concat(std::iter::once(a).chain(parts).collect::<Vec<_>>().into_boxed_slice()))
+    };
+    let (values, indices) = (join(cx, values)?, join(cx, indices)?);
+    Ok(vec![Some(values), Some(indices)])
+}
+
 /// `DepthToSpace(x, blocksize, mode)`: [N, C, H, W] → [N, C/b², H·b, W·b].
 pub(super) fn depth_to_space(cx: &mut Cx) -> Result<Id> {
     let x = cx.input(0)?;
