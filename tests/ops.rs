@@ -112,3 +112,109 @@ fn log_sum_exp_of_large_values_does_not_overflow() {
     assert!((got[0] - (1000.0 + std::f32::consts::LN_2)).abs() < 1e-3, "{got:?}");
     assert!((got[1] - second).abs() < 1e-5, "{got:?}");
 }
+
+/// Einsum against a brute-force reference (every assignment of the labels, summed), on
+/// the equations exporters emit and on the awkward ones: implicit output, ellipsis,
+/// broadcast batch, outer product, a label summed out of one operand, three operands.
+#[test]
+fn einsum_matches_a_brute_force_reference() {
+    let cases: &[(&str, &[&[usize]])] = &[
+        ("bij,bjk->bik", &[&[2, 3, 4], &[2, 4, 5]]),
+        ("bhqd,bhkd->bhqk", &[&[2, 3, 4, 5], &[2, 3, 6, 5]]),
+        ("ij->ji", &[&[3, 4]]),
+        ("i,i->", &[&[5], &[5]]),
+        ("ij->", &[&[3, 4]]),
+        ("ijk->kj", &[&[2, 3, 4]]),
+        ("ij,jk", &[&[3, 4], &[4, 2]]),
+        ("i,j->ij", &[&[3], &[4]]),
+        ("...ij,...jk->...ik", &[&[2, 3, 4], &[2, 4, 5]]),
+        ("bij,jk->bki", &[&[2, 3, 4], &[4, 5]]),
+        ("ij,jk,kl->il", &[&[2, 3], &[3, 4], &[4, 5]]),
+        ("bi,bi->b", &[&[1, 4], &[3, 4]]),
+    ];
+    let mut rng = saturate_verify::rng::Rng::new(3);
+    for &(equation, shapes) in cases {
+        let names: Vec<String> = (0..shapes.len()).map(|i| format!("x{i}")).collect();
+        let mut model = Model::new(13);
+        for (n, s) in names.iter().zip(shapes) {
+            model = model.input(n, FLOAT, &s.iter().map(|&d| d as i64).collect::<Vec<_>>());
+        }
+        let inputs_ref: Vec<&str> = names.iter().map(String::as_str).collect();
+        let model = model.node("Einsum", &inputs_ref, &["y"], vec![attr_string("equation", equation)]).output("y");
+        let inputs: Vec<Tensor> = shapes
+            .iter()
+            .map(|s| {
+                let n: usize = s.iter().product();
+                f32s(s, &(0..n).map(|_| rng.normal() as f32).collect::<Vec<_>>())
+            })
+            .collect();
+        let got = run_model(&model, &inputs).unwrap_or_else(|e| panic!("{equation}: {e}"));
+        let (want, want_shape) = brute_force_einsum(equation, &inputs);
+        assert_eq!(got[0].shape(), &want_shape[..], "{equation}");
+        for (g, w) in got[0].to_f32_vec().iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 + 1e-3 * w.abs(), "{equation}: {g} vs {w}");
+        }
+    }
+}
+
+/// Σ over every assignment of the labels of Π operands, for the output's labels; the
+/// implicit output and `...` (as leading axes) as ONNX defines them.
+fn brute_force_einsum(equation: &str, inputs: &[Tensor]) -> (Vec<f32>, Vec<usize>) {
+    let (lhs, rhs) = equation.split_once("->").map_or((equation, None), |(l, r)| (l, Some(r)));
+    let ellipsis = |s: &str, rank: usize| -> Vec<char> {
+        match s.split_once("...") {
+            Some((a, b)) => {
+                let spare = rank - a.len() - b.len();
+                a.chars().chain((0..spare).map(|i| char::from(b'A' + i as u8))).chain(b.chars()).collect()
+            }
+            None => s.chars().collect(),
+        }
+    };
+    let terms: Vec<Vec<char>> = lhs.split(',').zip(inputs).map(|(s, t)| ellipsis(s, t.shape().len())).collect();
+    let output: Vec<char> = match rhs {
+        Some(r) => ellipsis(r, if r.contains("...") { r.len() - 3 + 1 } else { r.len() }),
+        None => {
+            let all: Vec<char> = terms.concat();
+            let mut once: Vec<char> =
+                all.iter().copied().filter(|c| all.iter().filter(|d| *d == c).count() == 1).collect();
+            once.sort_unstable();
+            once
+        }
+    };
+    let mut labels: Vec<char> = terms.concat();
+    labels.sort_unstable();
+    labels.dedup();
+    let size = |c: char| {
+        terms
+            .iter()
+            .zip(inputs)
+            .filter_map(|(t, x)| t.iter().position(|&d| d == c).map(|i| x.shape()[i]))
+            .max()
+            .unwrap()
+    };
+    let sizes: Vec<usize> = labels.iter().map(|&c| size(c)).collect();
+    let out_shape: Vec<usize> = output.iter().map(|&c| size(c)).collect();
+    let mut out = vec![0f64; out_shape.iter().product::<usize>().max(1)];
+    let total: usize = sizes.iter().product();
+    for flat in 0..total {
+        let mut rest = flat;
+        let mut value: Vec<usize> = vec![0; labels.len()];
+        for k in (0..labels.len()).rev() {
+            value[k] = rest % sizes[k];
+            rest /= sizes[k];
+        }
+        let at = |c: char| value[labels.iter().position(|&d| d == c).unwrap()];
+        let mut p = 1f64;
+        for (t, x) in terms.iter().zip(inputs) {
+            let shape = x.shape();
+            let idx: Vec<usize> = t.iter().zip(shape).map(|(&c, &n)| if n == 1 { 0 } else { at(c) }).collect();
+            p *= x.as_f32().unwrap()[ndarray::IxDyn(&idx)] as f64;
+        }
+        let mut o = 0;
+        for &c in &output {
+            o = o * size(c) + at(c);
+        }
+        out[o] += p;
+    }
+    (out.into_iter().map(|v| v as f32).collect(), out_shape)
+}

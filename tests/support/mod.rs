@@ -221,3 +221,12 @@ pub fn with_symbolic_dim(mut model: Model, input: usize, axis: usize, name: Opti
     }
     model
 }
+
+pub fn attr_string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(3), // STRING
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}

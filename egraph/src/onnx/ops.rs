@@ -14,6 +14,7 @@
 mod attention;
 mod composite;
 mod conv_transpose;
+mod einsum;
 mod resize;
 
 use super::import::{node_name, op_type, Importer};
@@ -27,7 +28,7 @@ use egg::Id;
 /// ops that lower to several (`Sum` to a chain of adds, `Xor` to `not(equal)`, …).
 #[rustfmt::skip]
 pub const IMPORT_ONLY: &[&str] = &[
-    "Attention", "CenterCropPad", "Constant", "ConstantOfShape", "ConvTranspose", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Hardmax", "Identity",
+    "Attention", "CenterCropPad", "Constant", "ConstantOfShape", "ConvTranspose", "Einsum", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Hardmax", "Identity",
     "InstanceNormalization", "LessOrEqual", "LpNormalization", "LpPool", "Mean", "NegativeLogLikelihoodLoss", "OneHot",
     "PRelu", "Range", "ReduceL1",
     "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "Resize", "RMSNormalization", "Shape", "Size",
@@ -252,6 +253,7 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "CenterCropPad" => composite::center_crop_pad(&mut cx)?,
         "TopK" => return composite::top_k(&mut cx),
         "ConvTranspose" => conv_transpose::conv_transpose(&mut cx)?,
+        "Einsum" => einsum::einsum(&mut cx)?,
         "Resize" => resize::resize(&mut cx)?,
         "Attention" => return attention::attention(&mut cx),
         "NegativeLogLikelihoodLoss" => return composite::nll_loss(&mut cx),
