@@ -1,6 +1,6 @@
 //! Semantics of supported ops that the ONNX node tests only exercise with element
-//! types saturate does not support (Cast, CastLike and Equal are tested there on
-//! int8/int32/float16/strings), and the runtime errors of the interpreter.
+//! types saturate does not support (Cast, CastLike, Equal, Einsum and CumSum are tested here on
+//! f32, i64 and bool; their node tests use int8, int32, float16, float64 or strings), and the runtime errors of the interpreter.
 
 mod support;
 
@@ -217,4 +217,39 @@ fn brute_force_einsum(equation: &str, inputs: &[Tensor]) -> (Vec<f32>, Vec<usize
         out[o] += p;
     }
     (out.into_iter().map(|v| v as f32).collect(), out_shape)
+}
+
+/// CumSum (its node tests are float64): running sums along an axis, inclusive or
+/// exclusive, forward or reversed, on f32 and i64, on the interpreter and the JIT.
+#[test]
+fn cum_sum_runs_forward_backward_inclusive_exclusive() {
+    let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let cases: [(i64, i64, i64, [f32; 6]); 4] = [
+        (1, 0, 0, [1.0, 3.0, 6.0, 4.0, 9.0, 15.0]),
+        (1, 1, 0, [0.0, 1.0, 3.0, 0.0, 4.0, 9.0]),
+        (1, 0, 1, [6.0, 5.0, 3.0, 15.0, 11.0, 6.0]),
+        (0, 1, 1, [4.0, 5.0, 6.0, 0.0, 0.0, 0.0]),
+    ];
+    for (axis, exclusive, reverse, want) in cases {
+        for dtype in [FLOAT, INT64] {
+            let model = Model::new(14)
+                .input("x", dtype, &[2, 3])
+                .init(i64_tensor("axis", &[], &[axis]))
+                .node(
+                    "CumSum",
+                    &["x", "axis"],
+                    &["y"],
+                    vec![attr_int("exclusive", exclusive), attr_int("reverse", reverse)],
+                )
+                .output("y");
+            let input = if dtype == FLOAT { f32s(&[2, 3], &x) } else { i64s(&[2, 3], &x.map(|v| v as i64)) };
+            let graph = onnx::import_model(&model.proto(), None, &Interpreter, &HashMap::new()).unwrap();
+            let interp = run(&graph, std::slice::from_ref(&input)).unwrap();
+            let mut exe = saturate_backend::compile(&graph, &saturate_backend::Options { threads: 1 }).unwrap();
+            let jit = exe.run(&[input]).unwrap();
+            for got in [&interp[0], &jit[0]] {
+                assert_eq!(got.to_f32_vec(), want, "axis {axis} exclusive {exclusive} reverse {reverse} ({dtype})");
+            }
+        }
+    }
 }

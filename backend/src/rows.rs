@@ -47,6 +47,11 @@ pub enum RowOp {
     RmsNorm {
         eps: f32,
     },
+    /// Running sums along the row (f32 in f64), written in place of each element.
+    CumSum {
+        exclusive: bool,
+        reverse: bool,
+    },
     /// The i64 index of the largest (`max`) or smallest element, the first of ties or
     /// the `last`; a NaN counts as both.
     ArgExtreme {

@@ -140,6 +140,13 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             a.flag(*last)?;
             TensorType::new(DType::I64, reduced_shape(&t.shape, &[axis], a.flag(*keep)?))
         }
+        L::CumSum([x, axis, exclusive, reverse]) => {
+            let t = a.tensor_of(*x, &[DType::F32, DType::I64])?;
+            a.axis(*axis, t.rank())?;
+            a.flag(*exclusive)?;
+            a.flag(*reverse)?;
+            t.clone()
+        }
         L::Softmax([x, axis]) | L::LogSoftmax([x, axis]) => {
             let t = a.tensor_of(*x, &[DType::F32])?;
             a.axis(*axis, t.rank())?;

@@ -365,6 +365,11 @@ tensor_language! {
             onnx: &["ArgMin"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axis), At(A::Flag), At(A::Flag)],
             fuzz: Fuzz::EXACT_SENSITIVE, ..OP
         },
+        // running sums along an axis (exclusive: each before its element; reverse: from
+        // the end)
+        "cum_sum" = CumSum([Id; 4]) => {
+            onnx: &["CumSum"], kind: Kind::Reduction, roles: &[T(Elem::F32), At(A::Axis), At(A::Flag), At(A::Flag)], ..OP
+        },
         "softmax" = Softmax([Id; 2]) => {
             onnx: &["Softmax"], kind: Kind::Normalization, roles: &[T(Elem::F32), At(A::Axis)], ..OP
         },

@@ -133,7 +133,7 @@ pub fn work(info: &NodeInfo) -> Work {
         L::ReduceSum(_) | L::ReduceProd(_) | L::ReduceMean(_) | L::ReduceMax(_) | L::ReduceMin(_) => {
             w(Kind::Reduction, info.operand_numel(0))
         }
-        L::ArgMax(_) | L::ArgMin(_) => w(Kind::Reduction, info.operand_numel(0)),
+        L::ArgMax(_) | L::ArgMin(_) | L::CumSum(_) => w(Kind::Reduction, info.operand_numel(0)),
         L::Softmax(_) | L::LogSoftmax(_) => w(Kind::Reduction, 16.0 * out),
         L::LayerNorm(_) | L::RmsNorm(_) => w(Kind::Reduction, 8.0 * out),
         L::Lrn(_) => {

@@ -118,6 +118,9 @@ fn row(b: &mut FunctionBuilder, spec: &RowSpec, x: Value, out: Value, ps: &[Valu
             let m = fold(b, spec.dtype, x, xstep, len, combine, &|_, v| v);
             b.ins().store(flags(), m, out, 0);
         }
+        RowOp::CumSum { exclusive, reverse } => {
+            cum_sum(b, spec.dtype, (x, xstep), (out, ostep), len, exclusive, reverse)
+        }
         RowOp::ArgExtreme { max, last } => {
             let i = arg_extreme(b, spec.dtype, x, xstep, len, max, last);
             b.ins().store(flags(), i, out, 0);
@@ -257,6 +260,45 @@ fn settle(b: &mut FunctionBuilder, v: Value) -> Value {
     let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ty.bytes(), 0));
     b.ins().stack_store(types::I64, v, slot, 0);
     b.ins().stack_load(types::I64, ty, slot, 0)
+}
+
+/// Running sums of a row, scalar: f32 accumulated in f64, i64 wrapping.
+fn cum_sum(
+    b: &mut FunctionBuilder,
+    dtype: DType,
+    (x, xstep): (Value, isize),
+    (out, ostep): (Value, isize),
+    len: usize,
+    exclusive: bool,
+    reverse: bool,
+) {
+    let float = dtype == DType::F32;
+    let acc_ty = if float { types::F64 } else { types::I64 };
+    let acc = b.declare_var(acc_ty);
+    let zero = if float { b.ins().f64const(0.0) } else { b.ins().iconst(types::I64, 0) };
+    b.def_var(acc, zero);
+    let esize = dtype.byte_size() as i64;
+    let (lo, hi) = (b.ins().iconst(types::I64, 0), b.ins().iconst(types::I64, len as i64));
+    counted_loop(b, lo, hi, 1, |b, k| {
+        let i = if reverse {
+            let last = b.ins().iconst(types::I64, len as i64 - 1);
+            b.ins().isub(last, k)
+        } else {
+            k
+        };
+        let xo = b.ins().imul_imm_s(i, xstep as i64 * esize);
+        let xa = b.ins().iadd(x, xo);
+        let v = b.ins().load(scalar_type(dtype), flags(), xa, 0);
+        let v = if float { b.ins().fpromote(types::F64, v) } else { v };
+        let oo = b.ins().imul_imm_s(i, ostep as i64 * esize);
+        let oa = b.ins().iadd(out, oo);
+        let before = b.use_var(acc);
+        let after = if float { b.ins().fadd(before, v) } else { b.ins().iadd(before, v) };
+        b.def_var(acc, after);
+        let written = if exclusive { before } else { after };
+        let written = if float { b.ins().fdemote(types::F32, written) } else { written };
+        b.ins().store(flags(), written, oa, 0);
+    });
 }
 
 /// The index (i64) of the row's largest (`max`) or smallest element, scalar: the first

@@ -244,6 +244,10 @@ impl Lowering<'_> {
                 let op = RowOp::ArgExtreme { max: matches!(node, TensorLang::ArgMax(_)), last: self.int(*last) != 0 };
                 self.arg_extreme(i, *x, *axis, op)?
             }
+            L::CumSum([x, axis, exclusive, reverse]) => {
+                let op = RowOp::CumSum { exclusive: self.int(*exclusive) != 0, reverse: self.int(*reverse) != 0 };
+                self.softmax(i, *x, *axis, op)?
+            }
             L::Softmax([x, axis]) => self.softmax(i, *x, *axis, RowOp::Softmax)?,
             L::LogSoftmax([x, axis]) => self.softmax(i, *x, *axis, RowOp::LogSoftmax)?,
             L::LayerNorm([x, scale, bias, axis, eps]) => self.normalize(i, *x, &[*scale, *bias], *axis, *eps, true)?,

@@ -76,7 +76,7 @@ impl Lowering<'_> {
         let mut spec = RowSpec {
             rows: others.iter().map(|&d| shape[d]).collect(),
             len: shape[axis],
-            dtype: DType::F32,
+            dtype: self.ty(x).dtype,
             x: Strided { strides: strides.clone(), step: own[axis] },
             out: Strided { strides, step: own[axis] },
             params: vec![],

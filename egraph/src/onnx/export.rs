@@ -230,6 +230,11 @@ impl Exporter<'_> {
                 ];
                 self.emit(id, n.desc().onnx()[0], vec![x(0)], attrs)
             }
+            L::CumSum([_, axis, exclusive, reverse]) => {
+                let a = self.constant(&format!("v{id}_axis"), Tensor::I64(ndarray::arr0(self.int(*axis)).into_dyn()));
+                let attrs = vec![attr_int("exclusive", self.int(*exclusive)), attr_int("reverse", self.int(*reverse))];
+                self.emit(id, "CumSum", vec![x(0), a], attrs)
+            }
             L::Softmax([_, axis]) => self.emit(id, "Softmax", vec![x(0)], vec![attr_int("axis", self.int(*axis))]),
             L::LogSoftmax([_, axis]) => {
                 self.emit(id, "LogSoftmax", vec![x(0)], vec![attr_int("axis", self.int(*axis))])

@@ -123,6 +123,19 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
             let children = [x, attrs[0], attrs[1], attrs[2]];
             cx.add(if op_type(node) == "ArgMax" { L::ArgMax(children) } else { L::ArgMin(children) })?
         }
+        "CumSum" => {
+            let x = cx.input(0)?;
+            let rank = cx.rank(x) as i64;
+            let axis = *cx.const_ints(1)?.first().ok_or_else(|| cx.attr_error("CumSum needs an axis".into()))?;
+            let axis = if axis < 0 { axis + rank } else { axis };
+            if !(0..rank).contains(&axis) {
+                return Err(cx.attr_error(format!("axis {axis} is outside the rank {rank}")));
+            }
+            let (exclusive, reverse) = (cx.int_attr("exclusive", Some(0))? != 0, cx.int_attr("reverse", Some(0))? != 0);
+            let b = &mut cx.imp.b;
+            let attrs = [b.int(axis), b.int(exclusive as i64), b.int(reverse as i64)];
+            cx.add(L::CumSum([x, attrs[0], attrs[1], attrs[2]]))?
+        }
         "Softmax" => softmax(&mut cx, L::Softmax)?,
         "LogSoftmax" => softmax(&mut cx, L::LogSoftmax)?,
         "LayerNormalization" => return layer_norm(&mut cx),

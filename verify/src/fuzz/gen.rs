@@ -321,6 +321,14 @@ impl Gen {
                     L::LogSoftmax([x, axis])
                 }
             }
+            "cum_sum" => {
+                if rank == 0 {
+                    return None;
+                }
+                let axis = self.b.int(rng.below(rank) as i64);
+                let (exclusive, reverse) = (self.b.int(rng.below(2) as i64), self.b.int(rng.below(2) as i64));
+                L::CumSum([x, axis, exclusive, reverse])
+            }
             "arg_max" | "arg_min" => {
                 if rank == 0 {
                     return None;

@@ -142,7 +142,7 @@ fn beyond_f32(
             return Ok(None)
         }
         // products: the compiled program multiplies in f64
-        V::ArgMax(_) | V::ArgMin(_) | V::ReduceProd(_) => return Ok(None),
+        V::ArgMax(_) | V::ArgMin(_) | V::ReduceProd(_) | V::CumSum(_) => return Ok(None),
         V::ReduceMax(_) | V::ReduceMin(_) | V::Softmax(_) | V::LogSoftmax(_) | V::LayerNorm(_) | V::RmsNorm(_) => {
             return Ok(None)
         }

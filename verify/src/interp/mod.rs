@@ -165,6 +165,9 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
             a.int(*last) != 0,
             matches!(expr[id], TensorLang::ArgMax(_)),
         )?,
+        L::CumSum([x, axis, exclusive, reverse]) => {
+            reduce::cum_sum(operand(*x), a.int(*axis) as usize, a.int(*exclusive) != 0, a.int(*reverse) != 0)?
+        }
         L::Softmax([x, axis]) => Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, false)),
         L::LogSoftmax([x, axis]) => Tensor::F32(reduce::softmax(f32_of(*x)?, a.int(*axis) as usize, true)),
         L::LayerNorm([x, scale, bias, axis, eps]) => Tensor::F32(reduce::layer_norm(

@@ -111,6 +111,43 @@ pub fn arg_extreme(x: &Tensor, axis: usize, keep: bool, last: bool, max: bool) -
     Ok(Tensor::I64(ArrayD::from_shape_vec(IxDyn(&out), indices).expect("sizes match")))
 }
 
+/// Running sums along `axis` (f32 accumulated in f64, i64 wrapping): each element's sum
+/// includes it, or with `exclusive` stops before it; `reverse` runs from the end.
+pub fn cum_sum(x: &Tensor, axis: usize, exclusive: bool, reverse: bool) -> Result<Tensor, String> {
+    fn scan<T: Copy, A: Copy>(
+        a: &ArrayD<T>,
+        axis: usize,
+        exclusive: bool,
+        reverse: bool,
+        zero: A,
+        add: impl Fn(A, T) -> A,
+        out: impl Fn(A) -> T,
+    ) -> ArrayD<T> {
+        let mut y = a.clone();
+        for mut lane in y.lanes_mut(Axis(axis)) {
+            let n = lane.len();
+            let mut acc = zero;
+            for k in 0..n {
+                let i = if reverse { n - 1 - k } else { k };
+                let v = lane[i];
+                if exclusive {
+                    lane[i] = out(acc);
+                    acc = add(acc, v);
+                } else {
+                    acc = add(acc, v);
+                    lane[i] = out(acc);
+                }
+            }
+        }
+        y
+    }
+    Ok(match x {
+        Tensor::F32(a) => Tensor::F32(scan(a, axis, exclusive, reverse, 0f64, |s, v| s + v as f64, |s| s as f32)),
+        Tensor::I64(a) => Tensor::I64(scan(a, axis, exclusive, reverse, 0i64, i64::wrapping_add, |s| s)),
+        Tensor::Bool(_) => return Err("cum_sum of booleans".into()),
+    })
+}
+
 /// max that propagates NaN.
 fn nan_max(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
