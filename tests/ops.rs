@@ -253,3 +253,31 @@ fn cum_sum_runs_forward_backward_inclusive_exclusive() {
         }
     }
 }
+
+/// GatherND with batch dims (its node test of them is int32), negative indices counting
+/// from the end, on the interpreter and the JIT.
+#[test]
+fn gather_nd_with_batch_dims_and_negative_indices() {
+    let data: Vec<f32> = (0..8).map(|v| v as f32).collect();
+    let cases: [(i64, &[i64], &[i64], &[f32]); 3] = [
+        (1, &[2, 1], &[1, 0], &[2.0, 3.0, 4.0, 5.0]),
+        (1, &[2, 1], &[-1, -2], &[2.0, 3.0, 4.0, 5.0]),
+        (0, &[2, 2], &[1, -1, 0, 0], &[6.0, 7.0, 0.0, 1.0]),
+    ];
+    for (batch_dims, ishape, indices, want) in cases {
+        let model = Model::new(13)
+            .input("x", FLOAT, &[2, 2, 2])
+            .init(i64_tensor("i", ishape, indices))
+            .node("GatherND", &["x", "i"], &["y"], vec![attr_int("batch_dims", batch_dims)])
+            .output("y");
+        let input = f32s(&[2, 2, 2], &data);
+        let graph = onnx::import_model(&model.proto(), None, &Interpreter, &HashMap::new()).unwrap();
+        let interp = run(&graph, std::slice::from_ref(&input)).unwrap();
+        let mut exe = saturate_backend::compile(&graph, &saturate_backend::Options { threads: 1 }).unwrap();
+        let jit = exe.run(&[input]).unwrap();
+        for got in [&interp[0], &jit[0]] {
+            assert_eq!(got.shape(), &[2, 2]);
+            assert_eq!(got.to_f32_vec(), want, "batch_dims {batch_dims}, indices {indices:?}");
+        }
+    }
+}

@@ -1,5 +1,5 @@
-//! The gather IR: `out[pre, j, post] = x[pre, indices[j], post]`, the one op whose
-//! reads depend on data. Negative indices count from the end, as in ONNX.
+//! The gather and scatter IR: `out[pre, j, post] = x[pre, indices[j], post]` and its
+//! kin, the ops whose reads (or writes) depend on data. Negative indices count from the end, as in ONNX.
 
 use saturate_egraph::DType;
 
@@ -14,6 +14,25 @@ pub struct GatherElementsSpec {
     pub axis: usize,
     /// Size of `x` along the axis.
     pub dim: usize,
+    pub dtype: DType,
+}
+
+/// `scatter_elements`: `x` copied to the output, then for each position of `indices`
+/// in order the output element at that position (its `axis` coordinate replaced by the
+/// index) combined with the update there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScatterSpec {
+    /// The shape of the indices and the updates.
+    pub shape: Vec<usize>,
+    /// Element strides of `x` (and of the output).
+    pub x_strides: Vec<isize>,
+    pub axis: usize,
+    /// Size of `x` along the axis.
+    pub dim: usize,
+    /// Elements of `x`.
+    pub len: usize,
+    /// An index into `SCATTER_REDUCTIONS`.
+    pub reduction: i64,
     pub dtype: DType,
 }
 

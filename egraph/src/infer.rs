@@ -283,6 +283,29 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             }
             TensorType::new(t.dtype, idx.shape.clone())
         }
+        L::ScatterElements([x, idx, updates, axis, reduction]) => {
+            let t = a.tensor(*x)?;
+            let idx = a.tensor_of(*idx, &[DType::I64])?;
+            let u = a.tensor_of(*updates, &[t.dtype])?;
+            let axis = a.axis(*axis, t.rank())?;
+            let fits = idx.rank() == t.rank() && (0..t.rank()).all(|d| d == axis || idx.shape[d] <= t.shape[d]);
+            if !fits || u.shape != idx.shape {
+                return Err(format!(
+                    "scatter_elements indices {} must have the rank of the data {} and no larger dims off axis {axis}, and updates {} their shape",
+                    ShapeDisplay(&idx.shape),
+                    ShapeDisplay(&t.shape),
+                    ShapeDisplay(&u.shape)
+                ));
+            }
+            let r = a.int(*reduction)?;
+            if !(0..crate::ops::SCATTER_REDUCTIONS.len() as i64).contains(&r) {
+                return Err(format!("scatter_elements reduction {r} is not one of 0..5"));
+            }
+            if t.dtype == DType::Bool && r != 0 {
+                return Err("scatter_elements of bool tensors only replaces (reduction 0)".into());
+            }
+            t.clone()
+        }
         L::Gather([x, idx, axis]) => {
             let t = a.tensor(*x)?;
             let idx = a.tensor_of(*idx, &[DType::I64])?;

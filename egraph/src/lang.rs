@@ -421,6 +421,12 @@ tensor_language! {
         "gather_elements" = GatherElements([Id; 3]) => {
             onnx: &["GatherElements"], roles: &[T(Elem::F32), T(Elem::Index), At(A::Axis)], fuzz: Fuzz::EXACT, ..OP
         },
+        // out = x, then out[…, indices[p], …] = updates[p] along the axis for each p of
+        // indices in order, combined with what is there by the reduction
+        "scatter_elements" = ScatterElements([Id; 5]) => {
+            onnx: &["ScatterElements"],
+            roles: &[T(Elem::F32), T(Elem::Index), T(Elem::F32), At(A::Axis), At(A::Reduction)], fuzz: Fuzz::EXACT, ..OP
+        },
         "pad" = Pad([Id; 3]) => {
             onnx: &["Pad"], roles: &[T(Elem::F32), At(A::PadList), At(A::FillValue)], fuzz: Fuzz::EXACT, ..OP
         },

@@ -110,7 +110,13 @@ pub enum Attr {
     Act,
     Scale,
     Window,
+    /// How a scatter combines an update with what is there: an index into
+    /// [`SCATTER_REDUCTIONS`].
+    Reduction,
 }
+
+/// The `reduction` attribute of ONNX's scatters, by their code in the e-graph.
+pub const SCATTER_REDUCTIONS: [&str; 5] = ["none", "add", "mul", "max", "min"];
 
 /// A float attribute of a unary function, after its operand.
 #[derive(Debug, Clone, Copy, PartialEq)]

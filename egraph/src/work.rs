@@ -101,7 +101,7 @@ pub fn work(info: &NodeInfo) -> Work {
         L::Reshape(_) | L::Flatten(_) | L::Squeeze(_) | L::Unsqueeze(_) => none(Kind::View),
         L::Slice(_) if contiguous_slice(info) => none(Kind::View),
         L::Transpose(_) | L::Slice(_) | L::Concat(_) | L::Pad(_) | L::Expand(_) | L::Gather(_) | L::Cast(_) => copy,
-        L::GatherElements(_) => copy,
+        L::GatherElements(_) | L::ScatterElements(_) => copy,
         L::MatMul(_) => {
             let k = info.operand(0).and_then(|t| t.shape.last().copied()).unwrap_or(1) as f64;
             w(Kind::Gemm, 2.0 * out * k)

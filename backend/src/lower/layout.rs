@@ -177,6 +177,43 @@ impl Lowering<'_> {
         Ok(())
     }
 
+    /// `scatter_elements(x, indices, updates, axis, reduction)`: one single-threaded
+    /// step, as repeated targets apply in order.
+    pub(super) fn scatter_elements(
+        &mut self,
+        i: usize,
+        operands: [Id; 3],
+        axis: Id,
+        reduction: Id,
+    ) -> Result<(), BackendError> {
+        let [x, indices, updates] = operands.map(usize::from);
+        let axis = self.int(axis) as usize;
+        let spec = crate::gather::ScatterSpec {
+            shape: self.ty(indices).shape.clone(),
+            x_strides: crate::loops::contiguous_strides(&self.ty(x).shape),
+            axis,
+            dim: self.ty(x).shape[axis],
+            len: self.ty(x).numel(),
+            reduction: self.int(reduction),
+            dtype: self.ty(x).dtype,
+        };
+        let out = self.output(i);
+        let constant = self.fusion.constant[i];
+        if spec.len == 0 {
+            return Ok(());
+        }
+        let index =
+            self.jit.define("scatter_elements", |b, params| crate::jit::gather::generate_scatter(b, params, &spec))?;
+        let args = vec![self.loc(x)?, self.loc(indices)?, self.loc(updates)?, out];
+        self.steps.push(Step {
+            kernel: Kernel::Loop { index, outer: 1, per_outer: spec.len },
+            args,
+            writes: vec![false, false, false, true],
+            constant,
+        });
+        Ok(())
+    }
+
     pub(super) fn gather(&mut self, i: usize, x: Id, indices: Id, axis: Id) -> Result<(), BackendError> {
         let (x, indices) = (usize::from(x), usize::from(indices));
         let shape = self.ty(x).shape.clone();

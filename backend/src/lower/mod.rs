@@ -262,6 +262,9 @@ impl Lowering<'_> {
             L::Lrn([x, size, alpha, beta, bias]) => self.lrn(i, *x, [*size, *alpha, *beta, *bias])?,
             L::Gather([x, indices, axis]) => self.gather(i, *x, *indices, *axis)?,
             L::GatherElements([x, indices, axis]) => self.gather_elements(i, *x, *indices, *axis)?,
+            L::ScatterElements([x, indices, updates, axis, reduction]) => {
+                self.scatter_elements(i, [*x, *indices, *updates], *axis, *reduction)?
+            }
             L::Attention([q, k, v, scale]) => self.attention(i, [*q, *k, *v], *scale)?,
             L::MaxPool([x, k, s, p, d, _]) => self.pool(i, *x, [*k, *s, *p, *d], WindowOp::Max)?,
             L::AvgPool([x, k, s, p, d, _, include_pad]) => {

@@ -310,6 +310,11 @@ impl Exporter<'_> {
                 ];
                 self.emit(id, "Slice", inputs, vec![])
             }
+            L::ScatterElements([_, _, _, axis, reduction]) => {
+                let reduction = crate::ops::SCATTER_REDUCTIONS[self.int(*reduction) as usize];
+                let attrs = vec![attr_int("axis", self.int(*axis)), attr_string("reduction", reduction)];
+                self.emit(id, "ScatterElements", vec![x(0), x(1), x(2)], attrs)
+            }
             L::GatherElements([_, _, axis]) => {
                 self.emit(id, "GatherElements", vec![x(0), x(1)], vec![attr_int("axis", self.int(*axis))])
             }
@@ -533,6 +538,15 @@ fn attr_int(name: &str, v: i64) -> AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Int as i32),
         i: Some(v),
+        ..Default::default()
+    }
+}
+
+fn attr_string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(v.as_bytes().to_vec()),
         ..Default::default()
     }
 }

@@ -16,6 +16,7 @@ mod composite;
 mod conv_transpose;
 mod einsum;
 mod resize;
+mod scatter;
 
 use super::import::{node_name, op_type, Importer};
 use super::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
@@ -28,11 +29,11 @@ use egg::Id;
 /// ops that lower to several (`Sum` to a chain of adds, `Xor` to `not(equal)`, …).
 #[rustfmt::skip]
 pub const IMPORT_ONLY: &[&str] = &[
-    "Attention", "CenterCropPad", "Constant", "ConstantOfShape", "ConvTranspose", "Einsum", "DepthToSpace", "Dropout", "GreaterOrEqual", "GroupNormalization", "Hardmax", "Identity",
+    "Attention", "CenterCropPad", "Constant", "ConstantOfShape", "ConvTranspose", "Einsum", "DepthToSpace", "Dropout", "GatherND", "GreaterOrEqual", "GroupNormalization", "Hardmax", "Identity",
     "InstanceNormalization", "LessOrEqual", "LpNormalization", "LpPool", "Mean", "NegativeLogLikelihoodLoss", "OneHot",
     "PRelu", "Range", "ReduceL1",
     "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "Resize", "RMSNormalization", "Shape", "Size",
-    "SoftmaxCrossEntropyLoss", "SpaceToDepth", "Split", "Sum", "Tile", "TopK", "Trilu", "Xor",
+    "Scatter", "ScatterND", "SoftmaxCrossEntropyLoss", "SpaceToDepth", "Split", "Sum", "Tile", "TopK", "Trilu", "Xor",
 ];
 
 /// The ONNX ops (default domain) that import supports, in alphabetical order: the ONNX
@@ -274,6 +275,9 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         "ReduceLogSum" => composite::reduce_log_sum(&mut cx)?,
         "LpNormalization" => composite::lp_normalization(&mut cx)?,
         "RMSNormalization" => composite::rms_normalization(&mut cx)?,
+        "ScatterElements" | "Scatter" => scatter::scatter_elements(&mut cx)?,
+        "ScatterND" => scatter::scatter_nd(&mut cx)?,
+        "GatherND" => scatter::gather_nd(&mut cx)?,
         other => elementwise(&mut cx, other)?,
     };
     Ok(vec![Some(out)])

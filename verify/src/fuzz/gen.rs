@@ -471,6 +471,26 @@ impl Gen {
                 let a = self.b.int(axis as i64);
                 L::GatherElements([x, indices, a])
             }
+            "scatter_elements" => {
+                if rank == 0 {
+                    return None;
+                }
+                // indices no larger than x, updates of their shape (repeated targets
+                // apply in order, on every engine alike)
+                let axis = rng.below(rank);
+                let d = xt.shape[axis] as i64;
+                let shape: Vec<usize> = (0..rank).map(|k| 1 + rng.below(xt.shape[k])).collect();
+                let n: usize = shape.iter().product();
+                let idx: Vec<i64> = (0..n).map(|_| rng.range(-d, d - 1)).collect();
+                let name = format!("i{}", self.weights.len());
+                let t = Tensor::I64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), idx).expect("sizes"));
+                self.weights.insert(name.clone(), t);
+                let indices = self.b.weight(&name, &TensorType::new(DType::I64, shape.clone()));
+                let updates = self.new_input(rng, Some(shape));
+                let reduction = rng.below(saturate_egraph::ops::SCATTER_REDUCTIONS.len()) as i64;
+                let (a, r) = (self.b.int(axis as i64), self.b.int(reduction));
+                L::ScatterElements([x, indices, updates, a, r])
+            }
             "conv" | "conv_bias_act" => {
                 if !(3..=4).contains(&rank) {
                     return None;

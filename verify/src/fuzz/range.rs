@@ -150,7 +150,7 @@ fn beyond_f32(
         V::Reshape(_) | V::Flatten(_) | V::Squeeze(_) | V::Unsqueeze(_) | V::Transpose(_) | V::Expand(_) => {
             return Ok(None)
         }
-        V::Concat(_) | V::Slice(_) | V::Gather(_) | V::GatherElements(_) => return Ok(None),
+        V::Concat(_) | V::Slice(_) | V::Gather(_) | V::GatherElements(_) | V::ScatterElements(_) => return Ok(None),
     };
     Ok(exceeds_tolerance(terms, &signed, &magnitude))
 }

@@ -137,6 +137,66 @@ pub fn gather_elements(x: &Tensor, indices: &Tensor, axis: usize) -> Result<Tens
     })
 }
 
+/// `x` with, for each position `p` of `indices` in order, the element at `p` with its
+/// axis coordinate replaced by `indices[p]` combined with `updates[p]` by the reduction
+/// (`SCATTER_REDUCTIONS`: replaced, added, multiplied, max, min). Computed in the
+/// element type, in that order, as the ONNX reference does; max and min propagate NaN.
+pub fn scatter_elements(
+    x: &Tensor,
+    indices: &Tensor,
+    updates: &Tensor,
+    axis: usize,
+    reduction: i64,
+) -> Result<Tensor, String> {
+    let idx = indices.as_i64().ok_or("scatter_elements indices must be i64")?;
+    let dim = x.shape()[axis] as i64;
+    fn go<T: Copy>(
+        a: &ArrayD<T>,
+        idx: &ArrayD<i64>,
+        u: &ArrayD<T>,
+        axis: usize,
+        dim: i64,
+        combine: impl Fn(T, T) -> T,
+    ) -> Result<ArrayD<T>, String> {
+        let mut out = a.clone();
+        for ((pos, &i), &v) in idx.indexed_iter().zip(u.iter()) {
+            let j = if i < 0 { i + dim } else { i };
+            if !(0..dim).contains(&j) {
+                return Err(format!("scatter_elements index {i} is out of range for axis {axis} of size {dim}"));
+            }
+            let mut at: Vec<usize> = ndarray::Dimension::slice(&pos).to_vec();
+            at[axis] = j as usize;
+            let old = &mut out[IxDyn(&at)];
+            *old = combine(*old, v);
+        }
+        Ok(out)
+    }
+    let f32_combine = |r: i64| -> fn(f32, f32) -> f32 {
+        match r {
+            1 => |o, v| o + v,
+            2 => |o, v| o * v,
+            3 => |o, v| if o.is_nan() || v.is_nan() { f32::NAN } else { o.max(v) },
+            4 => |o, v| if o.is_nan() || v.is_nan() { f32::NAN } else { o.min(v) },
+            _ => |_, v| v,
+        }
+    };
+    let i64_combine = |r: i64| -> fn(i64, i64) -> i64 {
+        match r {
+            1 => i64::wrapping_add,
+            2 => i64::wrapping_mul,
+            3 => |o, v| o.max(v),
+            4 => |o, v| o.min(v),
+            _ => |_, v| v,
+        }
+    };
+    Ok(match (x, updates) {
+        (Tensor::F32(a), Tensor::F32(u)) => Tensor::F32(go(a, idx, u, axis, dim, f32_combine(reduction))?),
+        (Tensor::I64(a), Tensor::I64(u)) => Tensor::I64(go(a, idx, u, axis, dim, i64_combine(reduction))?),
+        (Tensor::Bool(a), Tensor::Bool(u)) if reduction == 0 => Tensor::Bool(go(a, idx, u, axis, dim, |_, v| v)?),
+        _ => return Err("scatter_elements data and updates must have one element type (bool only replaced)".into()),
+    })
+}
+
 /// Pads every axis with `pads[i]` elements before and `pads[i + rank]` after, all equal
 /// to `value`.
 pub fn pad(x: &Tensor, pads: &[usize], value: f32) -> Result<Tensor, String> {

@@ -205,6 +205,13 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
         L::Slice([x, starts, ends, steps]) => {
             layout::slice(operand(*x), &a.ints(*starts), &a.ints(*ends), &a.ints(*steps))
         }
+        L::ScatterElements([x, idx, updates, axis, reduction]) => layout::scatter_elements(
+            operand(*x),
+            operand(*idx),
+            operand(*updates),
+            a.int(*axis) as usize,
+            a.int(*reduction),
+        )?,
         L::GatherElements([x, idx, axis]) => {
             layout::gather_elements(operand(*x), operand(*idx), a.int(*axis) as usize)?
         }

@@ -789,6 +789,7 @@ impl Gen<'_> {
             A::PadList => ints((0..2 * rank).map(|_| self.rng.below(3) as i64).collect()),
             A::Act => TensorLang::Act(*self.rng.pick(&Activation::ALL)),
             A::Scale => float(*self.rng.pick(&[0.125f32, 0.5, 1.0])),
+            A::Reduction => TensorLang::Int(self.rng.below(saturate_egraph::ops::SCATTER_REDUCTIONS.len()) as i64),
             A::Slice | A::Window => unreachable!("generated jointly for {n}"),
             A::Name => return Err(format!("{n}: names are not generated (sources come from the pattern's variables)")),
         })
