@@ -1,7 +1,8 @@
 """Times one ONNX model in onnxruntime (all graph optimizations on) and prints JSON.
 
-Usage: onnxruntime_time.py MODEL.onnx THREADS MIN_SECONDS
-Standard-normal f32 inputs (seed 1), 3 warm-up runs, then at least 10 runs and
+Usage: onnxruntime_time.py MODEL.onnx THREADS MIN_SECONDS [INPUT.pb ...]
+The inputs given (TensorProto files, one per model input in order), else standard-normal
+f32 inputs (seed 1); 3 warm-up runs, then at least 10 runs and
 MIN_SECONDS of measuring; reports the median and quartiles in milliseconds.
 """
 import json
@@ -20,7 +21,13 @@ def main():
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(1)
-    feeds = {i.name: rng.standard_normal(list(i.shape)).astype(np.float32) for i in session.get_inputs()}
+    if len(sys.argv) > 4:
+        import onnx
+        from onnx import numpy_helper
+        tensors = [numpy_helper.to_array(onnx.load_tensor(p)) for p in sys.argv[4:]]
+        feeds = {i.name: t for i, t in zip(session.get_inputs(), tensors)}
+    else:
+        feeds = {i.name: rng.standard_normal(list(i.shape)).astype(np.float32) for i in session.get_inputs()}
     for _ in range(3):
         session.run(None, feeds)
     samples = []

@@ -225,11 +225,14 @@ enum Command {
         #[arg(long)]
         show: bool,
     },
-    /// Run the ONNX backend test data through the interpreter and print the table.
+    /// Run the ONNX backend test data (or the PyTorch export suite) and print the table.
     #[command(long_about = "Run the ONNX backend test data (onnx==1.22.0) through the reference \
         interpreter: every node test, then the nine light models. Prints, per supported op, \
         passed/total, and totals over supported ops and over all 1765 tests.\n\n\
-        Fetch the data first with scripts/fetch-onnx-data.")]
+        Fetch the data first with scripts/fetch-onnx-data.\n\n\
+        With --exports DIR: the PyTorch export suite in DIR (tests/data/pytorch holds the small \
+        variants; scripts/export-pytorch makes others), each export run three ways — the \
+        interpreter, the JIT, the JIT after optimizing — against onnxruntime's outputs.")]
     Conformance {
         /// The extracted data (holding node/ and light/); default: data/onnx-1.22.0 in the
         /// source tree, or $SATURATE_ONNX_DATA.
@@ -244,6 +247,11 @@ enum Command {
         /// Which engine runs the tests.
         #[arg(long, value_enum, default_value_t = Engine::Interp)]
         engine: Engine,
+        /// Run the PyTorch export suite in DIR three ways instead (see above).
+        #[arg(long, value_name = "DIR")]
+        exports: Option<PathBuf>,
+        #[command(flatten)]
+        opt: OptimizeArgs,
     },
 }
 
@@ -289,7 +297,8 @@ fn main() -> ExitCode {
                 profile,
             })
         }
-        Command::Conformance { data, verbose, no_models, engine } => {
+        Command::Conformance { exports: Some(dir), opt, .. } => commands::conformance::exports(&dir, &opt),
+        Command::Conformance { data, verbose, no_models, engine, exports: None, .. } => {
             commands::conformance::conformance(data, verbose, no_models, engine)
         }
         Command::CheckRules { files, instances, seed, only, show } => {

@@ -63,3 +63,51 @@ pub fn conformance(data: Option<PathBuf>, verbose: bool, no_models: bool, engine
     }
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
+
+/// `conformance --exports DIR`: every export of the suite on the interpreter, the JIT,
+/// and the JIT after optimizing, against onnxruntime's outputs.
+pub fn exports(dir: &std::path::Path, opt: &super::optimize::OptimizeArgs) -> Result<ExitCode> {
+    use conformance::{EngineError, Outcome};
+    use saturate_verify::exports;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let suite = exports::read_suite(dir).map_err(anyhow::Error::msg)?;
+    let interp = |g: &saturate_egraph::Graph, i: &[saturate_egraph::Tensor]| engine::run(Engine::Interp, threads, g, i);
+    let jit = |g: &saturate_egraph::Graph, i: &[saturate_egraph::Tensor]| engine::run(Engine::Jit, threads, g, i);
+    let optimized = |g: &saturate_egraph::Graph, i: &[saturate_egraph::Tensor]| {
+        let (g, _) = super::optimize::optimize_graph(g, opt)
+            .map_err(|e| EngineError { unsupported: false, message: format!("optimize: {e:#}") })?;
+        engine::run(Engine::Jit, threads, &g, i)
+    };
+    let ways: [conformance::Engine; 3] = [&interp, &jit, &optimized];
+    println!("{:<44} {:>5}  {:<8} {:<8} {:<8} {:>7}", "export", "nodes", "interp", "jit", "jit opt", "seconds");
+    let mut bad = Vec::new();
+    for export in &suite.exports {
+        let start = Instant::now();
+        let outcomes: Vec<Outcome> = ways.iter().map(|&way| exports::check(export, way)).collect();
+        let cell = |o: &Outcome| if *o == Outcome::Passed { "match" } else { "MISMATCH" };
+        println!(
+            "{:<44} {:>5}  {:<8} {:<8} {:<8} {:>7.2}",
+            export.name,
+            export.nodes,
+            cell(&outcomes[0]),
+            cell(&outcomes[1]),
+            cell(&outcomes[2]),
+            start.elapsed().as_secs_f64()
+        );
+        for (way, o) in ["interp", "jit", "jit opt"].iter().zip(&outcomes) {
+            if let Outcome::Failed(why) | Outcome::Unsupported(why) = o {
+                bad.push(format!("{} ({way}): {why}", export.name));
+            }
+        }
+    }
+    for (name, why) in &suite.failed {
+        println!("{name:<44} torch could not export it: {why}");
+    }
+    let passed =
+        suite.exports.len() - bad.iter().map(|b| b.split(' ').next()).collect::<std::collections::BTreeSet<_>>().len();
+    println!("\n{passed} of {} exports match onnxruntime three ways", suite.exports.len());
+    for b in &bad {
+        println!("  {b}");
+    }
+    Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -97,7 +97,7 @@ pub fn optimize_for_run(graph: &Graph, args: &OptimizeArgs) -> Result<Graph> {
     Ok(optimized)
 }
 
-fn optimize_graph(graph: &Graph, args: &OptimizeArgs) -> Result<(Graph, OptimizeReport)> {
+pub fn optimize_graph(graph: &Graph, args: &OptimizeArgs) -> Result<(Graph, OptimizeReport)> {
     let library = args.library()?;
     let model = model_for(&args.target).map_err(|e| anyhow!(e))?;
     let options = args.options()?;

@@ -122,7 +122,26 @@ fn run_node_test(dir: &Path, ops: &BTreeMap<String, String>, engine: Engine) -> 
     NodeTest { name, op, outcome }
 }
 
+/// How outputs are compared: `|a − b| ≤ atol + rtol·|b|`, with atol raised to `of_scale`
+/// times the largest `|b|` of the output where that is more.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    pub rtol: f64,
+    pub atol: f64,
+    pub of_scale: f64,
+}
+
+/// The ONNX runner's tolerance for node tests.
+pub const NODE_TESTS: Tolerance = Tolerance { rtol: RTOL, atol: ATOL, of_scale: 0.0 };
+
 fn node_test_outcome(dir: &Path, engine: Engine) -> Outcome {
+    model_folder_outcome(dir, engine, NODE_TESTS)
+}
+
+/// Runs a folder in the layout of the node tests (`model.onnx`, `test_data_set_*/`
+/// `input_K.pb` and `output_K.pb`): the model is bound to the shapes of each set's
+/// inputs, run on `engine`, and its outputs compared with the set's.
+pub fn model_folder_outcome(dir: &Path, engine: Engine, tolerance: Tolerance) -> Outcome {
     let mut sets: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect(),
         Err(e) => return Outcome::Failed(e.to_string()),
@@ -164,7 +183,10 @@ fn node_test_outcome(dir: &Path, engine: Engine) -> Outcome {
             return Outcome::Failed(format!("{} outputs, expected {}", outputs.len(), expected.len()));
         }
         for (i, (got, want)) in outputs.iter().zip(&expected).enumerate() {
-            if let Err(m) = compare(got, want, RTOL, ATOL) {
+            let scale =
+                want.to_f32_vec().iter().fold(0f64, |m, v| if v.is_finite() { m.max(v.abs() as f64) } else { m });
+            let atol = tolerance.atol.max(tolerance.of_scale * scale);
+            if let Err(m) = compare(got, want, tolerance.rtol, atol) {
                 return Outcome::Failed(format!("output {i}: {m}"));
             }
         }

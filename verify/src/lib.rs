@@ -8,11 +8,14 @@
 //! - [`suite`]: the model suite (Tensat's graphs, built here) that tests and benchmarks use;
 //! - [`conformance`]: running the ONNX backend test data (node tests and the light model
 //!   zoo) through the interpreter or a compiled engine;
+//! - [`exports`]: the PyTorch export suite (torchvision and transformers models as
+//!   `torch.onnx.export` writes them) against onnxruntime's outputs;
 //! - [`fuzz`]: differential fuzzing of random graphs: compiled and optimized against the
 //!   interpreter.
 
 pub mod compare;
 pub mod conformance;
+pub mod exports;
 pub mod fuzz;
 pub mod interp;
 pub mod load;
