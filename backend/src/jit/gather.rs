@@ -18,8 +18,32 @@ pub fn generate_elements(b: &mut FunctionBuilder, params: [Value; 3], spec: &Gat
     let (x, indices, out) = (arg(b, 0), arg(b, 1), arg(b, 2));
     let esize = spec.dtype.byte_size() as i64;
     let ty = scalar_type(spec.dtype);
-    let dim = spec.dim as i64;
+    let at = Indexed { shape: &spec.shape, x_strides: &spec.x_strides, axis: spec.axis, dim: spec.dim, esize };
     counted_loop(b, begin, end, 1, |b, p| {
+        let offset = at.offset(b, indices, p);
+        let src = b.ins().iadd(x, offset);
+        let v = b.ins().load(ty, flags(), src, 0);
+        let dst = b.ins().imul_imm_s(p, esize);
+        let dst = b.ins().iadd(out, dst);
+        b.ins().store(flags(), v, dst, 0);
+    });
+    b.ins().return_(&[]);
+}
+
+/// Where position `p` of an index tensor points in `x`: its coordinates, the axis's
+/// replaced by the index there (wrapped if negative, clamped into the axis).
+struct Indexed<'a> {
+    shape: &'a [usize],
+    x_strides: &'a [isize],
+    axis: usize,
+    dim: usize,
+    esize: i64,
+}
+
+impl Indexed<'_> {
+    /// The byte offset in `x` for position `p` of `indices`.
+    fn offset(&self, b: &mut FunctionBuilder, indices: Value, p: Value) -> Value {
+        let dim = self.dim as i64;
         let ia = b.ins().imul_imm_s(p, 8);
         let ia = b.ins().iadd(indices, ia);
         let idx = b.ins().load(types::I64, flags(), ia, 0);
@@ -30,23 +54,18 @@ pub fn generate_elements(b: &mut FunctionBuilder, params: [Value; 3], spec: &Gat
         let last = b.ins().iconst(types::I64, (dim - 1).max(0));
         let idx = b.ins().smax(idx, zero);
         let idx = b.ins().smin(idx, last);
-        // the offset in x: Σ coordinate·stride, the axis's coordinate the index
+        // Σ coordinate·stride, the axis's coordinate the index
         let mut rest = p;
         let mut offset = b.ins().iconst(types::I64, 0);
-        for d in (0..spec.shape.len()).rev() {
-            let n = spec.shape[d] as i64;
-            let coordinate = if d == spec.axis { idx } else { b.ins().urem_imm_u(rest, n) };
+        for d in (0..self.shape.len()).rev() {
+            let n = self.shape[d] as i64;
+            let coordinate = if d == self.axis { idx } else { b.ins().urem_imm_u(rest, n) };
             rest = b.ins().udiv_imm_u(rest, n);
-            let term = b.ins().imul_imm_s(coordinate, spec.x_strides[d] as i64 * esize);
+            let term = b.ins().imul_imm_s(coordinate, self.x_strides[d] as i64 * self.esize);
             offset = b.ins().iadd(offset, term);
         }
-        let src = b.ins().iadd(x, offset);
-        let v = b.ins().load(ty, flags(), src, 0);
-        let dst = b.ins().imul_imm_s(p, esize);
-        let dst = b.ins().iadd(out, dst);
-        b.ins().store(flags(), v, dst, 0);
-    });
-    b.ins().return_(&[]);
+        offset
+    }
 }
 
 /// `scatter_elements`, all in one call (repeated targets must apply in order, so it is
@@ -57,7 +76,7 @@ pub fn generate_scatter(b: &mut FunctionBuilder, params: [Value; 3], spec: &Scat
     let (x, indices, updates, out) = (arg(b, 0), arg(b, 1), arg(b, 2), arg(b, 3));
     let esize = spec.dtype.byte_size() as i64;
     let ty = scalar_type(spec.dtype);
-    let dim = spec.dim as i64;
+    let at = Indexed { shape: &spec.shape, x_strides: &spec.x_strides, axis: spec.axis, dim: spec.dim, esize };
     counted_loop(b, begin, end, 1, |b, _| {
         let zero = b.ins().iconst(types::I64, 0);
         let len = b.ins().iconst(types::I64, spec.len as i64);
@@ -70,24 +89,7 @@ pub fn generate_scatter(b: &mut FunctionBuilder, params: [Value; 3], spec: &Scat
         });
         let count = b.ins().iconst(types::I64, spec.shape.iter().product::<usize>() as i64);
         counted_loop(b, zero, count, 1, |b, p| {
-            let ia = b.ins().imul_imm_s(p, 8);
-            let ia = b.ins().iadd(indices, ia);
-            let idx = b.ins().load(types::I64, flags(), ia, 0);
-            let wrapped = b.ins().iadd_imm_s(idx, dim);
-            let negative = b.ins().icmp_imm_s(IntCC::SignedLessThan, idx, 0);
-            let idx = b.ins().select(negative, wrapped, idx);
-            let last = b.ins().iconst(types::I64, (dim - 1).max(0));
-            let idx = b.ins().smax(idx, zero);
-            let idx = b.ins().smin(idx, last);
-            let mut rest = p;
-            let mut offset = b.ins().iconst(types::I64, 0);
-            for d in (0..spec.shape.len()).rev() {
-                let n = spec.shape[d] as i64;
-                let coordinate = if d == spec.axis { idx } else { b.ins().urem_imm_u(rest, n) };
-                rest = b.ins().udiv_imm_u(rest, n);
-                let term = b.ins().imul_imm_s(coordinate, spec.x_strides[d] as i64 * esize);
-                offset = b.ins().iadd(offset, term);
-            }
+            let offset = at.offset(b, indices, p);
             let ua = b.ins().imul_imm_s(p, esize);
             let ua = b.ins().iadd(updates, ua);
             let u = b.ins().load(ty, flags(), ua, 0);
