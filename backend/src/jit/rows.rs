@@ -359,20 +359,7 @@ fn arg_extreme(
 
 /// Π x[i] over a row of f32, widened to f64.
 fn product_f64(b: &mut FunctionBuilder, x: Value, step: isize, len: usize) -> Value {
-    let acc = b.declare_var(types::F64);
-    let one = b.ins().f64const(1.0);
-    b.def_var(acc, one);
-    let (lo, hi) = (b.ins().iconst(types::I64, 0), b.ins().iconst(types::I64, len as i64));
-    counted_loop(b, lo, hi, 1, |b, i| {
-        let off = b.ins().imul_imm_s(i, step as i64 * 4);
-        let addr = b.ins().iadd(x, off);
-        let v = b.ins().load(types::F32, flags(), addr, 0);
-        let v = b.ins().fpromote(types::F64, v);
-        let a = b.use_var(acc);
-        let a = b.ins().fmul(a, v);
-        b.def_var(acc, a);
-    });
-    b.use_var(acc)
+    fold_f64(b, x, step, len, 1.0, &|_, v| v, &|b, a, v| b.ins().fmul(a, v))
 }
 
 /// Π x[i] over a row of i64, wrapping.
@@ -463,9 +450,23 @@ fn sum_f64(
     len: usize,
     mapped: &dyn Fn(&mut FunctionBuilder, Value) -> Value,
 ) -> Value {
+    fold_f64(b, x, step, len, 0.0, mapped, &|b, a, v| b.ins().fadd(a, v))
+}
+
+/// `start ⊕ mapped(x[0]) ⊕ mapped(x[1]) …` over a row of f32, each element widened to
+/// f64, in order.
+fn fold_f64(
+    b: &mut FunctionBuilder,
+    x: Value,
+    step: isize,
+    len: usize,
+    start: f64,
+    mapped: &dyn Fn(&mut FunctionBuilder, Value) -> Value,
+    combine: &dyn Fn(&mut FunctionBuilder, Value, Value) -> Value,
+) -> Value {
     let acc = b.declare_var(types::F64);
-    let zero = b.ins().f64const(0.0);
-    b.def_var(acc, zero);
+    let init = b.ins().f64const(start);
+    b.def_var(acc, init);
     let (lo, hi) = (b.ins().iconst(types::I64, 0), b.ins().iconst(types::I64, len as i64));
     counted_loop(b, lo, hi, 1, |b, i| {
         let off = b.ins().imul_imm_s(i, step as i64 * 4);
@@ -474,7 +475,7 @@ fn sum_f64(
         let v = b.ins().fpromote(types::F64, v);
         let v = mapped(b, v);
         let a = b.use_var(acc);
-        let a = b.ins().fadd(a, v);
+        let a = combine(b, a, v);
         b.def_var(acc, a);
     });
     b.use_var(acc)

@@ -113,6 +113,17 @@ impl Gen {
         Some((*id, ty.clone()))
     }
 
+    /// A weight of i64 indices into an axis of size `d`, drawn from `-d..d` (negative
+    /// ones count from the end).
+    fn random_indices(&mut self, rng: &mut Rng, shape: Vec<usize>, d: i64) -> Id {
+        let n: usize = shape.iter().product();
+        let idx: Vec<i64> = (0..n).map(|_| rng.range(-d, d - 1)).collect();
+        let name = format!("i{}", self.weights.len());
+        let t = Tensor::I64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), idx).expect("sizes"));
+        self.weights.insert(name.clone(), t);
+        self.b.weight(&name, &TensorType::new(DType::I64, shape))
+    }
+
     fn random_shape(rng: &mut Rng, rank: usize) -> Vec<usize> {
         (0..rank).map(|_| *rng.pick(DIMS)).collect()
     }
@@ -444,11 +455,7 @@ impl Gen {
                 let axis = rng.below(rank);
                 let d = xt.shape[axis] as i64;
                 let count = *rng.pick(&[1usize, 2, 3, 5]);
-                let idx: Vec<i64> = (0..count).map(|_| rng.range(-d, d - 1)).collect();
-                let name = format!("i{}", self.weights.len());
-                let t = Tensor::I64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[count]), idx).expect("sizes"));
-                self.weights.insert(name.clone(), t);
-                let indices = self.b.weight(&name, &TensorType::new(DType::I64, vec![count]));
+                let indices = self.random_indices(rng, vec![count], d);
                 let a = self.b.int(axis as i64);
                 L::Gather([x, indices, a])
             }
@@ -462,12 +469,7 @@ impl Gen {
                 let shape: Vec<usize> = (0..rank)
                     .map(|k| if k == axis { *rng.pick(&[1usize, 2, 3, 5]) } else { 1 + rng.below(xt.shape[k]) })
                     .collect();
-                let n: usize = shape.iter().product();
-                let idx: Vec<i64> = (0..n).map(|_| rng.range(-d, d - 1)).collect();
-                let name = format!("i{}", self.weights.len());
-                let t = Tensor::I64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), idx).expect("sizes"));
-                self.weights.insert(name.clone(), t);
-                let indices = self.b.weight(&name, &TensorType::new(DType::I64, shape));
+                let indices = self.random_indices(rng, shape, d);
                 let a = self.b.int(axis as i64);
                 L::GatherElements([x, indices, a])
             }
@@ -480,12 +482,7 @@ impl Gen {
                 let axis = rng.below(rank);
                 let d = xt.shape[axis] as i64;
                 let shape: Vec<usize> = (0..rank).map(|k| 1 + rng.below(xt.shape[k])).collect();
-                let n: usize = shape.iter().product();
-                let idx: Vec<i64> = (0..n).map(|_| rng.range(-d, d - 1)).collect();
-                let name = format!("i{}", self.weights.len());
-                let t = Tensor::I64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), idx).expect("sizes"));
-                self.weights.insert(name.clone(), t);
-                let indices = self.b.weight(&name, &TensorType::new(DType::I64, shape.clone()));
+                let indices = self.random_indices(rng, shape.clone(), d);
                 let updates = self.new_input(rng, Some(shape));
                 let reduction = rng.below(saturate_egraph::ops::SCATTER_REDUCTIONS.len()) as i64;
                 let (a, r) = (self.b.int(axis as i64), self.b.int(reduction));
