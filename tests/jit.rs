@@ -388,3 +388,96 @@ fn along_axis_0(op: &str) -> String {
         op.replacen("%x", "(transpose %x [1,0])", 1)
     }
 }
+
+/// Every cast between two element types gives on the JIT the interpreter's bits: all
+/// 65536 f16 patterns; f32 and f64 values at f16's rounding ties (including the f64
+/// just above a tie that f32 would round onto it), its subnormals and its overflow
+/// threshold; integers at every type's bounds; NaN, ±inf and ±0.
+#[test]
+fn casts_between_every_pair_of_types_match_the_interpreter_bit_for_bit() {
+    use saturate_egraph::{f16, DType};
+    let mut values: Vec<f64> = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        1.5,
+        2.5,
+        -2.5,
+        -0.7,
+        127.0,
+        128.0,
+        255.0,
+        256.0,
+        -128.0,
+        -129.0,
+        32767.0,
+        32768.0,
+        65535.0,
+        65536.0,
+        65504.0,
+        65519.99,
+        65520.0,
+        1e5,
+        2147483647.0,
+        2147483648.0,
+        4294967296.0,
+        -2147483649.0,
+        9007199254740993.0,
+        1e20,
+        -1e20,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        2f64.powi(-14),
+        2f64.powi(-24),
+        2f64.powi(-25),
+        3.0 * 2f64.powi(-25),
+        1e-8,
+        1e-40,
+        1e-310,
+        1.0 + 2f64.powi(-11),
+        1.0 + 3.0 * 2f64.powi(-11),
+        1.0 + 2f64.powi(-11) + 2f64.powi(-30),
+        1.0 + 2f64.powi(-11) - 2f64.powi(-30),
+        2f64.powi(-15) * (1.0 + 2f64.powi(-11)),
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for k in 0..2000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+        let scale = 2f64.powi((k % 80) - 40);
+        values.push((unit * 2.0 - 1.0) * scale);
+    }
+    let mut ints: Vec<i64> = vec![i64::MIN, i64::MAX, -1, u32::MAX as i64, i32::MIN as i64 - 1, 1 << 40];
+    ints.extend(values.iter().filter(|v| v.is_finite()).map(|&v| v as i64));
+    for from in DType::ALL {
+        let x = match from {
+            DType::F16 => Tensor::F16(ndarray::Array1::from_iter((0..=u16::MAX).map(f16::from_bits)).into_dyn()),
+            d if d.is_float() => Tensor::F64(ndarray::Array1::from(values.clone()).into_dyn()).cast(d),
+            d => Tensor::I64(ndarray::Array1::from(ints.clone()).into_dyn()).cast(d),
+        };
+        for to in DType::ALL {
+            let n = x.len();
+            let text = format!("(saturate-graph 1)\n(input %x {from} [{n}])\n(output \"y\" (cast %x {to}))\n");
+            let graph = sexp::parse(&text, "t", None).unwrap();
+            let want = run(&graph, std::slice::from_ref(&x)).unwrap().remove(0);
+            let got = jit(&graph, std::slice::from_ref(&x)).unwrap().remove(0);
+            assert_eq!(got.ty(), want.ty());
+            let (source, g, w) = (x.to_f64_vec(), got.to_f64_vec(), want.to_f64_vec());
+            let size = to.byte_size();
+            let (gb, wb) = (got.to_le_bytes(), want.to_le_bytes());
+            for i in 0..n {
+                let same = (g[i].is_nan() && w[i].is_nan()) || gb[i * size..][..size] == wb[i * size..][..size];
+                assert!(
+                    same,
+                    "cast {from} → {to} of {:e}: {} on the JIT, {} in the interpreter",
+                    source[i], g[i], w[i]
+                );
+            }
+        }
+    }
+}

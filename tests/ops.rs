@@ -1,6 +1,6 @@
-//! Semantics of supported ops that the ONNX node tests only exercise with element
-//! types saturate does not support (Cast, CastLike, Equal, Einsum and CumSum are tested here on
-//! f32, i64 and bool; their node tests use int8, int32, float16, float64 or strings), and the runtime errors of the interpreter.
+//! Semantics of supported ops beyond what their ONNX node tests exercise (Cast,
+//! CastLike, Equal, Einsum and CumSum on f32, i64 and bool), and the runtime errors of
+//! the interpreter.
 
 mod support;
 

@@ -8,7 +8,7 @@ use crate::jit::Code;
 use crate::memory::ALIGN;
 use crate::plan::{Buffer, Kernel, Loc, Port, Step};
 use rayon::prelude::*;
-use saturate_egraph::{DType, Tensor};
+use saturate_egraph::{DType, Tensor, TensorType};
 
 /// Loops with fewer elements than this run on one thread.
 const PARALLEL_ELEMENTS: usize = 1 << 15;
@@ -287,9 +287,10 @@ impl Executable {
                     let v = std::slice::from_raw_parts(src as *const i64, n).to_vec();
                     Tensor::I64(ndarray::ArrayD::from_shape_vec(shape, v).expect("length matches the shape"))
                 }
-                DType::Bool => {
-                    let v = std::slice::from_raw_parts(src, n).iter().map(|&b| b != 0).collect();
-                    Tensor::Bool(ndarray::ArrayD::from_shape_vec(shape, v).expect("length matches the shape"))
+                other => {
+                    let bytes = std::slice::from_raw_parts(src, n * other.byte_size());
+                    let ty = TensorType::new(other, port.shape.clone());
+                    Tensor::from_le_bytes(&ty, bytes).expect("length matches the shape")
                 }
             }
         }
@@ -311,6 +312,9 @@ unsafe fn write_tensor(tensor: &Tensor, dst: *mut u8) {
     match tensor {
         Tensor::F32(a) => copy(a, dst.cast()),
         Tensor::I64(a) => copy(a, dst.cast()),
-        Tensor::Bool(a) => a.iter().enumerate().for_each(|(k, &v)| dst.add(k).write(u8::from(v))),
+        other => {
+            let bytes = other.to_le_bytes();
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len())
+        }
     }
 }

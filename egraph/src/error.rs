@@ -19,7 +19,7 @@ pub enum Error {
     Unsupported { node: String, op: String, what: String },
 
     #[error(
-        "tensor `{tensor}` has element type {dtype}, which saturate does not support (it supports f32, i64 and bool)"
+        "tensor `{tensor}` has element type {dtype}, which saturate does not support (it supports FLOAT, DOUBLE, FLOAT16, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32 and BOOL)"
     )]
     UnsupportedType { tensor: String, dtype: String },
 

@@ -301,8 +301,8 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
             if !(0..crate::ops::SCATTER_REDUCTIONS.len() as i64).contains(&r) {
                 return Err(format!("scatter_elements reduction {r} is not one of 0..5"));
             }
-            if t.dtype == DType::Bool && r != 0 {
-                return Err("scatter_elements of bool tensors only replaces (reduction 0)".into());
+            if (t.dtype == DType::Bool || t.dtype.is_storage_only()) && r != 0 {
+                return Err(format!("scatter_elements of {} tensors only replaces (reduction 0)", t.dtype));
             }
             t.clone()
         }

@@ -29,7 +29,7 @@ pub mod tensor;
 pub mod work;
 
 pub use analysis::{ClassData, Facts, ShapeAnalysis, Sign, TensorEGraph};
-pub use dtype::DType;
+pub use dtype::{f16, DType, Element};
 pub use error::{Error, Result};
 pub use graph::{Graph, GraphBuilder, Port};
 pub use infer::Meta;

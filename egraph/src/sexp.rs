@@ -263,6 +263,29 @@ fn parse_values(ty: &TensorType, texts: &[&str]) -> std::result::Result<Tensor, 
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             Tensor::Bool(ArrayD::from_shape_vec(shape, v).expect("count checked"))
         }
+        d if d.is_float() => {
+            let v = texts
+                .iter()
+                .map(|t| t.parse::<f64>().map_err(|_| bad(t)))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Tensor::F64(ArrayD::from_shape_vec(shape, v).expect("count checked")).cast(d)
+        }
+        d => {
+            // an integer outside the type's range is an error, not a wrapped value
+            let v = texts
+                .iter()
+                .map(|t| {
+                    let v = t.parse::<i64>().map_err(|_| bad(t))?;
+                    let back = Tensor::I64(ndarray::arr0(v).into_dyn()).cast(d).to_i64_vec()[0];
+                    if back == v {
+                        Ok(v)
+                    } else {
+                        Err(format!("{v} is out of range for {d}"))
+                    }
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Tensor::I64(ArrayD::from_shape_vec(shape, v).expect("count checked")).cast(d)
+        }
     })
 }
 
@@ -361,6 +384,9 @@ fn values_form(t: &Tensor) -> String {
         Tensor::F32(a) => a.iter().for_each(|v| write!(s, " {}", Float::new(*v)).unwrap()),
         Tensor::I64(a) => a.iter().for_each(|v| write!(s, " {v}").unwrap()),
         Tensor::Bool(a) => a.iter().for_each(|v| write!(s, " {}", *v as u8).unwrap()),
+        Tensor::F16(a) => a.iter().for_each(|v| write!(s, " {}", f32::from(*v)).unwrap()),
+        Tensor::F64(a) => a.iter().for_each(|v| write!(s, " {v:?}").unwrap()),
+        other => other.to_i64_vec().iter().for_each(|v| write!(s, " {v}").unwrap()),
     }
     s.push(')');
     s

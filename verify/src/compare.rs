@@ -1,7 +1,7 @@
 //! How outputs are compared: elementwise `|a - b| <= atol + rtol·|b|`, with `b` the
 //! expected value; NaN matches NaN and infinities must match exactly.
 
-use saturate_egraph::Tensor;
+use saturate_egraph::{DType, Tensor};
 
 /// Default tolerances used across saturate (DESIGN.md).
 pub const RTOL: f64 = 1e-3;
@@ -35,45 +35,48 @@ pub fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Resu
         }
         idx
     };
-    match (actual, expected) {
-        (Tensor::F32(a), Tensor::F32(b)) => {
-            let mut worst: Option<(usize, f32, f32, f64)> = None;
-            let mut bad = 0usize;
-            for (i, (&x, &y)) in a.iter().zip(b.iter()).enumerate() {
-                let ok = if x.is_nan() || y.is_nan() {
-                    x.is_nan() && y.is_nan()
-                } else if x.is_infinite() || y.is_infinite() {
-                    x == y
-                } else {
-                    (x as f64 - y as f64).abs() <= atol + rtol * (y as f64).abs()
-                };
-                if !ok {
-                    bad += 1;
-                    let err = (x as f64 - y as f64).abs();
-                    if worst.is_none_or(|w| err > w.3 || err.is_nan()) {
-                        worst = Some((i, x, y, err));
-                    }
+    if actual.dtype().is_float() {
+        let (a, b) = (actual.to_f64_vec(), expected.to_f64_vec());
+        let mut worst: Option<(usize, f64, f64, f64)> = None;
+        let mut bad = 0usize;
+        for (i, (&x, &y)) in a.iter().zip(b.iter()).enumerate() {
+            let ok = if x.is_nan() || y.is_nan() {
+                x.is_nan() && y.is_nan()
+            } else if x.is_infinite() || y.is_infinite() {
+                x == y
+            } else {
+                (x - y).abs() <= atol + rtol * y.abs()
+            };
+            if !ok {
+                bad += 1;
+                let err = (x - y).abs();
+                if worst.is_none_or(|w| err > w.3 || err.is_nan()) {
+                    worst = Some((i, x, y, err));
                 }
             }
-            match worst {
-                None => Ok(()),
-                Some((i, x, y, _)) => Err(Mismatch {
-                    reason: format!(
-                        "{bad} of {} values differ; worst at {:?}: got {x}, expected {y} (rtol {rtol}, atol {atol})",
-                        a.len(),
-                        at(i)
-                    ),
-                }),
-            }
         }
-        (Tensor::I64(a), Tensor::I64(b)) => exact(a.iter().zip(b.iter()).position(|(x, y)| x != y), a.len(), |i| {
-            format!("at {:?}: got {}, expected {}", at(i), a.iter().nth(i).unwrap(), b.iter().nth(i).unwrap())
-        }),
-        (Tensor::Bool(a), Tensor::Bool(b)) => exact(a.iter().zip(b.iter()).position(|(x, y)| x != y), a.len(), |i| {
-            format!("at {:?}: got {}, expected {}", at(i), a.iter().nth(i).unwrap(), b.iter().nth(i).unwrap())
-        }),
-        _ => unreachable!("types were compared above"),
+        return match worst {
+            None => Ok(()),
+            Some((i, x, y, _)) => {
+                // the shortest text that is the value in its own type
+                let show = |v: f64| if actual.dtype() == DType::F64 { v.to_string() } else { (v as f32).to_string() };
+                Err(Mismatch {
+                    reason: format!(
+                        "{bad} of {} values differ; worst at {:?}: got {}, expected {} (rtol {rtol}, atol {atol})",
+                        a.len(),
+                        at(i),
+                        show(x),
+                        show(y)
+                    ),
+                })
+            }
+        };
     }
+    // integers and booleans, exactly
+    let (a, b) = (actual.to_i64_vec(), expected.to_i64_vec());
+    exact(a.iter().zip(&b).position(|(x, y)| x != y), a.len(), |i| {
+        format!("at {:?}: got {}, expected {}", at(i), a[i], b[i])
+    })
 }
 
 fn exact(first_bad: Option<usize>, len: usize, describe: impl Fn(usize) -> String) -> Result<(), Mismatch> {

@@ -141,7 +141,7 @@ impl Gen<'_> {
                 Expr::Unary(op, x) => self.unary(b, op, v[x], self.dtypes[x], float),
                 Expr::Binary(op, x, y) => self.binary(b, op, v[x], v[y], self.dtypes[x], float),
                 Expr::Where(c, x, y) => b.ins().select(v[c], v[x], v[y]),
-                Expr::Cast(x, to) => cast(b, v[x], self.dtypes[x], to),
+                Expr::Cast(x, to) => crate::jit::convert::cast(b, v[x], self.dtypes[x], to),
             };
             debug_assert!(idx == v.len());
             v.push(value);
@@ -360,6 +360,7 @@ impl Gen<'_> {
                 Binary::Min => b.ins().umin(x, y),
                 other => unreachable!("{other:?} on bool is rejected by type checking"),
             },
+            stored => unreachable!("{op:?} on {stored} is rejected by type checking"),
         }
     }
 }
@@ -399,25 +400,6 @@ fn clamp_unit(m: &mut Math, y: Value) -> Value {
     let y = m.select(below, zero, y);
     let above = m.cmp(FloatCC::GreaterThan, y, one);
     m.select(above, one, y)
-}
-
-fn cast(b: &mut FunctionBuilder, x: Value, from: DType, to: DType) -> Value {
-    match (from, to) {
-        (a, b2) if a == b2 => x,
-        (DType::F32, DType::I64) => b.ins().fcvt_to_sint_sat(types::I64, x),
-        (DType::F32, DType::Bool) => {
-            let zero = b.ins().f32const(0.0);
-            b.ins().fcmp(FloatCC::NotEqual, x, zero)
-        }
-        (DType::I64, DType::F32) => b.ins().fcvt_from_sint(types::F32, x),
-        (DType::I64, DType::Bool) => b.ins().icmp_imm_s(IntCC::NotEqual, x, 0),
-        (DType::Bool, DType::F32) => {
-            let wide = b.ins().uextend(types::I32, x);
-            b.ins().fcvt_from_uint(types::F32, wide)
-        }
-        (DType::Bool, DType::I64) => b.ins().uextend(types::I64, x),
-        _ => unreachable!("all pairs are covered"),
-    }
 }
 
 /// `max(x, y)` or `min`, NaN if either is: `x < y ? y : x` (`y < x ? y : x`) is one

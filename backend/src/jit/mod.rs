@@ -6,6 +6,7 @@
 //! and `[begin, end)` is the part of its outermost dimension to compute, so the runtime
 //! can split one kernel across threads without regenerating it.
 
+pub mod convert;
 pub mod gather;
 pub mod loops;
 pub mod math;
@@ -62,10 +63,15 @@ pub(crate) fn with_nans(b: &mut FunctionBuilder, nan: Value, value: Value) -> Va
 
 /// The CLIF type of one element of `d` (bools are bytes, 0 or 1).
 pub(crate) fn scalar_type(d: saturate_egraph::DType) -> cranelift_codegen::ir::Type {
+    use saturate_egraph::DType as D;
     match d {
-        saturate_egraph::DType::F32 => types::F32,
-        saturate_egraph::DType::I64 => types::I64,
-        saturate_egraph::DType::Bool => types::I8,
+        D::F32 => types::F32,
+        D::F64 => types::F64,
+        D::I64 => types::I64,
+        // f16 travels as its bits; only casts look inside (see `jit::convert`)
+        D::Bool | D::I8 | D::U8 => types::I8,
+        D::F16 | D::I16 | D::U16 => types::I16,
+        D::I32 | D::U32 => types::I32,
     }
 }
 

@@ -16,16 +16,19 @@ use std::collections::HashMap;
 /// A loop that sets every element of a `shape` tensor to `value`.
 pub fn fill_spec(shape: &[usize], dtype: DType, value: f32) -> LoopSpec {
     let dims = loop_dims(shape);
-    let literal = match dtype {
+    let mut exprs = vec![match dtype.compute() {
         DType::F32 => Expr::F32(value),
         DType::I64 => Expr::I64(value as i64),
-        DType::Bool => Expr::Bool(value != 0.0),
-    };
+        _ => Expr::Bool(value != 0.0),
+    }];
+    if dtype.is_storage_only() {
+        exprs.push(Expr::Cast(0, dtype));
+    }
     LoopSpec {
-        outputs: vec![Output { expr: 0, strides: contiguous_strides(&dims) }],
+        outputs: vec![Output { expr: exprs.len() - 1, strides: contiguous_strides(&dims) }],
         dims,
         operands: vec![],
-        exprs: vec![literal],
+        exprs,
     }
 }
 

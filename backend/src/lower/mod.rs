@@ -379,13 +379,5 @@ fn bytes_of(ty: &TensorType) -> usize {
 
 /// A tensor's elements as little-endian bytes, row-major.
 fn tensor_bytes(t: &saturate_egraph::Tensor) -> Vec<u8> {
-    use saturate_egraph::Tensor;
-    // sized up front: collecting a flat_map grows the vector byte by byte
-    let mut bytes = Vec::with_capacity(t.len() * t.dtype().byte_size());
-    match t {
-        Tensor::F32(a) => a.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes())),
-        Tensor::I64(a) => a.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes())),
-        Tensor::Bool(a) => bytes.extend(a.iter().map(|&v| u8::from(v))),
-    }
-    bytes
+    t.to_le_bytes()
 }

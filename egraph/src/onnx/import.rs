@@ -316,6 +316,11 @@ impl Importer<'_> {
         self.values.get(name).copied()
     }
 
+    /// Makes ONNX value `name` refer to `id` (for the widening of stored types).
+    pub(crate) fn rebind(&mut self, name: &str, id: Id) {
+        self.values.insert(name.to_string(), id);
+    }
+
     /// A name not used by any other input or weight, close to `hint`.
     fn fresh_name(&mut self, hint: &str) -> String {
         unique_name(&mut self.names, &sanitize_name(hint))

@@ -50,9 +50,81 @@ pub static SUPPORTED_OPS: std::sync::LazyLock<Vec<&'static str>> = std::sync::La
     ops
 });
 
+/// ONNX ops that only move, select or convert elements, so they work on every dtype
+/// as stored; every other op computes, and [`lower`] runs it in its operands' compute
+/// types (see [`crate::dtype`]).
+#[rustfmt::skip]
+const MOVES_ELEMENTS: &[&str] = &[
+    "Cast", "CastLike", "CenterCropPad", "Concat", "Constant", "ConstantOfShape", "DepthToSpace", "Dropout",
+    "Expand", "Flatten", "Gather", "GatherElements", "GatherND", "Identity", "OneHot", "Pad", "Reshape", "Shape",
+    "Size", "Slice", "SpaceToDepth", "Split", "Squeeze", "Tile", "Transpose", "Trilu", "Unsqueeze", "Where",
+];
+
+/// Scatters move elements when they replace (`reduction="none"`), and compute otherwise.
+const SCATTERS: &[&str] = &["Scatter", "ScatterElements", "ScatterND"];
+
+/// Results that are indices, not values of their operand's type: (op, output position).
+const INDEX_RESULTS: &[(&str, usize)] = &[("ArgMax", 0), ("ArgMin", 0), ("TopK", 1)];
+
 /// Lowers one ONNX node; returns the node of each of its outputs (`None` for outputs
 /// the node does not produce).
+///
+/// An op that computes, given operands of a type saturate only stores (`i8`, `f16`, …),
+/// computes on them cast to their compute type (`i64`, `f32`), and each result of that
+/// compute type is cast back to the operand's type: the rounding and wrapping ONNX
+/// specifies for the stored type. Index operands of a stored integer type (a gather's
+/// `int32` indices) become `i64`.
 pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
+    let op = op_type(node);
+    let replaces = || {
+        node.attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some("reduction"))
+            .is_none_or(|a| a.s.as_deref() == Some(b"none".as_slice()))
+    };
+    let moves = MOVES_ELEMENTS.contains(&op) || (SCATTERS.contains(&op) && replaces());
+    // (ONNX name, its node, its stored type, the type it computes in) of each operand
+    let mut widened: Vec<(String, Id, DType, DType)> = Vec::new();
+    for (position, name) in node.input.iter().enumerate() {
+        let Some(id) = imp.value(name) else { continue };
+        let Some(dtype) = imp.b.tensor_type(id).map(|t| t.dtype) else { continue };
+        let index = matches!((op, position), ("Gather" | "GatherElements" | "GatherND", 1))
+            || (SCATTERS.contains(&op) && position == 1);
+        if dtype.is_storage_only() && (!moves || (index && dtype.is_integer())) {
+            // max pooling only orders, and f32 holds every integer of up to 16 bits
+            let small_int = dtype.is_integer() && dtype.byte_size() <= 2;
+            let compute = if op == "MaxPool" && small_int { DType::F32 } else { dtype.compute() };
+            widened.push((name.clone(), id, dtype, compute));
+        }
+    }
+    for (name, id, _, compute) in &widened {
+        let to = imp.b.dtype(*compute);
+        let wide = imp.add(TensorLang::Cast([*id, to]), node)?;
+        imp.rebind(name, wide);
+    }
+    let outputs = lower_node(imp, node);
+    for (name, id, _, _) in &widened {
+        imp.rebind(name, *id);
+    }
+    let mut outputs = outputs?;
+    if moves {
+        return Ok(outputs);
+    }
+    for (position, out) in outputs.iter_mut().enumerate() {
+        let Some(out) = out else { continue };
+        if INDEX_RESULTS.contains(&(op, position)) {
+            continue;
+        }
+        let computed = imp.b.tensor_type(*out).map(|t| t.dtype);
+        if let Some(&(_, _, dtype, _)) = widened.iter().find(|w| Some(w.3) == computed) {
+            let d = imp.b.dtype(dtype);
+            *out = imp.add(TensorLang::Cast([*out, d]), node)?;
+        }
+    }
+    Ok(outputs)
+}
+
+fn lower_node(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
     let mut cx = Cx { imp, node };
     let domain = node.domain.as_deref().unwrap_or("");
     if !matches!(domain, "" | "ai.onnx") {
@@ -530,11 +602,7 @@ impl Cx<'_, '_, '_> {
 
     /// A scalar zero of `x`'s element type, to select or compare against.
     fn zero_like(&mut self, x: Id) -> Id {
-        let zero = match self.ty(x).dtype {
-            DType::F32 => Tensor::scalar_f32(0.0),
-            DType::I64 => Tensor::I64(ndarray::arr0(0).into_dyn()),
-            DType::Bool => Tensor::Bool(ndarray::arr0(false).into_dyn()),
-        };
+        let zero = Tensor::full(self.ty(x).dtype, &[], 0.0);
         self.constant_part(zero, "zero")
     }
 
@@ -656,16 +724,22 @@ impl Cx<'_, '_, '_> {
 }
 
 fn broadcast_scalar(value: &Tensor, shape: &[usize]) -> Tensor {
-    let dims = ndarray::IxDyn(shape);
-    match value {
-        Tensor::F32(a) => Tensor::F32(ndarray::ArrayD::from_elem(dims, *a.iter().next().unwrap())),
-        Tensor::I64(a) => Tensor::I64(ndarray::ArrayD::from_elem(dims, *a.iter().next().unwrap())),
-        Tensor::Bool(a) => Tensor::Bool(ndarray::ArrayD::from_elem(dims, *a.iter().next().unwrap())),
-    }
+    crate::map_tensor!(value, a => ndarray::ArrayD::from_elem(ndarray::IxDyn(shape), *a.iter().next().unwrap()))
 }
 
 fn clip(cx: &mut Cx) -> Result<Id> {
     let x = cx.input(0)?;
+    if cx.ty(x).dtype == DType::I64 && cx.imp.opset >= 11 {
+        // integer bounds are operands of x's type: a max, then a min
+        let mut y = x;
+        if let Some(lo) = cx.opt_input(1) {
+            y = cx.add(TensorLang::Max([y, lo]))?;
+        }
+        if let Some(hi) = cx.opt_input(2) {
+            y = cx.add(TensorLang::Min([y, hi]))?;
+        }
+        return Ok(y);
+    }
     let (lo, hi) = if cx.imp.opset < 11 {
         (cx.float_attr("min", f32::NEG_INFINITY)?, cx.float_attr("max", f32::INFINITY)?)
     } else {
@@ -1186,7 +1260,7 @@ fn range(cx: &mut Cx) -> Result<Id> {
             let v: Vec<f32> = (0..n).map(|i| s + i as f32 * d).collect();
             Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[n]), v).expect("1-D"))
         }
-        DType::Bool => return Err(cx.attr_error("Range of booleans".into())),
+        other => return Err(cx.attr_error(format!("Range of {other}"))),
     };
     Ok(cx.constant(t))
 }

@@ -2,12 +2,13 @@
 //! files that carry model inputs and outputs.
 //!
 //! Data may sit in `raw_data` (little-endian bytes), in a typed field (`float_data`,
-//! `int64_data`, `int32_data` for booleans), or in an external file named relative to
+//! `double_data`, `int64_data`, `uint64_data` for u32, `int32_data` for the narrower
+//! integers, booleans and f16 bit patterns), or in an external file named relative to
 //! the model. Every length is checked against the declared shape.
 
 use super::proto::TensorProto;
 use crate::dtype::onnx_type_name;
-use crate::{DType, Error, Result, Tensor, TensorType};
+use crate::{f16, DType, Error, Result, Tensor, TensorType};
 use ndarray::{ArrayD, IxDyn};
 use prost::Message;
 use std::path::Path;
@@ -52,28 +53,26 @@ pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Ten
         return tensor_from_le_bytes(&ty, raw).map_err(bad);
     }
     let count_error = |got: usize, field: &str| bad(format!("{field} holds {got} values, but {ty} needs {numel}"));
-    let dims = IxDyn(&ty.shape);
-    match dtype {
-        DType::F32 => {
-            if t.float_data.len() != numel {
-                return Err(count_error(t.float_data.len(), "float_data"));
-            }
-            Ok(Tensor::F32(ArrayD::from_shape_vec(dims, t.float_data.clone()).expect("count checked")))
-        }
-        DType::I64 => {
-            if t.int64_data.len() != numel {
-                return Err(count_error(t.int64_data.len(), "int64_data"));
-            }
-            Ok(Tensor::I64(ArrayD::from_shape_vec(dims, t.int64_data.clone()).expect("count checked")))
-        }
-        DType::Bool => {
-            if t.int32_data.len() != numel {
-                return Err(count_error(t.int32_data.len(), "int32_data"));
-            }
-            let v = t.int32_data.iter().map(|&x| x != 0).collect();
-            Ok(Tensor::Bool(ArrayD::from_shape_vec(dims, v).expect("count checked")))
-        }
+    // the typed field each type's values sit in when they are not raw bytes
+    let (field, values): (&str, Vec<f64>) = match dtype {
+        DType::F32 => ("float_data", t.float_data.iter().map(|&v| v as f64).collect()),
+        DType::F64 => ("double_data", t.double_data.clone()),
+        DType::I64 => ("int64_data", t.int64_data.iter().map(|&v| v as f64).collect()),
+        DType::U32 => ("uint64_data", t.uint64_data.iter().map(|&v| v as f64).collect()),
+        // f16 values are their bit patterns, widened to int32
+        DType::F16 => ("int32_data", t.int32_data.iter().map(|&v| f16::from_bits(v as u16).to_f64()).collect()),
+        _ => ("int32_data", t.int32_data.iter().map(|&v| v as f64).collect()),
+    };
+    if values.len() != numel {
+        return Err(count_error(values.len(), field));
     }
+    if dtype == DType::I64 {
+        // i64 beyond 2⁵³ does not survive f64
+        let v = t.int64_data.clone();
+        return Ok(Tensor::I64(ArrayD::from_shape_vec(IxDyn(&ty.shape), v).expect("count checked")));
+    }
+    // every other type's values are exact in f64
+    Ok(Tensor::F64(ArrayD::from_shape_vec(IxDyn(&ty.shape), values).expect("count checked")).cast(dtype))
 }
 
 /// Encodes a tensor with its data in `raw_data`.
@@ -110,34 +109,12 @@ pub fn write_tensor_file(path: &Path, tensor: &Tensor, name: &str) -> Result<()>
 
 /// Decodes little-endian element data of type `ty`.
 pub fn tensor_from_le_bytes(ty: &TensorType, bytes: &[u8]) -> std::result::Result<Tensor, String> {
-    let expected = ty.numel() * ty.dtype.byte_size();
-    if bytes.len() != expected {
-        return Err(format!("{} bytes of data, but {ty} needs {expected}", bytes.len()));
-    }
-    let dims = IxDyn(&ty.shape);
-    Ok(match ty.dtype {
-        DType::F32 => {
-            let v = bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-            Tensor::F32(ArrayD::from_shape_vec(dims, v).expect("length checked"))
-        }
-        DType::I64 => {
-            let v = bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
-            Tensor::I64(ArrayD::from_shape_vec(dims, v).expect("length checked"))
-        }
-        DType::Bool => {
-            let v = bytes.iter().map(|&b| b != 0).collect();
-            Tensor::Bool(ArrayD::from_shape_vec(dims, v).expect("length checked"))
-        }
-    })
+    Tensor::from_le_bytes(ty, bytes)
 }
 
 /// Encodes element data as little-endian bytes, in row-major order.
 pub fn tensor_to_le_bytes(t: &Tensor) -> Vec<u8> {
-    match t {
-        Tensor::F32(a) => a.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Tensor::I64(a) => a.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Tensor::Bool(a) => a.iter().map(|&v| v as u8).collect(),
-    }
+    t.to_le_bytes()
 }
 
 fn read_external(t: &TensorProto, base_dir: Option<&Path>, len: usize) -> std::result::Result<Vec<u8>, String> {

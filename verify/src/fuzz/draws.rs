@@ -72,6 +72,11 @@ pub fn draw(graph: &Graph, k: usize) -> Result<Vec<Tensor>, String> {
                 ),
                 DType::I64 => Tensor::I64(ndarray::ArrayD::zeros(shape)),
                 DType::Bool => Tensor::Bool(ndarray::ArrayD::from_elem(shape, false)),
+                stored => Tensor::F32(
+                    ndarray::ArrayD::from_shape_vec(shape, (0..ty.numel()).map(|_| value()).collect())
+                        .expect("sizes match"),
+                )
+                .cast(stored),
             }
         })
         .collect())

@@ -269,8 +269,16 @@ impl Gen {
                     1 => self.pick(instr.b, DType::Bool, true).map_or(x, |v| v.0),
                     _ => self.pick(instr.b, DType::I64, true).map_or(x, |v| v.0),
                 };
-                let to = self.b.dtype(*rng.pick(&[DType::F32, DType::I64, DType::Bool]));
-                L::Cast([source, to])
+                let to = *rng.pick(&DType::ALL);
+                if to.is_storage_only() {
+                    // through a stored type and back: its rounding, wrapping or saturation
+                    let d = self.b.dtype(to);
+                    let stored = self.b.add(L::Cast([source, d])).ok()?;
+                    let back = self.b.dtype(to.compute());
+                    L::Cast([stored, back])
+                } else {
+                    L::Cast([source, self.b.dtype(to)])
+                }
             }
             "matmul" | "matmul_bias_act" => {
                 if rank == 0 {

@@ -6,7 +6,7 @@
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
 use saturate_egraph::shape::broadcast;
-use saturate_egraph::{Activation, BinaryOp, DType, Tensor, UnaryOp};
+use saturate_egraph::{Activation, BinaryOp, DType, Element, Tensor, UnaryOp};
 
 /// The activation functions of fused epilogues, in f64.
 pub fn activation(act: Activation, x: f64) -> f64 {
@@ -37,6 +37,7 @@ pub fn unary(x: &Tensor, op: UnaryOp, params: &[f32]) -> Result<Tensor, String> 
         }
         Tensor::I64(a) => Tensor::I64(a.mapv(d.int.ok_or_else(undefined)?)),
         Tensor::Bool(a) => Tensor::Bool(a.mapv(d.logical.ok_or_else(undefined)?)),
+        _ => return Err(undefined()),
     })
 }
 
@@ -97,25 +98,19 @@ pub fn select(cond: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor, String> {
             .map_collect(|&c, &p, &q| if c { p } else { q })
     }
     Ok(match (x, y) {
-        (Tensor::F32(a), Tensor::F32(b)) => Tensor::F32(pick(c, a, b, &shape)),
-        (Tensor::I64(a), Tensor::I64(b)) => Tensor::I64(pick(c, a, b, &shape)),
-        (Tensor::Bool(a), Tensor::Bool(b)) => Tensor::Bool(pick(c, a, b, &shape)),
+        (x, y) if x.dtype() == y.dtype() => {
+            fn same<T: Element>(c: &ArrayD<bool>, a: &ArrayD<T>, y: &Tensor, shape: &[usize]) -> ArrayD<T> {
+                pick(c, a, T::array(y).expect("dtypes checked"), shape)
+            }
+            saturate_egraph::map_tensor!(x, a => same(c, a, y, &shape))
+        }
         _ => return Err(format!("where of {} and {}", x.ty(), y.ty())),
     })
 }
 
-/// Converts element types: floats truncate toward zero when cast to integers, and
-/// anything non-zero is `true`.
+/// Converts element types, as [`saturate_egraph::Element::cast`] defines: floats round
+/// to nearest, truncate toward zero (saturating) into integers, integers wrap, anything
+/// non-zero is `true`.
 pub fn cast(x: &Tensor, to: DType) -> Tensor {
-    match (x, to) {
-        (Tensor::F32(a), DType::F32) => Tensor::F32(a.clone()),
-        (Tensor::F32(a), DType::I64) => Tensor::I64(a.mapv(|v| v as i64)),
-        (Tensor::F32(a), DType::Bool) => Tensor::Bool(a.mapv(|v| v != 0.0)),
-        (Tensor::I64(a), DType::F32) => Tensor::F32(a.mapv(|v| v as f32)),
-        (Tensor::I64(a), DType::I64) => Tensor::I64(a.clone()),
-        (Tensor::I64(a), DType::Bool) => Tensor::Bool(a.mapv(|v| v != 0)),
-        (Tensor::Bool(a), DType::F32) => Tensor::F32(a.mapv(|v| v as u8 as f32)),
-        (Tensor::Bool(a), DType::I64) => Tensor::I64(a.mapv(|v| v as i64)),
-        (Tensor::Bool(a), DType::Bool) => Tensor::Bool(a.clone()),
-    }
+    x.cast(to)
 }

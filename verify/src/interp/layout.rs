@@ -3,18 +3,7 @@
 
 use super::elementwise::view_as;
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
-use saturate_egraph::Tensor;
-
-/// Applies the same generic array operation to whichever dtype `t` holds.
-macro_rules! per_dtype {
-    ($t:expr, $a:ident => $body:expr) => {
-        match $t {
-            Tensor::F32($a) => Tensor::F32($body),
-            Tensor::I64($a) => Tensor::I64($body),
-            Tensor::Bool($a) => Tensor::Bool($body),
-        }
-    };
-}
+use saturate_egraph::{map_tensor as per_dtype, Element, Tensor};
 
 /// The same elements in row-major order, under a new shape.
 pub fn reshape(x: &Tensor, shape: &[usize]) -> Result<Tensor, String> {
@@ -22,11 +11,7 @@ pub fn reshape(x: &Tensor, shape: &[usize]) -> Result<Tensor, String> {
         let data: Vec<T> = a.iter().cloned().collect();
         ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| format!("reshape {:?} to {shape:?}: {e}", a.shape()))
     }
-    Ok(match x {
-        Tensor::F32(a) => Tensor::F32(go(a, shape)?),
-        Tensor::I64(a) => Tensor::I64(go(a, shape)?),
-        Tensor::Bool(a) => Tensor::Bool(go(a, shape)?),
-    })
+    Ok(per_dtype!(x, a => go(a, shape)?))
 }
 
 /// Broadcasts `x` against `shape` (the result has the broadcast of both shapes).
@@ -41,25 +26,16 @@ pub fn transpose(x: &Tensor, perm: &[usize]) -> Tensor {
 }
 
 pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor, String> {
-    fn go<T: Clone>(views: Vec<ArrayViewD<T>>, axis: usize) -> Result<ArrayD<T>, String> {
+    fn go<T: Element>(first: &ArrayD<T>, parts: &[&Tensor], axis: usize) -> Result<ArrayD<T>, String> {
+        let views: Vec<ArrayViewD<T>> =
+            parts.iter().map(|p| T::array(p).map(|a| a.view())).collect::<Option<_>>().ok_or_else(|| {
+                format!("concat of mixed types {:?}", parts.iter().map(|p| p.dtype()).collect::<Vec<_>>())
+            })?;
+        debug_assert_eq!(views[0].shape(), first.shape());
         ndarray::concatenate(Axis(axis), &views).map_err(|e| format!("concat: {e}"))
     }
     let first = parts.first().ok_or("concat of nothing")?;
-    let mismatch = || format!("concat of mixed types {:?}", parts.iter().map(|p| p.dtype()).collect::<Vec<_>>());
-    Ok(match first {
-        Tensor::F32(_) => Tensor::F32(go(
-            parts.iter().map(|p| p.as_f32().map(|a| a.view())).collect::<Option<_>>().ok_or_else(mismatch)?,
-            axis,
-        )?),
-        Tensor::I64(_) => Tensor::I64(go(
-            parts.iter().map(|p| p.as_i64().map(|a| a.view())).collect::<Option<_>>().ok_or_else(mismatch)?,
-            axis,
-        )?),
-        Tensor::Bool(_) => Tensor::Bool(go(
-            parts.iter().map(|p| p.as_bool().map(|a| a.view())).collect::<Option<_>>().ok_or_else(mismatch)?,
-            axis,
-        )?),
-    })
+    Ok(per_dtype!(first, a => go(a, parts, axis)?))
 }
 
 /// Takes, along each axis, the indices `start, start+step, …` up to (not including)
@@ -130,11 +106,7 @@ pub fn gather_elements(x: &Tensor, indices: &Tensor, axis: usize) -> Result<Tens
         }
         Ok(ArrayD::from_shape_vec(idx.raw_dim(), values).expect("sizes match"))
     }
-    Ok(match x {
-        Tensor::F32(a) => Tensor::F32(go(a, idx, axis, dim)?),
-        Tensor::I64(a) => Tensor::I64(go(a, idx, axis, dim)?),
-        Tensor::Bool(a) => Tensor::Bool(go(a, idx, axis, dim)?),
-    })
+    Ok(per_dtype!(x, a => go(a, idx, axis, dim)?))
 }
 
 /// `x` with, for each position `p` of `indices` in order, the element at `p` with its
@@ -192,20 +164,35 @@ pub fn scatter_elements(
     Ok(match (x, updates) {
         (Tensor::F32(a), Tensor::F32(u)) => Tensor::F32(go(a, idx, u, axis, dim, f32_combine(reduction))?),
         (Tensor::I64(a), Tensor::I64(u)) => Tensor::I64(go(a, idx, u, axis, dim, i64_combine(reduction))?),
-        (Tensor::Bool(a), Tensor::Bool(u)) if reduction == 0 => Tensor::Bool(go(a, idx, u, axis, dim, |_, v| v)?),
-        _ => return Err("scatter_elements data and updates must have one element type (bool only replaced)".into()),
+        (x, u) if reduction == 0 && x.dtype() == u.dtype() => {
+            fn replace<T: Element>(
+                a: &ArrayD<T>,
+                idx: &ArrayD<i64>,
+                u: &Tensor,
+                axis: usize,
+                dim: i64,
+            ) -> Result<ArrayD<T>, String> {
+                go(a, idx, T::array(u).expect("dtypes checked"), axis, dim, |_, v| v)
+            }
+            per_dtype!(x, a => replace(a, idx, u, axis, dim)?)
+        }
+        _ => {
+            return Err("scatter_elements data and updates must have one element type (only f32 and i64 combine)".into())
+        }
     })
 }
 
 /// Pads every axis with `pads[i]` elements before and `pads[i + rank]` after, all equal
-/// to `value`.
+/// to `value` (converted to `x`'s type as `cast` converts).
 pub fn pad(x: &Tensor, pads: &[usize], value: f32) -> Result<Tensor, String> {
-    let a = x.as_f32().ok_or("pad takes an f32 tensor")?;
-    let rank = a.ndim();
-    let shape: Vec<usize> = (0..rank).map(|i| a.shape()[i] + pads[i] + pads[i + rank]).collect();
-    let mut out = ArrayD::from_elem(IxDyn(&shape), value);
-    let region: Vec<ndarray::SliceInfoElem> =
-        (0..rank).map(|i| ndarray::SliceInfoElem::from(pads[i]..pads[i] + a.shape()[i])).collect();
-    out.slice_mut(region.as_slice()).assign(a);
-    Ok(Tensor::F32(out))
+    fn go<T: Element>(a: &ArrayD<T>, pads: &[usize], value: T) -> ArrayD<T> {
+        let rank = a.ndim();
+        let shape: Vec<usize> = (0..rank).map(|i| a.shape()[i] + pads[i] + pads[i + rank]).collect();
+        let mut out = ArrayD::from_elem(IxDyn(&shape), value);
+        let region: Vec<ndarray::SliceInfoElem> =
+            (0..rank).map(|i| ndarray::SliceInfoElem::from(pads[i]..pads[i] + a.shape()[i])).collect();
+        out.slice_mut(region.as_slice()).assign(a);
+        out
+    }
+    Ok(per_dtype!(x, a => go(a, pads, value.cast())))
 }

@@ -68,6 +68,7 @@ pub fn reduce(x: &Tensor, axes: &[usize], keep: bool, r: Reduction) -> Result<Te
             }
             Tensor::Bool(ArrayD::from_shape_vec(IxDyn(&out_shape(a.shape())), values).expect("sizes match"))
         }
+        other => return Err(format!("reductions compute on f32, i64 or bool, not {}", other.dtype())),
     })
 }
 
@@ -78,7 +79,7 @@ pub fn arg_extreme(x: &Tensor, axis: usize, keep: bool, last: bool, max: bool) -
     let values: Vec<f64> = match x {
         Tensor::F32(a) => a.iter().map(|&v| v as f64).collect(),
         Tensor::I64(a) => a.iter().map(|&v| v as f64).collect(),
-        Tensor::Bool(_) => return Err("arg_max/arg_min of booleans".into()),
+        other => return Err(format!("arg_max/arg_min of {}", other.dtype())),
     };
     let shape = x.shape().to_vec();
     let a = ArrayD::from_shape_vec(IxDyn(&shape), values).expect("sizes match");
@@ -144,7 +145,7 @@ pub fn cum_sum(x: &Tensor, axis: usize, exclusive: bool, reverse: bool) -> Resul
     Ok(match x {
         Tensor::F32(a) => Tensor::F32(scan(a, axis, exclusive, reverse, 0f64, |s, v| s + v as f64, |s| s as f32)),
         Tensor::I64(a) => Tensor::I64(scan(a, axis, exclusive, reverse, 0i64, i64::wrapping_add, |s| s)),
-        Tensor::Bool(_) => return Err("cum_sum of booleans".into()),
+        other => return Err(format!("cum_sum of {}", other.dtype())),
     })
 }
 

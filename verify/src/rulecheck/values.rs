@@ -45,5 +45,7 @@ pub fn random_tensor(rng: &mut Rng, ty: &TensorType, values: Values) -> Tensor {
             let v: Vec<bool> = (0..n).map(|_| rng.chance(0.5)).collect();
             Tensor::Bool(ArrayD::from_shape_vec(shape, v).expect("size matches"))
         }
+        // a stored type: its compute type's draw, converted
+        stored => random_tensor(rng, &TensorType::new(stored.compute(), ty.shape.clone()), values).cast(stored),
     }
 }

@@ -320,7 +320,7 @@ pub(super) fn top_k(cx: &mut Cx) -> Result<Vec<Option<Id>>> {
         (DType::F32, false) => Tensor::scalar_f32(f32::INFINITY),
         (DType::I64, true) => Tensor::I64(ndarray::arr0(i64::MIN).into_dyn()),
         (DType::I64, false) => Tensor::I64(ndarray::arr0(i64::MAX).into_dyn()),
-        (DType::Bool, _) => return Err(cx.attr_error("TopK of booleans".into())),
+        (other, _) => return Err(cx.attr_error(format!("TopK of {other}"))),
     };
     let worst = cx.constant_part(worst, "taken");
     let mut range_shape = vec![1; shape.len()];
