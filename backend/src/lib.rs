@@ -73,7 +73,18 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendEr
         .num_threads(threads)
         .build()
         .map_err(|e| BackendError::Codegen(format!("starting {threads} threads: {e}")))?;
+    let external = runtime::external_buffers(&lowered.buffers, &lowered.steps, &lowered.inputs, &lowered.outputs);
+    let mut arg_start = Vec::with_capacity(lowered.steps.len());
+    let mut total_args = 0;
+    for s in &lowered.steps {
+        arg_start.push(total_args);
+        total_args += s.args.len();
+    }
     let mut exe = Executable {
+        external,
+        bases: vec![std::ptr::null_mut(); lowered.buffers.len()],
+        args: vec![std::ptr::null_mut(); total_args],
+        arg_start,
         code,
         steps: lowered.steps,
         buffers: lowered.buffers,

@@ -8,7 +8,7 @@ use crate::jit::Code;
 use crate::memory::ALIGN;
 use crate::plan::{Buffer, Kernel, Loc, Port, Step};
 use rayon::prelude::*;
-use saturate_egraph::{DType, Tensor, TensorType};
+use saturate_egraph::Tensor;
 
 /// Loops with fewer elements than this run on one thread.
 const PARALLEL_ELEMENTS: usize = 1 << 15;
@@ -90,6 +90,52 @@ pub struct Executable {
     pub(crate) outputs: Vec<Port>,
     pub(crate) pool: rayon::ThreadPool,
     pub(crate) threads: usize,
+    /// Per run-time buffer, whether it is a caller's input or output (see [`External`]).
+    pub(crate) external: Vec<Option<External>>,
+    /// Every buffer's address for the run in progress.
+    pub(crate) bases: Vec<*mut u8>,
+    /// Every step's argument addresses, one after another (`arg_start[k]..` for step k).
+    pub(crate) args: Vec<*mut u8>,
+    pub(crate) arg_start: Vec<usize>,
+}
+
+/// A buffer that is the caller's memory during a run instead of a part of the arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum External {
+    /// Input `k`: no step writes it, so the kernels read the caller's tensor in place.
+    Input(usize),
+    /// Output `k`: it holds exactly that output, so the kernels write the caller's
+    /// tensor directly.
+    Output(usize),
+}
+
+/// Which run-time buffers can be the caller's: an input's buffer that no step writes,
+/// and an output's buffer that holds that output alone (not a view into a bigger
+/// buffer, not an input, not a constant, not shared by two outputs).
+pub(crate) fn external_buffers(
+    buffers: &[Buffer],
+    steps: &[Step],
+    inputs: &[Port],
+    outputs: &[Port],
+) -> Vec<Option<External>> {
+    let mut external = vec![None; buffers.len()];
+    let written: std::collections::HashSet<usize> =
+        steps.iter().flat_map(|s| s.args.iter().zip(&s.writes).filter(|(_, &w)| w).map(|(l, _)| l.buffer.0)).collect();
+    for (k, p) in inputs.iter().enumerate() {
+        let b = p.loc.buffer.0;
+        if p.loc.offset == 0 && !written.contains(&b) && !buffers[b].constant {
+            external[b] = Some(External::Input(k));
+        }
+    }
+    for (k, p) in outputs.iter().enumerate() {
+        let b = p.loc.buffer.0;
+        let alone = p.loc.offset == 0 && buffers[b].bytes == p.bytes() && !buffers[b].constant;
+        let shared = outputs.iter().filter(|q| q.loc.buffer.0 == b).count() > 1;
+        if alone && !shared && external[b].is_none() {
+            external[b] = Some(External::Output(k));
+        }
+    }
+    external
 }
 
 // SAFETY: the raw pointers point into buffers the Executable owns
@@ -129,29 +175,80 @@ impl Executable {
         self.steps.iter().filter(|s| !s.constant).count()
     }
 
-    /// Runs the program on `inputs` (in the order of [`inputs`](Self::inputs)).
+    /// Runs the program on `inputs` (in the order of [`inputs`](Self::inputs)) and
+    /// returns freshly allocated outputs; [`run_into`](Self::run_into) reuses them.
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, BackendError> {
+        let mut outputs = self.new_outputs();
+        self.run_into(inputs, &mut outputs)?;
+        Ok(outputs)
+    }
+
+    /// Zeroed tensors of the outputs' types and shapes, for [`run_into`](Self::run_into).
+    pub fn new_outputs(&self) -> Vec<Tensor> {
+        self.outputs.iter().map(|p| Tensor::full(p.dtype, &p.shape, 0.0)).collect()
+    }
+
+    /// Runs the program on `inputs`, writing its results into `outputs` (tensors of the
+    /// outputs' types and shapes, as [`new_outputs`](Self::new_outputs) makes them).
+    ///
+    /// Nothing is copied or allocated: the kernels read each input where the caller
+    /// holds it and write each output into the caller's tensor. (The exceptions copy:
+    /// an input or output not in row-major layout, an output that is an input, a
+    /// constant, a view into a bigger buffer, or another output's twin.)
+    pub fn run_into(&mut self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<(), BackendError> {
         self.check_inputs(inputs)?;
+        self.check_outputs(outputs)?;
         let arena = self.arena.ptr();
-        for (port, tensor) in self.inputs.iter().zip(inputs) {
-            let dst = self.pointer(arena, port.loc);
-            // SAFETY: check_inputs made the tensor's type and shape the port's, and the
-            // port's buffer holds exactly that many elements
-            unsafe { write_tensor(tensor, dst) };
-        }
-        for k in 0..self.steps.len() {
-            if !self.steps[k].constant {
-                self.execute(k, arena);
+        for b in 0..self.buffers.len() {
+            self.bases[b] = self.own_base(arena, b);
+            match self.external[b] {
+                Some(External::Input(k)) if standard_layout(&inputs[k]) => self.bases[b] = data_ptr(&inputs[k]),
+                Some(External::Output(k)) if standard_layout(&outputs[k]) => {
+                    self.bases[b] = data_ptr_mut(&mut outputs[k])
+                }
+                _ => {}
             }
         }
-        Ok(self.outputs.iter().map(|port| self.read(arena, port)).collect())
+        for (port, tensor) in self.inputs.iter().zip(inputs) {
+            let dst = self.pointer(port.loc);
+            if dst != data_ptr(tensor) {
+                // SAFETY: check_inputs made the tensor's type and shape the port's, and the
+                // port's buffer holds exactly that many elements
+                unsafe { write_tensor(tensor, dst) };
+            }
+        }
+        self.bind_args();
+        for k in 0..self.steps.len() {
+            if !self.steps[k].constant {
+                self.execute(k);
+            }
+        }
+        for (port, tensor) in self.outputs.iter().zip(outputs.iter_mut()) {
+            let src = self.pointer(port.loc);
+            if src != data_ptr(tensor) {
+                // SAFETY: the port's buffer holds the output, of the tensor's type and shape
+                unsafe { read_tensor(src, tensor) };
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `args` with every step's argument addresses from `bases`.
+    fn bind_args(&mut self) {
+        for (k, step) in self.steps.iter().enumerate() {
+            for (j, loc) in step.args.iter().enumerate() {
+                self.args[self.arg_start[k] + j] = self.bases[loc.buffer.0].wrapping_add(loc.offset);
+            }
+        }
     }
 
     /// Runs the program `runs` times and returns, per kind of kernel (the op a loop was
     /// generated for, or `matmul`), the total seconds and number of calls, slowest first.
     pub fn profile(&mut self, inputs: &[Tensor], runs: usize) -> Result<Vec<(String, f64, usize)>, BackendError> {
         self.run(inputs)?;
-        let arena = self.arena.ptr();
+        // the run left `args` pointing at its inputs and outputs, which are gone: the
+        // arena's own copies are what the profiled steps read and write
+        self.bind_arena();
         let mut totals: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
         for _ in 0..runs {
             for k in 0..self.steps.len() {
@@ -163,7 +260,7 @@ impl Executable {
                     Kernel::MatMul(m) => format!("matmul {}x{}x{}", m.m, m.n, m.k),
                 };
                 let start = std::time::Instant::now();
-                self.execute(k, arena);
+                self.execute(k);
                 let entry = totals.entry(label).or_default();
                 entry.0 += start.elapsed().as_secs_f64() / runs as f64;
                 entry.1 += 1;
@@ -178,7 +275,7 @@ impl Executable {
     /// it: their FLOPs over the time spent in them, over `runs` runs.
     pub fn gemm_gflops(&mut self, inputs: &[Tensor], runs: usize) -> Result<f64, BackendError> {
         self.run(inputs)?;
-        let arena = self.arena.ptr();
+        self.bind_arena();
         let (mut seconds, mut flops) = (0.0, 0.0);
         for _ in 0..runs {
             for k in 0..self.steps.len() {
@@ -188,7 +285,7 @@ impl Executable {
                 }
                 flops += 2.0 * (m.m * m.n * m.k * m.batch.len()) as f64;
                 let start = std::time::Instant::now();
-                self.execute(k, arena);
+                self.execute(k);
                 seconds += start.elapsed().as_secs_f64();
             }
         }
@@ -197,12 +294,21 @@ impl Executable {
 
     /// Runs the constant steps once, at compile time.
     pub(crate) fn prepare_constants(&mut self) {
-        let arena = self.arena.ptr();
+        self.bind_arena();
         for k in 0..self.steps.len() {
             if self.steps[k].constant {
-                self.execute(k, arena);
+                self.execute(k);
             }
         }
+    }
+
+    /// Points every buffer at its own memory: the arena, or the constants.
+    fn bind_arena(&mut self) {
+        let arena = self.arena.ptr();
+        for b in 0..self.buffers.len() {
+            self.bases[b] = self.own_base(arena, b);
+        }
+        self.bind_args();
     }
 
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<(), BackendError> {
@@ -229,15 +335,35 @@ impl Executable {
         Ok(())
     }
 
-    fn pointer(&self, arena: *mut u8, loc: Loc) -> *mut u8 {
-        let b = loc.buffer.0;
-        let base = if self.buffers[b].constant { self.constant_ptrs[b] } else { arena.wrapping_add(self.offsets[b]) };
-        base.wrapping_add(loc.offset)
+    fn check_outputs(&self, outputs: &[Tensor]) -> Result<(), BackendError> {
+        let fits = outputs.len() == self.outputs.len()
+            && self.outputs.iter().zip(outputs).all(|(p, t)| t.dtype() == p.dtype && t.shape() == p.shape.as_slice());
+        if fits {
+            return Ok(());
+        }
+        let want: Vec<String> =
+            self.outputs.iter().map(|p| format!("{}: {:?}{:?}", p.name, p.dtype, p.shape)).collect();
+        let got: Vec<String> = outputs.iter().map(|t| format!("{:?}{:?}", t.dtype(), t.shape())).collect();
+        Err(BackendError::Input(format!("the outputs must be [{}], got [{}]", want.join(", "), got.join(", "))))
     }
 
-    fn execute(&self, k: usize, arena: *mut u8) {
+    /// Buffer `b`'s own memory: in the arena, or among the constants.
+    fn own_base(&self, arena: *mut u8, b: usize) -> *mut u8 {
+        if self.buffers[b].constant {
+            self.constant_ptrs[b]
+        } else {
+            arena.wrapping_add(self.offsets[b])
+        }
+    }
+
+    /// Where `loc` is in the run being bound.
+    fn pointer(&self, loc: Loc) -> *mut u8 {
+        self.bases[loc.buffer.0].wrapping_add(loc.offset)
+    }
+
+    fn execute(&self, k: usize) {
         let step = &self.steps[k];
-        let ptrs: Vec<*mut u8> = step.args.iter().map(|&loc| self.pointer(arena, loc)).collect();
+        let ptrs = &self.args[self.arg_start[k]..self.arg_start[k] + step.args.len()];
         match &step.kernel {
             Kernel::Loop { index, outer, per_outer } => {
                 let f = self.code.kernel(*index);
@@ -270,31 +396,6 @@ impl Executable {
             }
         }
     }
-
-    /// A copy of an output out of the arena.
-    fn read(&self, arena: *mut u8, port: &Port) -> Tensor {
-        let src = self.pointer(arena, port.loc);
-        let n: usize = port.shape.iter().product();
-        let shape = ndarray::IxDyn(&port.shape);
-        // SAFETY: the port's buffer holds n elements of its dtype
-        unsafe {
-            match port.dtype {
-                DType::F32 => {
-                    let v = std::slice::from_raw_parts(src as *const f32, n).to_vec();
-                    Tensor::F32(ndarray::ArrayD::from_shape_vec(shape, v).expect("length matches the shape"))
-                }
-                DType::I64 => {
-                    let v = std::slice::from_raw_parts(src as *const i64, n).to_vec();
-                    Tensor::I64(ndarray::ArrayD::from_shape_vec(shape, v).expect("length matches the shape"))
-                }
-                other => {
-                    let bytes = std::slice::from_raw_parts(src, n * other.byte_size());
-                    let ty = TensorType::new(other, port.shape.clone());
-                    Tensor::from_le_bytes(&ty, bytes).expect("length matches the shape")
-                }
-            }
-        }
-    }
 }
 
 /// Copies a tensor's elements, in row-major order, to `dst` (element by element only
@@ -309,12 +410,33 @@ unsafe fn write_tensor(tensor: &Tensor, dst: *mut u8) {
             None => a.iter().enumerate().for_each(|(k, &v)| dst.add(k).write(v)),
         }
     }
-    match tensor {
-        Tensor::F32(a) => copy(a, dst.cast()),
-        Tensor::I64(a) => copy(a, dst.cast()),
-        other => {
-            let bytes = other.to_le_bytes();
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len())
+    saturate_egraph::with_tensor!(tensor, a => copy(a, dst.cast()))
+}
+
+/// Copies `tensor`'s elements from `src`, in row-major order.
+///
+/// # Safety
+/// `src` must hold as many valid elements of the tensor's type as the tensor has.
+unsafe fn read_tensor(src: *const u8, tensor: &mut Tensor) {
+    unsafe fn copy<T: Copy>(src: *const T, a: &mut ndarray::ArrayD<T>) {
+        match a.as_slice_mut() {
+            Some(s) => std::ptr::copy_nonoverlapping(src, s.as_mut_ptr(), s.len()),
+            None => a.iter_mut().enumerate().for_each(|(k, v)| *v = src.add(k).read()),
         }
     }
+    saturate_egraph::with_tensor!(tensor, a => copy(src.cast(), a))
+}
+
+/// Whether the tensor's elements lie in row-major order, one after another.
+fn standard_layout(t: &Tensor) -> bool {
+    saturate_egraph::with_tensor!(t, a => a.is_standard_layout())
+}
+
+/// The address of the tensor's first element.
+fn data_ptr(t: &Tensor) -> *mut u8 {
+    saturate_egraph::with_tensor!(t, a => a.as_ptr() as *mut u8)
+}
+
+fn data_ptr_mut(t: &mut Tensor) -> *mut u8 {
+    saturate_egraph::with_tensor!(t, a => a.as_mut_ptr().cast())
 }
