@@ -25,6 +25,7 @@ Usage: export_pytorch.py --size small|full --out DIR [--only NAME ...] [--export
 import argparse
 import contextlib
 import inspect
+import itertools
 import json
 import os
 import shutil
@@ -353,10 +354,22 @@ def write_tensor(array, name, path):
     path.write_bytes(t.SerializeToString())
 
 
-def one_export(spec, size, exporter, dynamic, out_dir, rng):
+def export_name(spec, exporter, dynamic, precision):
+    half = ".f16" if precision == "float16" else ""
+    return f"{spec['name']}{half}.{exporter}.{'dynamic' if dynamic else 'static'}"
+
+
+def to_precision(inputs, precision):
+    """Float inputs in the export's precision (token ids stay int64)."""
+    if precision != "float16":
+        return inputs
+    return [(n, v.astype(np.float16) if v.dtype == np.float32 else v) for n, v in inputs]
+
+
+def one_export(spec, size, exporter, dynamic, out_dir, rng, precision="float32"):
     from pathlib import Path
 
-    name = f"{spec['name']}.{exporter}.{'dynamic' if dynamic else 'static'}"
+    name = export_name(spec, exporter, dynamic, precision)
     folder = Path(out_dir) / name
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "test_data_set_0").mkdir(parents=True)
@@ -367,6 +380,11 @@ def one_export(spec, size, exporter, dynamic, out_dir, rng):
     if spec["kind"] == "vision":
         randomize(model, torch.Generator().manual_seed(SEED))
         calibrate(model, torch.from_numpy(inputs[0][1]))
+    if precision == "float16":
+        # weights, activations and float inputs in half precision, as `model.half()`
+        # exports are
+        model = model.half()
+        inputs = to_precision(inputs, precision)
     started = time.time()
     # the TorchScript exporter not under no_grad: there torch's MultiheadAttention takes
     # a fast path that it cannot export; the dynamo exporter under it (T5's attention
@@ -380,6 +398,7 @@ def one_export(spec, size, exporter, dynamic, out_dir, rng):
         strip_metadata(folder / "model.onnx")
     # a dynamic export is tested at another binding than it was exported at
     test_inputs, _ = example_inputs(spec, size, 3 if dynamic else 1, 6 if dynamic else 8, rng)
+    test_inputs = to_precision(test_inputs, precision)
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     feeds = {n: v for n, v in test_inputs}
     wanted = {i.name for i in session.get_inputs()}
@@ -387,7 +406,7 @@ def one_export(spec, size, exporter, dynamic, out_dir, rng):
     outputs = session.run(None, feeds)
     with torch.no_grad():
         reference = model(*[torch.from_numpy(v) for _, v in test_inputs])
-    diff = float(np.max(np.abs(outputs[0] - reference.numpy()))) if outputs[0].size else 0.0
+    diff = float(np.max(np.abs(outputs[0].astype(np.float64) - reference.numpy().astype(np.float64)))) if outputs[0].size else 0.0
     for k, (n, v) in enumerate((n, v) for n, v in test_inputs if n in wanted):
         write_tensor(v, n, folder / "test_data_set_0" / f"input_{k}.pb")
     for k, (o, v) in enumerate(zip(session.get_outputs(), outputs)):
@@ -399,6 +418,7 @@ def one_export(spec, size, exporter, dynamic, out_dir, rng):
         "model": spec["name"],
         "exporter": exporter,
         "dynamic": dynamic,
+        "precision": precision,
         "nodes": len(proto.graph.node),
         "ops": ops,
         "bytes": (folder / "model.onnx").stat().st_size,
@@ -415,6 +435,8 @@ def main():
     ap.add_argument("--only", nargs="*", help="model names (default: all)")
     ap.add_argument("--exporter", choices=["dynamo", "torchscript"], nargs="*", default=["dynamo", "torchscript"])
     ap.add_argument("--shapes", choices=["static", "dynamic"], nargs="*", default=["static", "dynamic"])
+    ap.add_argument("--precision", choices=["float32", "float16"], nargs="*", default=["float32"],
+                    help="float16: the model and its float inputs in half precision (model.half())")
     a = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     specs = torchvision_models() + transformers_models()
@@ -427,28 +449,27 @@ def main():
     manifest_path = os.path.join(a.out, "suite.json")
     manifest = json.load(open(manifest_path)) if os.path.exists(manifest_path) else {"exports": [], "failed": []}
     rng = np.random.default_rng(SEED + 1)
-    for spec in specs:
-        for exporter in a.exporter:
-            for dynamic in [s == "dynamic" for s in a.shapes]:
-                label = f"{spec['name']}.{exporter}.{'dynamic' if dynamic else 'static'}"
-                manifest["exports"] = [e for e in manifest["exports"] if e["name"] != label]
-                manifest["failed"] = [e for e in manifest["failed"] if e["name"] != label]
-                try:
-                    entry = one_export(spec, a.size, exporter, dynamic, a.out, rng)
-                    manifest["exports"].append(entry)
-                    print(f"{label:<44} {entry['nodes']:>5} nodes {entry['bytes'] / 1e3:>8.0f} kB "
-                          f"{entry['export_seconds']:>6.1f} s  torch vs ort {entry['torch_vs_onnxruntime']:.1e} of {entry['output_max_abs']:.1e}", flush=True)
-                except Exception as e:  # torch's own exporter failing is recorded, not fatal
-                    shutil.rmtree(os.path.join(a.out, label), ignore_errors=True)
-                    why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
-                    manifest["failed"].append({"name": label, "error": why})
-                    print(f"{label:<44} export failed: {why}", flush=True)
-                    if os.environ.get("SATURATE_EXPORT_TRACEBACK"):
-                        traceback.print_exc()
-                manifest["exports"].sort(key=lambda e: e["name"])
-                manifest["failed"].sort(key=lambda e: e["name"])
-                manifest.update({"size": a.size, "torch": torch.__version__, "torchvision": torchvision.__version__})
-                json.dump(manifest, open(manifest_path, "w"), indent=1)
+    for spec, exporter, dynamic, precision in itertools.product(
+            specs, a.exporter, [s == "dynamic" for s in a.shapes], a.precision):
+        label = export_name(spec, exporter, dynamic, precision)
+        manifest["exports"] = [e for e in manifest["exports"] if e["name"] != label]
+        manifest["failed"] = [e for e in manifest["failed"] if e["name"] != label]
+        try:
+            entry = one_export(spec, a.size, exporter, dynamic, a.out, rng, precision)
+            manifest["exports"].append(entry)
+            print(f"{label:<44} {entry['nodes']:>5} nodes {entry['bytes'] / 1e3:>8.0f} kB "
+                  f"{entry['export_seconds']:>6.1f} s  torch vs ort {entry['torch_vs_onnxruntime']:.1e} of {entry['output_max_abs']:.1e}", flush=True)
+        except Exception as e:  # torch's own exporter failing is recorded, not fatal
+            shutil.rmtree(os.path.join(a.out, label), ignore_errors=True)
+            why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            manifest["failed"].append({"name": label, "error": why})
+            print(f"{label:<44} export failed: {why}", flush=True)
+            if os.environ.get("SATURATE_EXPORT_TRACEBACK"):
+                traceback.print_exc()
+        manifest["exports"].sort(key=lambda e: e["name"])
+        manifest["failed"].sort(key=lambda e: e["name"])
+        manifest.update({"size": a.size, "torch": torch.__version__, "torchvision": torchvision.__version__})
+        json.dump(manifest, open(manifest_path, "w"), indent=1)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ fn jit(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
 }
 
 /// At least these exports are committed: 22 torchvision and 7 transformers models, two
-/// exporters, static and dynamic, less the ones torch cannot export.
-const EXPORTS_AT_LEAST: usize = 100;
+/// exporters, static and dynamic, less the ones torch cannot export; and 14 of five
+/// models in half precision.
+const EXPORTS_AT_LEAST: usize = 120;
 
 #[test]
 fn every_export_matches_onnxruntime_three_ways() {
@@ -83,4 +84,19 @@ fn the_suite_has_both_exporters_and_both_shape_kinds_of_every_model() {
     assert!(missing.is_empty(), "neither exported nor recorded as failed: {missing:?}");
     let dynamic = suite.exports.iter().filter(|e| e.dynamic).count();
     assert!(dynamic * 3 >= suite.exports.len(), "only {dynamic} dynamic exports");
+}
+
+/// Half-precision exports (`model.half()`, `--precision float16`) are in the suite, and
+/// they are f16 models: f16 outputs (and f16 images for the vision models), which
+/// saturate stores as f16 and computes op by op as ONNX specifies.
+#[test]
+fn the_suite_has_half_precision_exports() {
+    let suite = exports::read_suite(&exports::committed_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let half: Vec<&exports::Export> = suite.exports.iter().filter(|e| e.name.contains(".f16.")).collect();
+    assert!(half.len() >= 12, "{} half-precision exports", half.len());
+    for e in half {
+        let set = e.dir.join("test_data_set_0");
+        let (_, output) = saturate_egraph::onnx::read_tensor_file(&set.join("output_0.pb")).unwrap();
+        assert_eq!(output.dtype(), saturate_egraph::DType::F16, "{}", e.name);
+    }
 }

@@ -19,7 +19,7 @@
 use crate::compare::{compare, ATOL, RTOL};
 use crate::{load_for_inputs, run};
 use saturate_egraph::onnx::{self, read_tensor_file, SUPPORTED_OPS};
-use saturate_egraph::{Graph, Tensor};
+use saturate_egraph::{DType, Graph, Tensor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -135,13 +135,14 @@ pub struct Tolerance {
 pub const NODE_TESTS: Tolerance = Tolerance { rtol: RTOL, atol: ATOL, of_scale: 0.0 };
 
 fn node_test_outcome(dir: &Path, engine: Engine) -> Outcome {
-    model_folder_outcome(dir, engine, NODE_TESTS)
+    model_folder_outcome(dir, engine, |_| NODE_TESTS)
 }
 
 /// Runs a folder in the layout of the node tests (`model.onnx`, `test_data_set_*/`
 /// `input_K.pb` and `output_K.pb`): the model is bound to the shapes of each set's
-/// inputs, run on `engine`, and its outputs compared with the set's.
-pub fn model_folder_outcome(dir: &Path, engine: Engine, tolerance: Tolerance) -> Outcome {
+/// inputs, run on `engine`, and its outputs compared with the set's, at the tolerance
+/// for each output's element type.
+pub fn model_folder_outcome(dir: &Path, engine: Engine, tolerance: fn(DType) -> Tolerance) -> Outcome {
     let mut sets: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect(),
         Err(e) => return Outcome::Failed(e.to_string()),
@@ -185,6 +186,7 @@ pub fn model_folder_outcome(dir: &Path, engine: Engine, tolerance: Tolerance) ->
         for (i, (got, want)) in outputs.iter().zip(&expected).enumerate() {
             let scale =
                 want.to_f32_vec().iter().fold(0f64, |m, v| if v.is_finite() { m.max(v.abs() as f64) } else { m });
+            let tolerance = tolerance(want.dtype());
             let atol = tolerance.atol.max(tolerance.of_scale * scale);
             if let Err(m) = compare(got, want, tolerance.rtol, atol) {
                 return Outcome::Failed(format!("output {i}: {m}"));
