@@ -14,7 +14,7 @@ const CASES: usize = 600;
 const SEED: u64 = 2026;
 
 fn compiled(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
-    saturate_backend::compile(g, &saturate_backend::Options { threads: 1 })
+    saturate_backend::compile(g, &saturate_backend::Options::for_fuzzing(g))
         .and_then(|mut exe| exe.run(inputs))
         .map_err(|e| e.to_string())
 }

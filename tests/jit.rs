@@ -3,7 +3,7 @@
 
 mod support;
 
-use saturate_backend::{compile, Options};
+use saturate_backend::{compile, Kernels, Options};
 use saturate_egraph::{sexp, Tensor};
 use saturate_extract::{optimize, OptimizeOptions};
 use saturate_rewrites::Library;
@@ -12,7 +12,7 @@ use saturate_verify::{run, suite};
 use support::*;
 
 fn jit(graph: &saturate_egraph::Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
-    compile(graph, &Options { threads: 2 })
+    compile(graph, &Options::threads(2))
         .and_then(|mut exe| exe.run(inputs))
         .map_err(|e| EngineError { unsupported: e.is_unsupported(), message: e.to_string() })
 }
@@ -90,16 +90,47 @@ fn jit_matches(body: &str, seed: u64, of_scale: f64) {
     assert_outputs_within(body, &got, &want, of_scale);
 }
 
+/// `op` over `xs` on both kinds of elementwise code — the host's wide vectors (where it
+/// has them and `xs` is long enough for them) and Cranelift's f32x4 loops — against the
+/// interpreter.
 fn same_elementwise(op: &str, xs: &[f32]) {
     let n = xs.len();
     let text = format!("(saturate-graph 1)\n(input %x f32 [{n}])\n(output \"y\" ({op} %x))\n");
     let graph = sexp::parse(&text, "t", None).unwrap();
     let x = Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[n]), xs.to_vec()).unwrap());
     let want = run(&graph, std::slice::from_ref(&x)).unwrap();
-    let got = jit(&graph, &[x]).unwrap();
-    for (i, (g, w)) in got[0].to_f32_vec().iter().zip(want[0].to_f32_vec()).enumerate() {
-        let ok = (g.is_nan() && w.is_nan()) || g == &w || (g - w).abs() <= 1e-5 + 1e-5 * w.abs();
-        assert!(ok, "{op}({}) = {g} on the JIT, {w} in the interpreter", xs[i]);
+    for kernels in [Kernels::Widest, Kernels::Clif] {
+        let mut exe = compile(&graph, &Options { threads: 2, kernels }).unwrap();
+        let got = exe.run(std::slice::from_ref(&x)).unwrap();
+        for (i, (g, w)) in got[0].to_f32_vec().iter().zip(want[0].to_f32_vec()).enumerate() {
+            let ok = (g.is_nan() && w.is_nan()) || g == &w || (g - w).abs() <= 1e-5 + 1e-5 * w.abs();
+            assert!(ok, "{op}({}) = {g} on the JIT ({kernels:?}), {w} in the interpreter", xs[i]);
+        }
+    }
+}
+
+/// Where the host has AVX-512 or AVX2, fused f32 loops run on them (the profile names
+/// the instruction set), unless Cranelift's loops are asked for; chains of several ops,
+/// broadcast operands and rows that end in a partial vector match the interpreter both
+/// ways, at 1 and 2 threads.
+#[test]
+fn fused_loops_run_on_the_widest_vectors_and_match_both_ways() {
+    let body = "(input %x f32 [37,301])\n(input %b f32 [301])\n(input %c f32 [37,1])\n\
+        (output \"y\" (mul (tanh (add %x %b)) (sigmoid (sub %c %x))))\n\
+        (output \"z\" (max (gelu_tanh %x) (fill 0.25 [1])))";
+    let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+    let inputs = random_inputs(&graph, 5);
+    let want = run(&graph, &inputs).unwrap();
+    for kernels in [Kernels::Widest, Kernels::Clif] {
+        for threads in [1, 2] {
+            let mut exe = compile(&graph, &Options { threads, kernels }).unwrap();
+            let got = exe.run(&inputs).unwrap();
+            assert_outputs_within(&format!("{kernels:?} at {threads} threads"), &got, &want, 1e-5);
+            let labels: Vec<String> = exe.profile(&inputs, 1).unwrap().into_iter().map(|r| r.0).collect();
+            let wide = labels.iter().any(|l| l.contains("Avx512") || l.contains("Avx2"));
+            let expected = kernels == Kernels::Widest && saturate_backend::wide::Isa::detect().is_some();
+            assert_eq!(wide, expected, "{kernels:?}: {labels:?}");
+        }
     }
 }
 
@@ -208,7 +239,7 @@ fn pow_handles_signs_and_special_exponents() {
 #[test]
 fn bad_inputs_are_clear_errors() {
     let graph = sexp::parse("(saturate-graph 1)\n(input %x f32 [3])\n(output \"y\" (relu %x))\n", "t", None).unwrap();
-    let mut exe = compile(&graph, &Options { threads: 1 }).unwrap();
+    let mut exe = compile(&graph, &Options::threads(1)).unwrap();
     let wrong = Tensor::F32(ndarray::ArrayD::zeros(ndarray::IxDyn(&[4])));
     let e = exe.run(&[wrong]).unwrap_err().to_string();
     assert!(e.contains("input `x`") && e.contains("[3]"), "{e}");

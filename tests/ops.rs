@@ -245,7 +245,7 @@ fn cum_sum_runs_forward_backward_inclusive_exclusive() {
             let input = if dtype == FLOAT { f32s(&[2, 3], &x) } else { i64s(&[2, 3], &x.map(|v| v as i64)) };
             let graph = onnx::import_model(&model.proto(), None, &Interpreter, &HashMap::new()).unwrap();
             let interp = run(&graph, std::slice::from_ref(&input)).unwrap();
-            let mut exe = saturate_backend::compile(&graph, &saturate_backend::Options { threads: 1 }).unwrap();
+            let mut exe = saturate_backend::compile(&graph, &saturate_backend::Options::threads(1)).unwrap();
             let jit = exe.run(&[input]).unwrap();
             for got in [&interp[0], &jit[0]] {
                 assert_eq!(got.to_f32_vec(), want, "axis {axis} exclusive {exclusive} reverse {reverse} ({dtype})");
@@ -273,7 +273,7 @@ fn gather_nd_with_batch_dims_and_negative_indices() {
         let input = f32s(&[2, 2, 2], &data);
         let graph = onnx::import_model(&model.proto(), None, &Interpreter, &HashMap::new()).unwrap();
         let interp = run(&graph, std::slice::from_ref(&input)).unwrap();
-        let mut exe = saturate_backend::compile(&graph, &saturate_backend::Options { threads: 1 }).unwrap();
+        let mut exe = saturate_backend::compile(&graph, &saturate_backend::Options::threads(1)).unwrap();
         let jit = exe.run(&[input]).unwrap();
         for got in [&interp[0], &jit[0]] {
             assert_eq!(got.shape(), &[2, 2]);

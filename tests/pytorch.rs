@@ -12,7 +12,7 @@ use saturate_verify::exports;
 use std::collections::BTreeSet;
 
 fn jit(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
-    compile(graph, &Options { threads: 2 })
+    compile(graph, &Options::threads(2))
         .and_then(|mut exe| exe.run(inputs))
         .map_err(|e| EngineError { unsupported: e.is_unsupported(), message: e.to_string() })
 }

@@ -57,7 +57,7 @@ fn runs_into_the_callers_tensors_allocate_nothing() {
     ));
     let inputs = [ramp(&[64, 300]), Tensor::i64_vec(vec![0, 63, -1, 7, 7])];
     for threads in [1, 2] {
-        let mut exe = compile(&g, &Options { threads }).unwrap();
+        let mut exe = compile(&g, &Options::threads(threads)).unwrap();
         let want = saturate_verify::run(&g, &inputs).unwrap();
         let mut outputs = exe.new_outputs();
         for _ in 0..9 {
@@ -83,7 +83,7 @@ fn runs_into_the_callers_tensors_allocate_nothing() {
 #[test]
 fn outputs_are_written_where_the_caller_holds_them() {
     let g = graph("(input %x f32 [1000])\n(output \"y\" (sigmoid %x))");
-    let mut exe = compile(&g, &Options { threads: 1 }).unwrap();
+    let mut exe = compile(&g, &Options::threads(1)).unwrap();
     let x = ramp(&[1000]);
     let mut outputs = exe.new_outputs();
     let before = outputs[0].as_f32().unwrap().as_ptr();
@@ -108,7 +108,7 @@ fn outputs_that_must_be_copied_still_match() {
          (output \"a\" $e)\n\
          (output \"b\" $e)",
     );
-    let mut exe = compile(&g, &Options { threads: 2 }).unwrap();
+    let mut exe = compile(&g, &Options::threads(2)).unwrap();
     // a transposed view: the input is not in row-major layout
     let x = match ramp(&[6, 4]) {
         Tensor::F32(a) => Tensor::F32(a.reversed_axes()),

@@ -20,7 +20,7 @@
 //! use saturate_egraph::{sexp, Tensor};
 //!
 //! let graph = sexp::parse("(saturate-graph 1)\n(input %x f32 [5])\n(output \"y\" (relu (neg %x)))\n", "t", None).unwrap();
-//! let mut exe = compile(&graph, &Options { threads: 1 }).unwrap();
+//! let mut exe = compile(&graph, &Options::threads(1)).unwrap();
 //! let x = Tensor::F32(ndarray::arr1(&[-2.0f32, -1.0, 0.0, 1.0, 2.0]).into_dyn());
 //! let y = exe.run(&[x]).unwrap();
 //! assert_eq!(y[0].to_f32_vec(), vec![2.0, 1.0, 0.0, 0.0, 0.0]);
@@ -37,6 +37,7 @@ pub mod memory;
 pub mod plan;
 pub mod rows;
 pub mod runtime;
+pub mod wide;
 pub mod window;
 
 pub use error::BackendError;
@@ -51,18 +52,50 @@ use saturate_egraph::Graph;
 pub struct Options {
     /// Threads for loops and matrix products (1: all on the calling thread).
     pub threads: usize,
+    /// Which code fused elementwise loops run.
+    pub kernels: Kernels,
+}
+
+/// The code of fused elementwise loops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// The host's widest vectors (AVX-512, else AVX2 with FMA: [`wide`]) for the loops
+    /// they implement, Cranelift's f32x4 loops for the rest and on other hosts.
+    #[default]
+    Widest,
+    /// Cranelift's loops only: the reference the wide kernels are checked against.
+    Clif,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { threads: std::thread::available_parallelism().map_or(1, |n| n.get()) }
+        Options { threads: std::thread::available_parallelism().map_or(1, |n| n.get()), kernels: Kernels::Widest }
+    }
+}
+
+impl Options {
+    /// The default options with `threads` threads.
+    pub fn threads(threads: usize) -> Options {
+        Options { threads, ..Default::default() }
+    }
+
+    /// For differential fuzzing: one thread, and the wide kernels or Cranelift's loops
+    /// depending on the graph (its size's parity), so a campaign checks both against
+    /// the interpreter.
+    pub fn for_fuzzing(graph: &Graph) -> Options {
+        let kernels = if graph.expr.len() % 2 == 0 { Kernels::Widest } else { Kernels::Clif };
+        Options { threads: 1, kernels }
     }
 }
 
 /// Compiles `graph`: lowers it, generates its kernels, plans its memory and computes its
 /// constant parts.
 pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendError> {
-    let lowered = lower::lower(graph)?;
+    let wide = match options.kernels {
+        Kernels::Widest => wide::Isa::detect(),
+        Kernels::Clif => None,
+    };
+    let lowered = lower::lower(graph, wide)?;
     let code = lowered.jit.finish()?;
     let pinned_start: Vec<BufferId> = lowered.inputs.iter().map(|p| p.loc.buffer).collect();
     let pinned_end: Vec<BufferId> = lowered.outputs.iter().map(|p| p.loc.buffer).collect();

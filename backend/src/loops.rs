@@ -98,6 +98,28 @@ impl LoopSpec {
         self.len() == 0
     }
 
+    /// Reorders the dimensions other than the inner one so that operand `k` is read in
+    /// its memory order (its strides decreasing outward, ties kept in order). A strided
+    /// copy that reads in memory order writes a few output pages in turn instead of
+    /// reading one page per element row: with the 4 KiB pages of a caller's tensors,
+    /// the other order misses the TLB on every row (a [16,511,12,64] head transpose:
+    /// 14 ms against 3 ms).
+    pub fn read_in_memory_order(&mut self, k: usize) {
+        let Some(inner) = self.dims.len().checked_sub(1) else { return };
+        let strides = self.operands[k].strides.clone();
+        let mut order: Vec<usize> = (0..inner).collect();
+        order.sort_by_key(|&d| std::cmp::Reverse(strides[d].unsigned_abs()));
+        order.push(inner);
+        let permute = |v: &Vec<isize>| order.iter().map(|&d| v[d]).collect::<Vec<isize>>();
+        self.dims = order.iter().map(|&d| self.dims[d]).collect();
+        for o in &mut self.operands {
+            o.strides = permute(&o.strides);
+        }
+        for o in &mut self.outputs {
+            o.strides = permute(&o.strides);
+        }
+    }
+
     /// Merges adjacent dimensions that every operand and output walks contiguously
     /// (stride of the outer = stride of the inner × its size), and drops size-1
     /// dimensions: fewer, longer loops, and the inner one as long as possible.

@@ -49,6 +49,9 @@ pub enum Kernel {
     /// A generated loop: kernel `index` of the JIT module; its outermost dimension has
     /// `outer` iterations of `per_outer` elements each (for splitting across threads).
     Loop { index: usize, outer: usize, per_outer: usize },
+    /// The same loop on the host's widest vectors ([`crate::wide`]); `index` is its CLIF
+    /// version, which names it in profiles.
+    Wide { index: usize, program: Box<crate::wide::Program>, outer: usize, per_outer: usize },
     /// Matrix products through the GEMM crate.
     MatMul(MatMul),
 }

@@ -257,6 +257,7 @@ impl Executable {
                 }
                 let label = match &self.steps[k].kernel {
                     Kernel::Loop { index, .. } => self.code.name(*index).to_string(),
+                    Kernel::Wide { index, program, .. } => format!("{} ({:?})", self.code.name(*index), program.isa()),
                     Kernel::MatMul(m) => format!("matmul {}x{}x{}", m.m, m.n, m.k),
                 };
                 let start = std::time::Instant::now();
@@ -356,6 +357,19 @@ impl Executable {
         }
     }
 
+    /// Runs `body` over `[0, outer)`, in chunks across the pool when the loop is big
+    /// enough to pay for it.
+    fn split(&self, outer: usize, per_outer: usize, args: Args, body: impl Fn(*const *mut u8, usize, usize) + Sync) {
+        if self.threads > 1 && outer * per_outer >= PARALLEL_ELEMENTS && outer > 1 {
+            let chunks = (self.threads * 4).min(outer);
+            self.pool.install(|| {
+                (0..chunks).into_par_iter().for_each(|c| body(args.get(), outer * c / chunks, outer * (c + 1) / chunks))
+            });
+        } else {
+            body(args.get(), 0, outer);
+        }
+    }
+
     /// Where `loc` is in the run being bound.
     fn pointer(&self, loc: Loc) -> *mut u8 {
         self.bases[loc.buffer.0].wrapping_add(loc.offset)
@@ -367,23 +381,17 @@ impl Executable {
         match &step.kernel {
             Kernel::Loop { index, outer, per_outer } => {
                 let f = self.code.kernel(*index);
-                let args = Args(ptrs.as_ptr());
-                let total = outer * per_outer;
-                if self.threads > 1 && total >= PARALLEL_ELEMENTS && *outer > 1 {
-                    let chunks = (self.threads * 4).min(*outer);
-                    let outer = *outer;
-                    self.pool.install(|| {
-                        (0..chunks).into_par_iter().for_each(|c| {
-                            let (begin, end) = (outer * c / chunks, outer * (c + 1) / chunks);
-                            // SAFETY: the kernel reads and writes only its buffers, and
-                            // chunks of the outer dimension write disjoint elements
-                            unsafe { f(args.get(), begin as u64, end as u64) };
-                        })
-                    });
-                } else {
-                    // SAFETY: as above, on one thread
-                    unsafe { f(args.0, 0, *outer as u64) };
-                }
+                // SAFETY: the kernel reads and writes only its buffers, and chunks of the
+                // outer dimension write disjoint elements
+                self.split(*outer, *per_outer, Args(ptrs.as_ptr()), |args, begin, end| unsafe {
+                    f(args, begin as u64, end as u64)
+                });
+            }
+            Kernel::Wide { program, outer, per_outer, .. } => {
+                // SAFETY: as for loops; the program was built for this host's vectors
+                self.split(*outer, *per_outer, Args(ptrs.as_ptr()), |args, begin, end| unsafe {
+                    program.run(args, begin, end)
+                });
             }
             Kernel::MatMul(product) => {
                 let operands = Args(ptrs.as_ptr());

@@ -36,7 +36,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         graph = optimize_for_run(&graph, opts)?;
     }
     let start = Instant::now();
-    let mut exe = saturate_backend::compile(&graph, &saturate_backend::Options { threads: args.threads })?;
+    let mut exe = saturate_backend::compile(&graph, &saturate_backend::Options::threads(args.threads))?;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
     let options = BenchOptions { min_time: Duration::from_secs_f64(args.min_time), ..Default::default() };
     let timing = measure(&mut exe, &inputs, &options)?;

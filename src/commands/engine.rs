@@ -17,7 +17,7 @@ pub fn run(engine: Engine, threads: usize, graph: &Graph, inputs: &[Tensor]) -> 
     match engine {
         Engine::Interp => saturate_verify::conformance::interpreter(graph, inputs),
         Engine::Jit => {
-            let options = saturate_backend::Options { threads };
+            let options = saturate_backend::Options::threads(threads);
             let compiled = saturate_backend::compile(graph, &options).and_then(|mut exe| exe.run(inputs));
             compiled.map_err(|e| EngineError { unsupported: e.is_unsupported(), message: e.to_string() })
         }

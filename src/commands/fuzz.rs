@@ -28,7 +28,7 @@ pub fn fuzz(args: FuzzArgs) -> Result<ExitCode> {
     // a fixed model: a seed must pick the same programs on every machine
     let model = saturate_costmodels::cpu::reference();
     let compiled = |g: &Graph, inputs: &[Tensor]| {
-        saturate_backend::compile(g, &saturate_backend::Options { threads: 1 })
+        saturate_backend::compile(g, &saturate_backend::Options::for_fuzzing(g))
             .and_then(|mut exe| exe.run(inputs))
             .map_err(|e| e.to_string())
     };

@@ -14,6 +14,40 @@ use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 
+/// The constants of the approximations, shared with the wide kernels (`wide/math.rs`),
+/// which compute the same functions the same way.
+pub(crate) mod coefficients {
+    /// eˣ is written as 0 below `EXP_LO` (−125·ln 2) and as inf above `EXP_HI`.
+    pub const EXP_LO: f32 = -86.643_4;
+    pub const EXP_HI: f32 = 88.722_84;
+    /// ln 2 in two parts, the first exact in few bits.
+    pub const LN2_HI: f32 = 0.693_359_4;
+    pub const LN2_LO: f32 = -2.121_944_4e-4;
+    /// eʳ − 1 − r = r²·P(r), |r| ≤ ln2/2.
+    pub const EXP: [f32; 6] =
+        [5.000_000_1e-1, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_2e-3, 1.987_569_1e-4];
+    /// ln(1 + f) = f − f²/2 + f³·P(f), |f| ≤ 0.29.
+    pub const LOG: [f32; 9] = [
+        3.333_333_1e-1,
+        -2.499_999_4e-1,
+        2.000_071_4e-1,
+        -1.666_805_8e-1,
+        1.424_932_3e-1,
+        -1.242_014_1e-1,
+        1.167_699_9e-1,
+        -1.151_461e-1,
+        7.037_683_6e-2,
+    ];
+    /// tanh x = x + x³·P(x²) below `TANH_NEAR`.
+    pub const TANH: [f32; 5] = [-3.333_328_2e-1, 1.333_144_2e-1, -5.373_971_6e-2, 2.063_908_9e-2, -5.704_988_7e-3];
+    pub const TANH_NEAR: f32 = 0.625;
+    /// Abramowitz & Stegun 7.1.26: t = 1/(1 + p·|x|), erf = 1 − t·P(t)·e^(−x²).
+    pub const ERF_P: f32 = 0.327_591_1;
+    pub const ERF: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152_1, 1.061_405_4];
+}
+
+use coefficients as k;
+
 /// Builds math on values of one float type (`F32` or `F32X4`).
 pub struct Math<'a, 'b> {
     pub b: &'a mut FunctionBuilder<'b>,
@@ -116,7 +150,7 @@ impl Math<'_, '_> {
     pub fn exp(&mut self, x: Value) -> Value {
         // below lo = −125·ln 2 the result is under 2⁻¹²⁴ and written as 0: computing it
         // would make subnormal floats, which cost x86 cores a hundred cycles each
-        let (lo, hi) = (self.c(-86.643_4), self.c(88.722_84));
+        let (lo, hi) = (self.c(k::EXP_LO), self.c(k::EXP_HI));
         // compare-and-select clamps, which x86 does in one maxps/minps each (CLIF's
         // fmax/fmin take nine); a NaN x passes through both
         let below = self.cmp(FloatCC::LessThan, x, lo);
@@ -126,13 +160,12 @@ impl Math<'_, '_> {
         let log2e = self.c(std::f32::consts::LOG2_E);
         let scaled = self.mul(clamped, log2e);
         let n = self.b.ins().nearest(scaled);
-        let (ln2_hi, ln2_lo) = (self.c(0.693_359_4), self.c(-2.121_944_4e-4));
+        let (ln2_hi, ln2_lo) = (self.c(k::LN2_HI), self.c(k::LN2_LO));
         let t = self.mul(n, ln2_hi);
         let r = self.b.ins().fsub(clamped, t);
         let t = self.mul(n, ln2_lo);
         let r = self.b.ins().fsub(r, t);
-        let p =
-            self.poly(r, &[5.000_000_1e-1, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_2e-3, 1.987_569_1e-4]);
+        let p = self.poly(r, &k::EXP);
         let r2 = self.mul(r, r);
         let p = self.mul(p, r2);
         let p = self.add(p, r);
@@ -186,30 +219,17 @@ impl Math<'_, '_> {
         let e_minus = self.b.ins().fsub(ef, one);
         ef = self.select(small, e_minus, ef);
         let z = self.mul(f, f);
-        let p = self.poly(
-            f,
-            &[
-                3.333_333_1e-1,
-                -2.499_999_4e-1,
-                2.000_071_4e-1,
-                -1.666_805_8e-1,
-                1.424_932_3e-1,
-                -1.242_014_1e-1,
-                1.167_699_9e-1,
-                -1.151_461e-1,
-                7.037_683_6e-2,
-            ],
-        );
+        let p = self.poly(f, &k::LOG);
         let p = self.mul(p, f);
         let mut y = self.mul(p, z);
-        let ln2_lo = self.c(-2.121_944_4e-4);
+        let ln2_lo = self.c(k::LN2_LO);
         let t = self.mul(ef, ln2_lo);
         y = self.add(y, t);
         let minus_half = self.c(-0.5);
         let t = self.mul(z, minus_half);
         y = self.add(y, t);
         let r = self.add(f, y);
-        let ln2_hi = self.c(0.693_359_4);
+        let ln2_hi = self.c(k::LN2_HI);
         let t = self.mul(ef, ln2_hi);
         let r = self.add(r, t);
         // special values: log(0) = -inf, log(<0) = NaN, log(inf) = inf, NaN stays
@@ -237,11 +257,11 @@ impl Math<'_, '_> {
         let far = self.b.ins().fdiv(num, den);
         let far = self.copysign(far, x);
         let z = self.mul(x, x);
-        let p = self.poly(z, &[-3.333_328_2e-1, 1.333_144_2e-1, -5.373_971_6e-2, 2.063_908_9e-2, -5.704_988_7e-3]);
+        let p = self.poly(z, &k::TANH);
         let p = self.mul(p, z);
         let p = self.mul(p, x);
         let near = self.add(p, x);
-        let limit = self.c(0.625);
+        let limit = self.c(k::TANH_NEAR);
         let is_near = self.cmp(FloatCC::LessThan, ax, limit);
         self.select(is_near, near, far)
     }
@@ -258,12 +278,12 @@ impl Math<'_, '_> {
     /// erf, Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7).
     pub fn erf(&mut self, x: Value) -> Value {
         let ax = self.b.ins().fabs(x);
-        let p = self.c(0.327_591_1);
+        let p = self.c(k::ERF_P);
         let one = self.c(1.0);
         let t = self.mul(ax, p);
         let t = self.add(one, t);
         let t = self.b.ins().fdiv(one, t);
-        let q = self.poly(t, &[0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152_1, 1.061_405_4]);
+        let q = self.poly(t, &k::ERF);
         let q = self.mul(q, t);
         let x2 = self.mul(ax, ax);
         let nx2 = self.b.ins().fneg(x2);

@@ -32,12 +32,13 @@ impl Lowering<'_> {
         if let Some(to) = to {
             exprs.push(Expr::Cast(0, to));
         }
-        let spec = LoopSpec {
+        let mut spec = LoopSpec {
             outputs: vec![Output { expr: exprs.len() - 1, strides: contiguous_strides(&dims) }],
             dims,
             operands: vec![Operand { dtype: from, strides }],
             exprs,
         };
+        spec.read_in_memory_order(0);
         let out = self.output(i);
         let constant = self.fusion.constant[i];
         self.push_loop(self.nodes[i].to_string().as_str(), spec, vec![src, out], constant)

@@ -43,7 +43,9 @@ pub struct Lowered {
     pub outputs: Vec<Port>,
 }
 
-pub fn lower(graph: &Graph) -> Result<Lowered, BackendError> {
+/// Lowers `graph`; fused elementwise loops that the wide kernels implement run on `wide`
+/// vectors where given.
+pub fn lower(graph: &Graph, wide: Option<crate::wide::Isa>) -> Result<Lowered, BackendError> {
     let metas = graph.check()?;
     let fusion = Fusion::of(graph, &metas);
     let n = graph.expr.len();
@@ -59,6 +61,7 @@ pub fn lower(graph: &Graph) -> Result<Lowered, BackendError> {
         metas,
         fusion,
         jit: Jit::new()?,
+        wide,
         buffers: Vec::new(),
         steps: Vec::new(),
         locs: vec![None; n],
@@ -90,6 +93,8 @@ struct Lowering<'g> {
     metas: Vec<Meta>,
     fusion: Fusion,
     jit: Jit,
+    /// The instruction set of the wide kernels, if they are used.
+    wide: Option<crate::wide::Isa>,
     buffers: Vec<Buffer>,
     steps: Vec<Step>,
     locs: Vec<Option<Loc>>,
@@ -368,7 +373,11 @@ impl Lowering<'_> {
         let index = self.jit.define(what, |b, params| jit::loops::generate(b, params, &spec))?;
         let outer = spec.dims[0];
         let per_outer = spec.len() / outer.max(1);
-        self.steps.push(Step { kernel: Kernel::Loop { index, outer, per_outer }, args, writes, constant });
+        let kernel = match self.wide.and_then(|isa| crate::wide::Program::new(&spec, isa)) {
+            Some(program) => Kernel::Wide { index, program: Box::new(program), outer, per_outer },
+            None => Kernel::Loop { index, outer, per_outer },
+        };
+        self.steps.push(Step { kernel, args, writes, constant });
         Ok(())
     }
 }

@@ -1,0 +1,139 @@
+//! The elementwise functions of the wide kernels, generic over the [`Vector`] width.
+//!
+//! They are the algorithms of the CLIF versions (`jit/math.rs`) — the same range
+//! reductions, polynomials, clamps and special cases — with Horner steps as fused
+//! multiply-adds, so the two agree to an ulp or two and the CLIF loop is their
+//! differential reference. NaN and ±inf behave as there (and as in the interpreter).
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use super::vector::Vector;
+use crate::jit::math::coefficients as k;
+
+/// `c[0] + x·(c[1] + x·(c[2] + …))`.
+#[inline(always)]
+unsafe fn poly<V: Vector>(x: V, coefficients: &[f32]) -> V {
+    let (&last, rest) = coefficients.split_last().expect("a polynomial has coefficients");
+    let mut acc = V::splat(last);
+    for &k in rest.iter().rev() {
+        acc = acc.fma(x, V::splat(k));
+    }
+    acc
+}
+
+/// eˣ, as `Math::exp`.
+#[inline(always)]
+pub(crate) unsafe fn exp<V: Vector>(x: V) -> V {
+    let (lo, hi) = (V::splat(k::EXP_LO), V::splat(k::EXP_HI));
+    let clamped = V::select(x.lt(lo), lo, x);
+    let clamped = V::select(hi.lt(clamped), hi, clamped);
+    let n = clamped.mul(V::splat(std::f32::consts::LOG2_E)).round();
+    let r = n.neg().fma(V::splat(k::LN2_HI), clamped);
+    let r = n.neg().fma(V::splat(k::LN2_LO), r);
+    let p = poly(r, &k::EXP);
+    let p = p.mul(r.mul(r)).add(r).add(V::splat(1.0));
+    let result = p.scale_pow2(n);
+    let result = V::select(hi.lt(x), V::splat(f32::INFINITY), result);
+    V::select(x.lt(lo), V::splat(0.0), result)
+}
+
+/// ln x, as `Math::log`.
+#[inline(always)]
+pub(crate) unsafe fn log<V: Vector>(x: V) -> V {
+    let (m, e) = x.frexp();
+    let one = V::splat(1.0);
+    let small = m.lt(V::splat(std::f32::consts::FRAC_1_SQRT_2));
+    let f = V::select(small, m.add(m).sub(one), m.sub(one));
+    let e = V::select(small, e.sub(one), e);
+    let z = f.mul(f);
+    let p = poly(f, &k::LOG);
+    let y = p.mul(f).mul(z);
+    let y = e.fma(V::splat(k::LN2_LO), y);
+    let y = z.fma(V::splat(-0.5), y);
+    let r = f.add(y);
+    let r = e.fma(V::splat(k::LN2_HI), r);
+    let zero = V::splat(0.0);
+    let r = V::select(x.eq(zero), V::splat(f32::NEG_INFINITY), r);
+    let r = V::select(x.lt(zero), V::splat(f32::NAN), r);
+    let r = V::select(x.eq(V::splat(f32::INFINITY)), V::splat(f32::INFINITY), r);
+    V::select(x.unordered(x), x, r)
+}
+
+/// tanh, as `Math::tanh`: an odd polynomial near 0, `(1 − e^(−2|x|)) / (1 + e^(−2|x|))`
+/// elsewhere.
+#[inline(always)]
+pub(crate) unsafe fn tanh<V: Vector>(x: V) -> V {
+    let ax = x.abs();
+    let t = exp(ax.mul(V::splat(-2.0)));
+    let one = V::splat(1.0);
+    let far = one.sub(t).div(one.add(t)).copysign(x);
+    let z = x.mul(x);
+    let p = poly(z, &k::TANH);
+    let near = p.mul(z).fma(x, x);
+    V::select(ax.lt(V::splat(k::TANH_NEAR)), near, far)
+}
+
+/// 1 / (1 + e⁻ˣ).
+#[inline(always)]
+pub(crate) unsafe fn sigmoid<V: Vector>(x: V) -> V {
+    let one = V::splat(1.0);
+    one.div(one.add(exp(x.neg())))
+}
+
+/// erf, Abramowitz & Stegun 7.1.26, as `Math::erf`.
+#[inline(always)]
+pub(crate) unsafe fn erf<V: Vector>(x: V) -> V {
+    let ax = x.abs();
+    let one = V::splat(1.0);
+    let t = one.div(ax.fma(V::splat(k::ERF_P), one));
+    let q = poly(t, &k::ERF).mul(t);
+    let q = q.mul(exp(ax.mul(ax).neg()));
+    let y = one.sub(q).copysign(x);
+    V::select(x.unordered(x), x, y)
+}
+
+/// ½x(1 + erf(x/√2)).
+#[inline(always)]
+pub(crate) unsafe fn gelu<V: Vector>(x: V) -> V {
+    let e = erf(x.mul(V::splat(std::f32::consts::FRAC_1_SQRT_2)));
+    x.mul(V::splat(0.5)).mul(V::splat(1.0).add(e))
+}
+
+/// ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+#[inline(always)]
+pub(crate) unsafe fn gelu_tanh<V: Vector>(x: V) -> V {
+    let x3 = x.mul(x).mul(x);
+    let inner = x3.fma(V::splat(0.044_715), x).mul(V::splat((2.0 / std::f32::consts::PI).sqrt()));
+    x.mul(V::splat(0.5)).mul(V::splat(1.0).add(tanh(inner)))
+}
+
+/// `x < 0 ? 0 : x` (NaN stays NaN).
+#[inline(always)]
+pub(crate) unsafe fn relu<V: Vector>(x: V) -> V {
+    let zero = V::splat(0.0);
+    V::select(x.lt(zero), zero, x)
+}
+
+/// `y` clamped to [0, 1], a NaN kept.
+#[inline(always)]
+pub(crate) unsafe fn clamp_unit<V: Vector>(y: V) -> V {
+    let (zero, one) = (V::splat(0.0), V::splat(1.0));
+    let y = V::select(y.lt(zero), zero, y);
+    V::select(one.lt(y), one, y)
+}
+
+/// ln(1 + eˣ) as max(x, 0) + ln(1 + e^−|x|).
+#[inline(always)]
+pub(crate) unsafe fn softplus<V: Vector>(x: V) -> V {
+    let zero = V::splat(0.0);
+    let l = log(V::splat(1.0).add(exp(x.abs().neg())));
+    V::select(x.lt(zero), zero, x).add(l)
+}
+
+/// `max(x, y)` (or min), NaN if either is, as the CLIF loops compute it.
+#[inline(always)]
+pub(crate) unsafe fn extreme<V: Vector>(max: bool, x: V, y: V) -> V {
+    let take_y = if max { x.lt(y) } else { y.lt(x) };
+    let picked = V::select(take_y, y, x);
+    V::select(y.unordered(y), y, picked)
+}

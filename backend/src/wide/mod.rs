@@ -1,0 +1,555 @@
+//! Fused elementwise loops on the host's widest vectors: AVX-512 (16 lanes) or AVX2 with
+//! FMA (8), chosen when the program is compiled from what the CPU reports.
+//!
+//! Cranelift emits 128-bit vectors only, which caps a compute-bound loop (tanh, GELU,
+//! SiLU: a polynomial and a division per element) at a quarter of an AVX-512 core. So a
+//! [`LoopSpec`] whose expressions are all f32 functions this module implements runs here
+//! instead: its inner dimension in *tiles* of [`TILE`] elements, each expression
+//! evaluated over the whole tile by one tight vector loop (generic over
+//! [`vector::Vector`], compiled once per instruction set) into a tile-sized slot that
+//! stays in L1, and the last expression written straight into the output. Operands are
+//! read in place; broadcast ones are one splatted value. The CLIF loop of the same spec
+//! remains the fallback (any other host, any other spec) and the differential
+//! reference: `tests/jit.rs` runs both against the interpreter.
+//!
+//! The decision and its figures (the kernel benchmark, `benches/kernels`) are in the
+//! README's "Generated code" section.
+
+mod math;
+mod vector;
+
+use crate::loops::{Binary, Expr, LoopSpec, Unary};
+use saturate_egraph::{DType, UnaryOp};
+
+/// Elements of the inner dimension one tile holds (1 KiB of f32).
+pub const TILE: usize = 256;
+
+/// Slots for intermediate tiles; a spec that needs more runs in CLIF.
+const SLOTS: usize = 12;
+
+/// The largest spec the wide kernels take (expressions, buffers, dimensions): their
+/// state lives on the stack, so a run allocates nothing.
+const MAX_OPS: usize = 64;
+const MAX_BUFFERS: usize = 24;
+const MAX_RANK: usize = 8;
+
+/// The instruction set a program runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+}
+
+impl Isa {
+    /// The widest this host has, if any.
+    pub fn detect() -> Option<Isa> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Some(Isa::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Some(Isa::Avx2);
+            }
+        }
+        None
+    }
+}
+
+/// One expression of a program.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Load(usize),
+    Const(f32),
+    Unary(Unary, usize),
+    Binary(Binary, usize, usize),
+}
+
+/// A [`LoopSpec`] ready to run on wide vectors.
+#[derive(Debug, Clone)]
+pub struct Program {
+    isa: Isa,
+    dims: Vec<usize>,
+    /// Per operand, element strides per dimension (the inner one 0 or 1).
+    operands: Vec<Vec<isize>>,
+    ops: Vec<Op>,
+    /// Per op, the slot its tile lives in (`None` for loads and constants, and for ops
+    /// written into an output).
+    slot: Vec<Option<usize>>,
+    /// Per op, the output it is written into directly, if any.
+    direct: Vec<Option<usize>>,
+    /// (op, strides) of each output; the inner stride is 1.
+    outputs: Vec<(usize, Vec<isize>)>,
+}
+
+/// Whether the wide kernels implement this unary function.
+fn supported_unary(op: UnaryOp) -> bool {
+    use UnaryOp as U;
+    matches!(
+        op,
+        U::Neg
+            | U::Abs
+            | U::Sqrt
+            | U::Reciprocal
+            | U::Exp
+            | U::Log
+            | U::Tanh
+            | U::Sigmoid
+            | U::Erf
+            | U::Gelu
+            | U::GeluTanh
+            | U::Silu
+            | U::Relu
+            | U::LeakyRelu
+            | U::Clip
+            | U::HardSigmoid
+            | U::HardSwish
+            | U::Softplus
+            | U::Floor
+            | U::Ceil
+            | U::Round
+    )
+}
+
+fn supported_binary(op: Binary) -> bool {
+    matches!(op, Binary::Add | Binary::Sub | Binary::Mul | Binary::Div | Binary::Max | Binary::Min)
+}
+
+impl Program {
+    /// The program for `spec` on `isa`, if every expression is an f32 function the wide
+    /// kernels implement and the inner dimension reads contiguously or broadcast and
+    /// writes contiguously.
+    pub fn new(spec: &LoopSpec, isa: Isa) -> Option<Program> {
+        let inner = spec.dims.len().checked_sub(1)?;
+        let f32_only = spec.dtypes().iter().all(|&d| d == DType::F32);
+        let contiguous = spec.operands.iter().all(|o| matches!(o.strides[inner], 0 | 1))
+            && spec.outputs.iter().all(|o| o.strides[inner] == 1);
+        let fits = spec.exprs.len() <= MAX_OPS
+            && spec.operands.len() + spec.outputs.len() <= MAX_BUFFERS
+            && spec.dims.len() <= MAX_RANK;
+        // a pure copy gains nothing from wide vectors, and rows shorter than a few
+        // vectors would pay the tile setup on every row
+        let computes = spec.exprs.iter().any(|e| matches!(e, Expr::Unary(..) | Expr::Binary(..)));
+        if !f32_only || !contiguous || !fits || !computes || spec.dims[inner] < TILE / 4 {
+            return None;
+        }
+        let ops = spec
+            .exprs
+            .iter()
+            .map(|e| match *e {
+                Expr::Load(k) => Some(Op::Load(k)),
+                Expr::F32(c) => Some(Op::Const(c)),
+                Expr::Unary(u, x) if supported_unary(u.op) => Some(Op::Unary(u, x)),
+                Expr::Binary(b, x, y) if supported_binary(b) => Some(Op::Binary(b, x, y)),
+                _ => None,
+            })
+            .collect::<Option<Vec<Op>>>()?;
+        // outputs written by their op directly: the first output of each op, unless two
+        // outputs overlap in memory (then none is, and each copies)
+        let mut direct = vec![None; ops.len()];
+        for (k, o) in spec.outputs.iter().enumerate() {
+            if matches!(ops[o.expr], Op::Unary(..) | Op::Binary(..)) && direct[o.expr].is_none() {
+                direct[o.expr] = Some(k);
+            }
+        }
+        // a slot for every computed op not written directly, reused after its last read
+        let mut last_read = vec![0usize; ops.len()];
+        for (i, op) in ops.iter().enumerate() {
+            match *op {
+                Op::Unary(_, x) => last_read[x] = i,
+                Op::Binary(_, x, y) => {
+                    last_read[x] = i;
+                    last_read[y] = i;
+                }
+                _ => {}
+            }
+        }
+        for o in &spec.outputs {
+            last_read[o.expr] = usize::MAX;
+        }
+        let mut slot = vec![None; ops.len()];
+        let mut free: Vec<usize> = (0..SLOTS).rev().collect();
+        for i in 0..ops.len() {
+            // slots of operands read for the last time here are free for this result
+            let operands = match ops[i] {
+                Op::Unary(_, x) => [Some(x), None],
+                Op::Binary(_, x, y) => [Some(x), Some(y)],
+                _ => [None, None],
+            };
+            for x in operands.into_iter().flatten() {
+                if let (true, Some(s)) = (last_read[x] == i, slot[x]) {
+                    if !free.contains(&s) {
+                        free.push(s);
+                    }
+                }
+            }
+            if matches!(ops[i], Op::Unary(..) | Op::Binary(..)) && direct[i].is_none() {
+                slot[i] = Some(free.pop()?);
+            }
+        }
+        Some(Program {
+            isa,
+            dims: spec.dims.clone(),
+            operands: spec.operands.iter().map(|o| o.strides.clone()).collect(),
+            ops,
+            slot,
+            direct,
+            outputs: spec.outputs.iter().map(|o| (o.expr, o.strides.clone())).collect(),
+        })
+    }
+
+    /// The instruction set it runs with.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Computes iterations `[begin, end)` of the outermost dimension.
+    ///
+    /// # Safety
+    /// `args` holds the addresses of the spec's operands then outputs, each valid for
+    /// every element the strides reach; the host has the program's instruction set.
+    pub unsafe fn run(&self, args: *const *mut u8, begin: usize, end: usize) {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { run_avx512(self, args, begin, end) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { run_avx2(self, args, begin, end) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("wide programs are only built on x86-64"),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_avx512(p: &Program, args: *const *mut u8, begin: usize, end: usize) {
+    unsafe { run_with::<vector::Avx512>(p, args, begin, end) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2(p: &Program, args: *const *mut u8, begin: usize, end: usize) {
+    unsafe { run_with::<vector::Avx2>(p, args, begin, end) }
+}
+
+/// A value over the current tile: a pointer to `len` elements, or one value broadcast.
+#[derive(Clone, Copy)]
+enum Val {
+    Tile(*const f32),
+    Scalar(f32),
+}
+
+#[inline(always)]
+unsafe fn run_with<V: vector::Vector>(p: &Program, args: *const *mut u8, begin: usize, end: usize) {
+    let rank = p.dims.len();
+    let buffers = p.operands.len() + p.outputs.len();
+    let mut scratch = [[0f32; TILE]; SLOTS];
+    let mut vals = [Val::Scalar(0.0); MAX_OPS];
+    let mut bases = [std::ptr::null_mut::<f32>(); MAX_BUFFERS];
+    let mut index = [0usize; MAX_RANK];
+    // the addresses of element `index` (all dims but the inner one) of every buffer
+    let bind = |index: &[usize], bases: &mut [*mut f32; MAX_BUFFERS]| {
+        for (k, base) in bases.iter_mut().enumerate().take(buffers) {
+            let strides = if k < p.operands.len() { &p.operands[k] } else { &p.outputs[k - p.operands.len()].1 };
+            let offset: isize = index.iter().zip(strides).map(|(&i, &s)| i as isize * s).sum();
+            *base = unsafe { (*args.add(k)).cast::<f32>().offset(offset) };
+        }
+    };
+    if rank == 1 {
+        // the one dimension is split across threads itself
+        bind(&[], &mut bases);
+        unsafe { tiles::<V>(p, &bases, begin, end, &mut scratch, &mut vals) };
+        return;
+    }
+    for outer in begin..end {
+        index[0] = outer;
+        index[1..rank - 1].iter_mut().for_each(|i| *i = 0);
+        loop {
+            bind(&index[..rank - 1], &mut bases);
+            unsafe { tiles::<V>(p, &bases, 0, p.dims[rank - 1], &mut scratch, &mut vals) };
+            if !next_middle(&mut index[..rank - 1], &p.dims) {
+                break;
+            }
+        }
+    }
+}
+
+/// Elements `[lo, hi)` of the inner dimension, a tile at a time.
+#[inline(always)]
+unsafe fn tiles<V: vector::Vector>(
+    p: &Program,
+    bases: &[*mut f32; MAX_BUFFERS],
+    lo: usize,
+    hi: usize,
+    scratch: &mut [[f32; TILE]; SLOTS],
+    vals: &mut [Val; MAX_OPS],
+) {
+    let mut start = lo;
+    while start < hi {
+        let len = TILE.min(hi - start);
+        unsafe { tile::<V>(p, bases, start, len, scratch, vals) };
+        start += len;
+    }
+}
+
+/// Advances the middle indices (all but the outermost and the inner); false after the last.
+fn next_middle(index: &mut [usize], dims: &[usize]) -> bool {
+    for d in (1..index.len()).rev() {
+        index[d] += 1;
+        if index[d] < dims[d] {
+            return true;
+        }
+        index[d] = 0;
+    }
+    false
+}
+
+/// Evaluates every op over elements `[start, start + len)` of the inner dimension.
+#[inline(always)]
+unsafe fn tile<V: vector::Vector>(
+    p: &Program,
+    bases: &[*mut f32; MAX_BUFFERS],
+    start: usize,
+    len: usize,
+    scratch: &mut [[f32; TILE]; SLOTS],
+    vals: &mut [Val; MAX_OPS],
+) {
+    let n_ops = p.operands.len();
+    let inner = p.dims.len() - 1;
+    for (i, op) in p.ops.iter().enumerate() {
+        let dst: *mut f32 = match (p.direct[i], p.slot[i]) {
+            (Some(o), _) => unsafe { bases[n_ops + o].add(start) },
+            (None, Some(s)) => scratch[s].as_mut_ptr(),
+            (None, None) => std::ptr::null_mut(),
+        };
+        vals[i] = match *op {
+            Op::Load(k) => {
+                if p.operands[k][inner] == 0 {
+                    Val::Scalar(unsafe { *bases[k] })
+                } else {
+                    Val::Tile(unsafe { bases[k].add(start) })
+                }
+            }
+            Op::Const(c) => Val::Scalar(c),
+            Op::Unary(u, x) => unsafe { unary::<V>(u, vals[x], dst, len) },
+            Op::Binary(b, x, y) => unsafe { binary::<V>(b, vals[x], vals[y], dst, len) },
+        };
+    }
+    for (k, (op, _)) in p.outputs.iter().enumerate() {
+        if p.direct[*op] == Some(k) {
+            continue;
+        }
+        let dst = unsafe { bases[n_ops + k].add(start) };
+        match vals[*op] {
+            Val::Tile(src) => unsafe { std::ptr::copy(src, dst, len) },
+            Val::Scalar(v) => (0..len).for_each(|j| unsafe { *dst.add(j) = v }),
+        }
+    }
+}
+
+// No closures below: a closure does not inherit its caller's `#[target_feature]`, so the
+// intrinsics inside one would stay calls. Each function is a zero-sized type with an
+// `inline(always)` method instead, and the loops are generic over it: one tight loop per
+// op, the op chosen once per tile.
+
+/// A function of one vector (and the op's two params).
+trait Fun1 {
+    unsafe fn apply<V: vector::Vector>(x: V, p: [f32; 2]) -> V;
+}
+
+/// A function of two vectors.
+trait Fun2 {
+    unsafe fn apply<V: vector::Vector>(x: V, y: V) -> V;
+}
+
+macro_rules! functions {
+    ($trait:ident: $($name:ident |$($arg:ident),*| $body:expr;)*) => {
+        $(
+            struct $name;
+            impl $trait for $name {
+                #[inline(always)]
+                #[allow(unused_variables)]
+                unsafe fn apply<V: vector::Vector>($($arg: functions!(@ty $arg)),*) -> V {
+                    unsafe { $body }
+                }
+            }
+        )*
+    };
+    (@ty p) => { [f32; 2] };
+    (@ty $other:ident) => { V };
+}
+
+functions! { Fun1:
+    Neg |x, p| x.neg();
+    Abs |x, p| x.abs();
+    Sqrt |x, p| x.sqrt();
+    Reciprocal |x, p| V::splat(1.0).div(x);
+    Exp |x, p| math::exp(x);
+    Log |x, p| math::log(x);
+    Tanh |x, p| math::tanh(x);
+    Sigmoid |x, p| math::sigmoid(x);
+    Erf |x, p| math::erf(x);
+    Gelu |x, p| math::gelu(x);
+    GeluTanh |x, p| math::gelu_tanh(x);
+    Silu |x, p| x.mul(math::sigmoid(x));
+    Relu |x, p| math::relu(x);
+    LeakyRelu |x, p| V::select(x.lt(V::splat(0.0)), x.mul(V::splat(p[0])), x);
+    Clip |x, p| {
+        let (l, h) = (V::splat(p[0]), V::splat(p[1]));
+        let y = V::select(x.lt(l), l, x);
+        V::select(h.lt(y), h, y)
+    };
+    HardSigmoid |x, p| math::clamp_unit(x.fma(V::splat(p[0]), V::splat(p[1])));
+    HardSwish |x, p| x.mul(math::clamp_unit(x.fma(V::splat(1.0 / 6.0), V::splat(0.5))));
+    Softplus |x, p| math::softplus(x);
+    Floor |x, p| x.floor();
+    Ceil |x, p| x.ceil();
+    Round |x, p| x.round();
+}
+
+functions! { Fun2:
+    Add |x, y| x.add(y);
+    Sub |x, y| x.sub(y);
+    Mul |x, y| x.mul(y);
+    Div |x, y| x.div(y);
+    Max |x, y| math::extreme(true, x, y);
+    Min |x, y| math::extreme(false, x, y);
+}
+
+/// `F` over `len` elements from `src` into `dst`, a vector at a time; the tail through
+/// a padded vector, so every element takes the same code.
+#[inline(always)]
+unsafe fn map1<V: vector::Vector, F: Fun1>(p: [f32; 2], src: *const f32, dst: *mut f32, len: usize) {
+    let mut j = 0;
+    while j + V::LANES <= len {
+        unsafe { F::apply(V::load(src.add(j)), p).store(dst.add(j)) };
+        j += V::LANES;
+    }
+    if j < len {
+        let mut pad = [0f32; 16];
+        let rest = len - j;
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.add(j), pad.as_mut_ptr(), rest);
+            F::apply(V::load(pad.as_ptr()), p).store(pad.as_mut_ptr());
+            std::ptr::copy_nonoverlapping(pad.as_ptr(), dst.add(j), rest);
+        }
+    }
+}
+
+/// A vector of `v`, or of the elements of tile `v` from `j` (from `pad` in the tail).
+#[inline(always)]
+unsafe fn operand<V: vector::Vector>(v: Val, j: usize, pad: &[f32; 16], tail: bool) -> V {
+    match v {
+        Val::Scalar(s) => unsafe { V::splat(s) },
+        Val::Tile(_) if tail => unsafe { V::load(pad.as_ptr()) },
+        Val::Tile(p) => unsafe { V::load(p.add(j)) },
+    }
+}
+
+/// `F` of two operands, each a tile or a scalar (at least one a tile).
+#[inline(always)]
+unsafe fn map2<V: vector::Vector, F: Fun2>(a: Val, b: Val, dst: *mut f32, len: usize) {
+    let (mut pa, mut pb) = ([0f32; 16], [0f32; 16]);
+    let mut j = 0;
+    while j + V::LANES <= len {
+        unsafe { F::apply(operand::<V>(a, j, &pa, false), operand::<V>(b, j, &pb, false)).store(dst.add(j)) };
+        j += V::LANES;
+    }
+    if j < len {
+        let rest = len - j;
+        for (v, pad) in [(a, &mut pa), (b, &mut pb)] {
+            if let Val::Tile(p) = v {
+                unsafe { std::ptr::copy_nonoverlapping(p.add(j), pad.as_mut_ptr(), rest) };
+            }
+        }
+        let mut out = [0f32; 16];
+        unsafe {
+            F::apply(operand::<V>(a, j, &pa, true), operand::<V>(b, j, &pb, true)).store(out.as_mut_ptr());
+            std::ptr::copy_nonoverlapping(out.as_ptr(), dst.add(j), rest);
+        }
+    }
+}
+
+/// `F` of one value, through the same code on a splatted vector (lane 0).
+#[inline(always)]
+unsafe fn scalar1<V: vector::Vector, F: Fun1>(p: [f32; 2], v: f32) -> f32 {
+    let mut out = [0f32; 16];
+    unsafe { F::apply(V::splat(v), p).store(out.as_mut_ptr()) };
+    out[0]
+}
+
+#[inline(always)]
+unsafe fn scalar2<V: vector::Vector, F: Fun2>(x: f32, y: f32) -> f32 {
+    let mut out = [0f32; 16];
+    unsafe { F::apply(V::splat(x), V::splat(y)).store(out.as_mut_ptr()) };
+    out[0]
+}
+
+/// One unary op over a tile (or a scalar).
+#[inline(always)]
+unsafe fn unary<V: vector::Vector>(u: Unary, x: Val, dst: *mut f32, len: usize) -> Val {
+    #[inline(always)]
+    unsafe fn go<V: vector::Vector, F: Fun1>(p: [f32; 2], x: Val, dst: *mut f32, len: usize) -> Val {
+        match x {
+            Val::Scalar(v) => Val::Scalar(unsafe { scalar1::<V, F>(p, v) }),
+            Val::Tile(src) => {
+                unsafe { map1::<V, F>(p, src, dst, len) };
+                Val::Tile(dst)
+            }
+        }
+    }
+    use UnaryOp as U;
+    let p = u.params;
+    unsafe {
+        match u.op {
+            U::Neg => go::<V, Neg>(p, x, dst, len),
+            U::Abs => go::<V, Abs>(p, x, dst, len),
+            U::Sqrt => go::<V, Sqrt>(p, x, dst, len),
+            U::Reciprocal => go::<V, Reciprocal>(p, x, dst, len),
+            U::Exp => go::<V, Exp>(p, x, dst, len),
+            U::Log => go::<V, Log>(p, x, dst, len),
+            U::Tanh => go::<V, Tanh>(p, x, dst, len),
+            U::Sigmoid => go::<V, Sigmoid>(p, x, dst, len),
+            U::Erf => go::<V, Erf>(p, x, dst, len),
+            U::Gelu => go::<V, Gelu>(p, x, dst, len),
+            U::GeluTanh => go::<V, GeluTanh>(p, x, dst, len),
+            U::Silu => go::<V, Silu>(p, x, dst, len),
+            U::Relu => go::<V, Relu>(p, x, dst, len),
+            U::LeakyRelu => go::<V, LeakyRelu>(p, x, dst, len),
+            U::Clip => go::<V, Clip>(p, x, dst, len),
+            U::HardSigmoid => go::<V, HardSigmoid>(p, x, dst, len),
+            U::HardSwish => go::<V, HardSwish>(p, x, dst, len),
+            U::Softplus => go::<V, Softplus>(p, x, dst, len),
+            U::Floor => go::<V, Floor>(p, x, dst, len),
+            U::Ceil => go::<V, Ceil>(p, x, dst, len),
+            U::Round => go::<V, Round>(p, x, dst, len),
+            other => unreachable!("{other:?} is not a wide function (Program::new checks)"),
+        }
+    }
+}
+
+/// One binary op over a tile (or scalars).
+#[inline(always)]
+unsafe fn binary<V: vector::Vector>(op: Binary, a: Val, b: Val, dst: *mut f32, len: usize) -> Val {
+    #[inline(always)]
+    unsafe fn go<V: vector::Vector, F: Fun2>(a: Val, b: Val, dst: *mut f32, len: usize) -> Val {
+        match (a, b) {
+            (Val::Scalar(x), Val::Scalar(y)) => Val::Scalar(unsafe { scalar2::<V, F>(x, y) }),
+            _ => {
+                unsafe { map2::<V, F>(a, b, dst, len) };
+                Val::Tile(dst)
+            }
+        }
+    }
+    unsafe {
+        match op {
+            Binary::Add => go::<V, Add>(a, b, dst, len),
+            Binary::Sub => go::<V, Sub>(a, b, dst, len),
+            Binary::Mul => go::<V, Mul>(a, b, dst, len),
+            Binary::Div => go::<V, Div>(a, b, dst, len),
+            Binary::Max => go::<V, Max>(a, b, dst, len),
+            Binary::Min => go::<V, Min>(a, b, dst, len),
+            other => unreachable!("{other:?} is not a wide function (Program::new checks)"),
+        }
+    }
+}

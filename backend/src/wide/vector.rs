@@ -1,0 +1,269 @@
+//! The vector operations the wide kernels are written in, for each instruction set:
+//! [`Avx512`] (16 lanes) and [`Avx2`] (8 lanes, with FMA).
+//!
+//! Every method is `#[inline(always)]`, so the generic kernels, instantiated inside a
+//! `#[target_feature]` function (see [`super::dispatch`]), compile to straight-line
+//! vector code for that instruction set. Comparisons follow IEEE: false when either
+//! operand is NaN (except [`Vector::unordered`]).
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// A vector of `LANES` f32s.
+///
+/// # Safety
+/// Every method needs the instruction set of its implementation; callers run inside a
+/// function compiled for it, on a host that has it.
+pub(crate) trait Vector: Copy {
+    type Mask: Copy;
+    const LANES: usize;
+    unsafe fn splat(v: f32) -> Self;
+    unsafe fn load(p: *const f32) -> Self;
+    unsafe fn store(self, p: *mut f32);
+    unsafe fn add(self, o: Self) -> Self;
+    unsafe fn sub(self, o: Self) -> Self;
+    unsafe fn mul(self, o: Self) -> Self;
+    unsafe fn div(self, o: Self) -> Self;
+    /// `self · b + c`, rounded once.
+    unsafe fn fma(self, b: Self, c: Self) -> Self;
+    unsafe fn sqrt(self) -> Self;
+    /// Round to nearest, ties to even.
+    unsafe fn round(self) -> Self;
+    unsafe fn floor(self) -> Self;
+    unsafe fn ceil(self) -> Self;
+    unsafe fn lt(self, o: Self) -> Self::Mask;
+    unsafe fn eq(self, o: Self) -> Self::Mask;
+    unsafe fn unordered(self, o: Self) -> Self::Mask;
+    /// `m ? a : b`, lane by lane.
+    unsafe fn select(m: Self::Mask, a: Self, b: Self) -> Self;
+    /// `|self|` with the sign of `sign`.
+    unsafe fn copysign(self, sign: Self) -> Self;
+    unsafe fn abs(self) -> Self;
+    unsafe fn neg(self) -> Self;
+    /// `self · 2ⁿ` for integral `n` in [-252, 254] (as two normal powers of two).
+    unsafe fn scale_pow2(self, n: Self) -> Self;
+    /// Exponent and mantissa: `self = m · 2ᵉ` with `m` in [0.5, 1), for positive normal
+    /// `self`; returns (m, e as f32).
+    unsafe fn frexp(self) -> (Self, Self);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512(__m512);
+
+#[cfg(target_arch = "x86_64")]
+impl Vector for Avx512 {
+    type Mask = __mmask16;
+    const LANES: usize = 16;
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        Avx512(_mm512_set1_ps(v))
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Avx512(_mm512_loadu_ps(p))
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        _mm512_storeu_ps(p, self.0)
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        Avx512(_mm512_add_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        Avx512(_mm512_sub_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        Avx512(_mm512_mul_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        Avx512(_mm512_div_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn fma(self, b: Self, c: Self) -> Self {
+        Avx512(_mm512_fmadd_ps(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        Avx512(_mm512_sqrt_ps(self.0))
+    }
+    #[inline(always)]
+    unsafe fn round(self) -> Self {
+        Avx512(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0))
+    }
+    #[inline(always)]
+    unsafe fn floor(self) -> Self {
+        Avx512(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(self.0))
+    }
+    #[inline(always)]
+    unsafe fn ceil(self) -> Self {
+        Avx512(_mm512_roundscale_ps::<{ _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC }>(self.0))
+    }
+    #[inline(always)]
+    unsafe fn lt(self, o: Self) -> Self::Mask {
+        _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, o.0)
+    }
+    #[inline(always)]
+    unsafe fn eq(self, o: Self) -> Self::Mask {
+        _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, o.0)
+    }
+    #[inline(always)]
+    unsafe fn unordered(self, o: Self) -> Self::Mask {
+        _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, o.0)
+    }
+    #[inline(always)]
+    unsafe fn select(m: Self::Mask, a: Self, b: Self) -> Self {
+        Avx512(_mm512_mask_blend_ps(m, b.0, a.0))
+    }
+    #[inline(always)]
+    unsafe fn copysign(self, sign: Self) -> Self {
+        let m = _mm512_set1_epi32(0x7fff_ffff);
+        let magnitude = _mm512_and_si512(_mm512_castps_si512(self.0), m);
+        let s = _mm512_andnot_si512(m, _mm512_castps_si512(sign.0));
+        Avx512(_mm512_castsi512_ps(_mm512_or_si512(magnitude, s)))
+    }
+    #[inline(always)]
+    unsafe fn abs(self) -> Self {
+        Avx512(_mm512_abs_ps(self.0))
+    }
+    #[inline(always)]
+    unsafe fn neg(self) -> Self {
+        let s = _mm512_set1_epi32(i32::MIN);
+        Avx512(_mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(self.0), s)))
+    }
+    #[inline(always)]
+    unsafe fn scale_pow2(self, n: Self) -> Self {
+        let ni = _mm512_cvtps_epi32(n.0);
+        let half = _mm512_srai_epi32::<1>(ni);
+        let rest = _mm512_sub_epi32(ni, half);
+        let bias = _mm512_set1_epi32(127);
+        let a = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(half, bias)));
+        let b = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(rest, bias)));
+        Avx512(_mm512_mul_ps(_mm512_mul_ps(self.0, a), b))
+    }
+    #[inline(always)]
+    unsafe fn frexp(self) -> (Self, Self) {
+        let bits = _mm512_castps_si512(self.0);
+        let biased = _mm512_and_si512(_mm512_srli_epi32::<23>(bits), _mm512_set1_epi32(0xff));
+        let e = _mm512_sub_epi32(biased, _mm512_set1_epi32(126));
+        let m = _mm512_or_si512(
+            _mm512_and_si512(bits, _mm512_set1_epi32(0x807f_ffffu32 as i32)),
+            _mm512_set1_epi32(0x3f00_0000),
+        );
+        (Avx512(_mm512_castsi512_ps(m)), Avx512(_mm512_cvtepi32_ps(e)))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2(__m256);
+
+#[cfg(target_arch = "x86_64")]
+impl Vector for Avx2 {
+    type Mask = __m256;
+    const LANES: usize = 8;
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        Avx2(_mm256_set1_ps(v))
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Avx2(_mm256_loadu_ps(p))
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        _mm256_storeu_ps(p, self.0)
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        Avx2(_mm256_add_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        Avx2(_mm256_sub_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        Avx2(_mm256_mul_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        Avx2(_mm256_div_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn fma(self, b: Self, c: Self) -> Self {
+        Avx2(_mm256_fmadd_ps(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        Avx2(_mm256_sqrt_ps(self.0))
+    }
+    #[inline(always)]
+    unsafe fn round(self) -> Self {
+        Avx2(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0))
+    }
+    #[inline(always)]
+    unsafe fn floor(self) -> Self {
+        Avx2(_mm256_round_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(self.0))
+    }
+    #[inline(always)]
+    unsafe fn ceil(self) -> Self {
+        Avx2(_mm256_round_ps::<{ _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC }>(self.0))
+    }
+    #[inline(always)]
+    unsafe fn lt(self, o: Self) -> Self::Mask {
+        _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, o.0)
+    }
+    #[inline(always)]
+    unsafe fn eq(self, o: Self) -> Self::Mask {
+        _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, o.0)
+    }
+    #[inline(always)]
+    unsafe fn unordered(self, o: Self) -> Self::Mask {
+        _mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, o.0)
+    }
+    #[inline(always)]
+    unsafe fn select(m: Self::Mask, a: Self, b: Self) -> Self {
+        Avx2(_mm256_blendv_ps(b.0, a.0, m))
+    }
+    #[inline(always)]
+    unsafe fn copysign(self, sign: Self) -> Self {
+        let s = _mm256_set1_ps(-0.0);
+        Avx2(_mm256_or_ps(_mm256_andnot_ps(s, self.0), _mm256_and_ps(s, sign.0)))
+    }
+    #[inline(always)]
+    unsafe fn abs(self) -> Self {
+        Avx2(_mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0))
+    }
+    #[inline(always)]
+    unsafe fn neg(self) -> Self {
+        Avx2(_mm256_xor_ps(_mm256_set1_ps(-0.0), self.0))
+    }
+    #[inline(always)]
+    unsafe fn scale_pow2(self, n: Self) -> Self {
+        let ni = _mm256_cvtps_epi32(n.0);
+        let half = _mm256_srai_epi32::<1>(ni);
+        let rest = _mm256_sub_epi32(ni, half);
+        let bias = _mm256_set1_epi32(127);
+        let a = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(half, bias)));
+        let b = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(rest, bias)));
+        Avx2(_mm256_mul_ps(_mm256_mul_ps(self.0, a), b))
+    }
+    #[inline(always)]
+    unsafe fn frexp(self) -> (Self, Self) {
+        let bits = _mm256_castps_si256(self.0);
+        let biased = _mm256_and_si256(_mm256_srli_epi32::<23>(bits), _mm256_set1_epi32(0xff));
+        let e = _mm256_sub_epi32(biased, _mm256_set1_epi32(126));
+        let m = _mm256_or_si256(
+            _mm256_and_si256(bits, _mm256_set1_epi32(0x807f_ffffu32 as i32)),
+            _mm256_set1_epi32(0x3f00_0000),
+        );
+        (Avx2(_mm256_castsi256_ps(m)), Avx2(_mm256_cvtepi32_ps(e)))
+    }
+}
