@@ -512,3 +512,42 @@ fn casts_between_every_pair_of_types_match_the_interpreter_bit_for_bit() {
         }
     }
 }
+
+/// Row kernels over rows long enough for the wide vectors (64, 100 and 1031 elements),
+/// on both kinds of code: softmax and log-softmax of spread rows, sums and means whose
+/// f32 sums overflow (computed again in f64), maxima and minima, with NaN, ±inf and −0
+/// planted in some rows.
+#[test]
+fn long_rows_match_on_both_kinds_of_code() {
+    for len in [64usize, 100, 1031] {
+        for op in [
+            "(softmax (mul %x (fill 30.0 [])) 1)",
+            "(log_softmax (mul %x (fill 30.0 [])) 1)",
+            "(reduce_sum %x [1] 1)",
+            "(reduce_mean %x [1] 0)",
+            "(reduce_max %x [1] 1)",
+            "(reduce_min %x [1] 0)",
+        ] {
+            let text = format!("(saturate-graph 1)\n(input %x f32 [6,{len}])\n(output \"y\" {op})\n");
+            let graph = sexp::parse(&text, "t", None).unwrap();
+            let mut inputs = random_inputs(&graph, 21);
+            if let Tensor::F32(x) = &mut inputs[0] {
+                let flat = x.as_slice_mut().unwrap();
+                flat[len + 3] = f32::NAN; // row 1
+                flat[2 * len + len - 1] = f32::NEG_INFINITY; // row 2, in the partial vector
+                flat[3 * len + 7] = f32::INFINITY; // row 3
+                flat[4 * len + 1] = -0.0;
+                // row 5: ±3e38 in turn, whose partial sums overflow f32 though the total does not
+                flat[5 * len..6 * len]
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(k, v)| *v = if k % 2 == 0 { 3.0e38 } else { -3.0e38 });
+            }
+            let want = run(&graph, &inputs).unwrap();
+            for kernels in [Kernels::Widest, Kernels::Clif] {
+                let got = compile(&graph, &Options { threads: 2, kernels }).unwrap().run(&inputs).unwrap();
+                assert_outputs_within(&format!("{op} over rows of {len} ({kernels:?})"), &got, &want, 1e-5);
+            }
+        }
+    }
+}

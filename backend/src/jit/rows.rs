@@ -20,7 +20,7 @@ use saturate_egraph::DType;
 
 const LANES: i64 = 4;
 /// Below this, `x − max` gives a softmax output written as 0 (see [`row`]).
-const SOFTMAX_FLOOR: f32 = -70.0;
+pub(crate) const SOFTMAX_FLOOR: f32 = -70.0;
 
 /// How a fold combines two values.
 #[derive(Clone, Copy)]

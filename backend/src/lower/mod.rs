@@ -373,8 +373,10 @@ impl Lowering<'_> {
         let index = self.jit.define(what, |b, params| jit::loops::generate(b, params, &spec))?;
         let outer = spec.dims[0];
         let per_outer = spec.len() / outer.max(1);
-        let kernel = match self.wide.and_then(|isa| crate::wide::Program::new(&spec, isa)) {
-            Some(program) => Kernel::Wide { index, program: Box::new(program), outer, per_outer },
+        let kernel = match self.wide.and_then(|isa| crate::wide::LoopProgram::new(&spec, isa)) {
+            Some(program) => {
+                Kernel::Wide { index, program: Box::new(crate::wide::Program::Loop(program)), outer, per_outer }
+            }
             None => Kernel::Loop { index, outer, per_outer },
         };
         self.steps.push(Step { kernel, args, writes, constant });

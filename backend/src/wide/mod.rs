@@ -16,7 +16,10 @@
 //! README's "Generated code" section.
 
 mod math;
+mod rows;
 mod vector;
+
+pub use rows::RowProgram;
 
 use crate::loops::{Binary, Expr, LoopSpec, Unary};
 use saturate_egraph::{DType, UnaryOp};
@@ -31,7 +34,7 @@ const SLOTS: usize = 12;
 /// state lives on the stack, so a run allocates nothing.
 const MAX_OPS: usize = 64;
 const MAX_BUFFERS: usize = 24;
-const MAX_RANK: usize = 8;
+pub(crate) const MAX_RANK: usize = 8;
 
 /// The instruction set a program runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,9 +68,42 @@ enum Op {
     Binary(Binary, usize, usize),
 }
 
+/// A kernel on wide vectors: a fused loop or a row kernel.
+#[derive(Debug, Clone)]
+pub enum Program {
+    Loop(LoopProgram),
+    Rows(RowProgram),
+}
+
+impl Program {
+    /// The instruction set it runs with.
+    pub fn isa(&self) -> Isa {
+        match self {
+            Program::Loop(p) => p.isa,
+            Program::Rows(p) => p.isa,
+        }
+    }
+
+    /// Computes iterations `[begin, end)` of the outermost dimension.
+    ///
+    /// # Safety
+    /// `args` holds the addresses of the kernel's operands then outputs, each valid for
+    /// every element the strides reach; the host has the program's instruction set.
+    pub unsafe fn run(&self, args: *const *mut u8, begin: usize, end: usize) {
+        match self.isa() {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { run_avx512(self, args, begin, end) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { run_avx2(self, args, begin, end) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("wide programs are only built on x86-64"),
+        }
+    }
+}
+
 /// A [`LoopSpec`] ready to run on wide vectors.
 #[derive(Debug, Clone)]
-pub struct Program {
+pub struct LoopProgram {
     isa: Isa,
     dims: Vec<usize>,
     /// Per operand, element strides per dimension (the inner one 0 or 1).
@@ -115,11 +151,11 @@ fn supported_binary(op: Binary) -> bool {
     matches!(op, Binary::Add | Binary::Sub | Binary::Mul | Binary::Div | Binary::Max | Binary::Min)
 }
 
-impl Program {
+impl LoopProgram {
     /// The program for `spec` on `isa`, if every expression is an f32 function the wide
     /// kernels implement and the inner dimension reads contiguously or broadcast and
     /// writes contiguously.
-    pub fn new(spec: &LoopSpec, isa: Isa) -> Option<Program> {
+    pub fn new(spec: &LoopSpec, isa: Isa) -> Option<LoopProgram> {
         let inner = spec.dims.len().checked_sub(1)?;
         let f32_only = spec.dtypes().iter().all(|&d| d == DType::F32);
         let contiguous = spec.operands.iter().all(|o| matches!(o.strides[inner], 0 | 1))
@@ -187,7 +223,7 @@ impl Program {
                 slot[i] = Some(free.pop()?);
             }
         }
-        Some(Program {
+        Some(LoopProgram {
             isa,
             dims: spec.dims.clone(),
             operands: spec.operands.iter().map(|o| o.strides.clone()).collect(),
@@ -197,39 +233,24 @@ impl Program {
             outputs: spec.outputs.iter().map(|o| (o.expr, o.strides.clone())).collect(),
         })
     }
-
-    /// The instruction set it runs with.
-    pub fn isa(&self) -> Isa {
-        self.isa
-    }
-
-    /// Computes iterations `[begin, end)` of the outermost dimension.
-    ///
-    /// # Safety
-    /// `args` holds the addresses of the spec's operands then outputs, each valid for
-    /// every element the strides reach; the host has the program's instruction set.
-    pub unsafe fn run(&self, args: *const *mut u8, begin: usize, end: usize) {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { run_avx512(self, args, begin, end) },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { run_avx2(self, args, begin, end) },
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => unreachable!("wide programs are only built on x86-64"),
-        }
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn run_avx512(p: &Program, args: *const *mut u8, begin: usize, end: usize) {
-    unsafe { run_with::<vector::Avx512>(p, args, begin, end) }
+    match p {
+        Program::Loop(l) => unsafe { run_with::<vector::Avx512>(l, args, begin, end) },
+        Program::Rows(r) => unsafe { r.run_with::<vector::Avx512>(args, begin, end) },
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2(p: &Program, args: *const *mut u8, begin: usize, end: usize) {
-    unsafe { run_with::<vector::Avx2>(p, args, begin, end) }
+    match p {
+        Program::Loop(l) => unsafe { run_with::<vector::Avx2>(l, args, begin, end) },
+        Program::Rows(r) => unsafe { r.run_with::<vector::Avx2>(args, begin, end) },
+    }
 }
 
 /// A value over the current tile: a pointer to `len` elements, or one value broadcast.
@@ -240,7 +261,7 @@ enum Val {
 }
 
 #[inline(always)]
-unsafe fn run_with<V: vector::Vector>(p: &Program, args: *const *mut u8, begin: usize, end: usize) {
+unsafe fn run_with<V: vector::Vector>(p: &LoopProgram, args: *const *mut u8, begin: usize, end: usize) {
     let rank = p.dims.len();
     let buffers = p.operands.len() + p.outputs.len();
     let mut scratch = [[0f32; TILE]; SLOTS];
@@ -277,7 +298,7 @@ unsafe fn run_with<V: vector::Vector>(p: &Program, args: *const *mut u8, begin: 
 /// Elements `[lo, hi)` of the inner dimension, a tile at a time.
 #[inline(always)]
 unsafe fn tiles<V: vector::Vector>(
-    p: &Program,
+    p: &LoopProgram,
     bases: &[*mut f32; MAX_BUFFERS],
     lo: usize,
     hi: usize,
@@ -307,7 +328,7 @@ fn next_middle(index: &mut [usize], dims: &[usize]) -> bool {
 /// Evaluates every op over elements `[start, start + len)` of the inner dimension.
 #[inline(always)]
 unsafe fn tile<V: vector::Vector>(
-    p: &Program,
+    p: &LoopProgram,
     bases: &[*mut f32; MAX_BUFFERS],
     start: usize,
     len: usize,
