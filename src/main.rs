@@ -168,6 +168,11 @@ enum Command {
         /// Also print the time per kind of kernel (generated loops by op, GEMMs by shape).
         #[arg(long)]
         profile: bool,
+        /// The code of fused elementwise loops and row kernels: `widest` (AVX-512 or
+        /// AVX2 where the host has them, Cranelift's f32x4 loops elsewhere) or `clif`
+        /// (Cranelift's loops only, for comparison).
+        #[arg(long, value_enum, default_value_t = KernelChoice::Widest)]
+        kernels: KernelChoice,
         /// Optimize the model first (with the options below), then time the result.
         #[arg(long)]
         optimize: bool,
@@ -285,8 +290,12 @@ fn main() -> ExitCode {
         Command::Fuzz { cases, seed, time, save, json } => {
             commands::fuzz::fuzz(commands::fuzz::FuzzArgs { cases, seed, time, save: save.as_deref(), json })
         }
-        Command::Bench { model, dims, inputs, threads, min_time, json, profile, optimize, opt } => {
+        Command::Bench { model, dims, inputs, threads, min_time, json, profile, kernels, optimize, opt } => {
             commands::bench::bench(commands::bench::BenchArgs {
+                kernels: match kernels {
+                    KernelChoice::Widest => saturate_backend::Kernels::Widest,
+                    KernelChoice::Clif => saturate_backend::Kernels::Clif,
+                },
                 model: &model,
                 dims: dims.map(),
                 inputs: &inputs,
@@ -326,4 +335,11 @@ fn restore_default_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// `--kernels` of `saturate bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KernelChoice {
+    Widest,
+    Clif,
 }

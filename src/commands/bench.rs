@@ -18,6 +18,7 @@ pub struct BenchArgs<'a> {
     pub json: bool,
     /// Also print where the time goes, per kind of kernel.
     pub profile: bool,
+    pub kernels: saturate_backend::Kernels,
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
@@ -36,7 +37,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         graph = optimize_for_run(&graph, opts)?;
     }
     let start = Instant::now();
-    let mut exe = saturate_backend::compile(&graph, &saturate_backend::Options::threads(args.threads))?;
+    let options = saturate_backend::Options { threads: args.threads, kernels: args.kernels };
+    let mut exe = saturate_backend::compile(&graph, &options)?;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
     let options = BenchOptions { min_time: Duration::from_secs_f64(args.min_time), ..Default::default() };
     let timing = measure(&mut exe, &inputs, &options)?;
