@@ -7,9 +7,11 @@
 //! gather, concat, slice, pad, where, …). An op that computes on such a tensor works in
 //! its [`compute`](DType::compute) type: ONNX import casts the operands there and the
 //! result back, so `int8 + int8` wraps at 8 bits and `f16 · f16` rounds to f16 after
-//! every op, as ONNX (and numpy) specify. `f64` is the exception that does not meet the
-//! specification exactly: its arithmetic runs in `f32`, so it keeps 24 bits of
-//! precision, not 53 (its storage and its casts are exact).
+//! every op, as ONNX (and numpy) specify. `f64` is between the two: the elementwise
+//! functions (every unary and binary function of the op table, comparisons, `where`)
+//! compute on it in f64, exactly as the interpreter's f64 evaluation does, in the JIT
+//! too; every other op (reductions, normalizations, products, convolutions) runs it in
+//! f32, with 24 bits of precision, not 53.
 //!
 //! [`Element`] is the Rust side of each type: how an element converts (the meaning of
 //! `cast`, shared by the interpreter and by constant folding) and how it is laid out in
@@ -126,9 +128,16 @@ impl DType {
         !self.is_float() && self != DType::Bool
     }
 
-    /// Whether tensors of this type are only stored and moved, never computed on.
+    /// Whether tensors of this type are only stored and moved, never computed on by
+    /// ops other than the elementwise functions (see [`computes_elementwise`](Self::computes_elementwise)).
     pub fn is_storage_only(self) -> bool {
         self.compute() != self
+    }
+
+    /// Whether the elementwise functions (unary, binary, comparisons) compute on this
+    /// type as it is: the compute types, and f64.
+    pub fn computes_elementwise(self) -> bool {
+        !self.is_storage_only() || self == DType::F64
     }
 }
 

@@ -505,11 +505,15 @@ impl<'a> Args<'_, 'a> {
             }
         }
         let float = d.float.is_some() || d.predicate.is_some();
-        let dtypes: Vec<DType> =
-            [(float, DType::F32), (d.int.is_some(), DType::I64), (d.logical.is_some(), DType::Bool)]
-                .into_iter()
-                .filter_map(|(defined, dtype)| defined.then_some(dtype))
-                .collect();
+        let dtypes: Vec<DType> = [
+            (float, DType::F32),
+            (float, DType::F64),
+            (d.int.is_some(), DType::I64),
+            (d.logical.is_some(), DType::Bool),
+        ]
+        .into_iter()
+        .filter_map(|(defined, dtype)| defined.then_some(dtype))
+        .collect();
         let x = self.tensor_of(children[0], &dtypes)?;
         let dtype = if d.predicate.is_some() { DType::Bool } else { x.dtype };
         Ok(TensorType::new(dtype, x.shape.clone()))
@@ -520,15 +524,15 @@ impl<'a> Args<'_, 'a> {
     fn binary(&self, op: BinaryOp, [x, y]: [Id; 2]) -> Result<TensorType, String> {
         let d = op.desc();
         let dtypes: &[DType] = if d.compare.is_some() {
-            &[DType::F32, DType::I64, DType::Bool]
+            &[DType::F32, DType::F64, DType::I64, DType::Bool]
         } else if d.logical.is_some() {
             &[DType::Bool]
         } else if d.int.is_some() && d.float.is_some() {
-            &[DType::F32, DType::I64]
+            &[DType::F32, DType::F64, DType::I64]
         } else if d.int.is_some() {
             &[DType::I64]
         } else {
-            &[DType::F32]
+            &[DType::F32, DType::F64]
         };
         let (x, y) = (self.tensor_of(x, dtypes)?, self.tensor_of(y, dtypes)?);
         same_dtype(x, y)?;

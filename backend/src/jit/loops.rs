@@ -172,6 +172,9 @@ impl Gen<'_> {
         if dtype == DType::Bool {
             return b.ins().bxor_imm_s(x, 1); // not
         }
+        if dtype == DType::F64 {
+            return crate::jit::calls::unary(b, u.op, u.params, x);
+        }
         let mut m = Math { b, ty: float };
         match u.op {
             U::Neg => m.b.ins().fneg(x),
@@ -359,6 +362,12 @@ impl Gen<'_> {
                 Binary::Max => b.ins().umax(x, y),
                 Binary::Min => b.ins().umin(x, y),
                 other => unreachable!("{other:?} on bool is rejected by type checking"),
+            },
+            DType::F64 => match op {
+                Binary::Equal => b.ins().fcmp(FloatCC::Equal, x, y),
+                Binary::Less => b.ins().fcmp(FloatCC::LessThan, x, y),
+                Binary::Greater => b.ins().fcmp(FloatCC::GreaterThan, x, y),
+                _ => crate::jit::calls::binary(b, op, x, y),
             },
             stored => unreachable!("{op:?} on {stored} is rejected by type checking"),
         }

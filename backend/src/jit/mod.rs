@@ -6,6 +6,7 @@
 //! and `[begin, end)` is the part of its outermost dimension to compute, so the runtime
 //! can split one kernel across threads without regenerating it.
 
+pub mod calls;
 pub mod convert;
 pub mod gather;
 pub mod loops;

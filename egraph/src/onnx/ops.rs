@@ -63,6 +63,15 @@ const MOVES_ELEMENTS: &[&str] = &[
 /// Scatters move elements when they replace (`reduction="none"`), and compute otherwise.
 const SCATTERS: &[&str] = &["Scatter", "ScatterElements", "ScatterND"];
 
+/// Whether ONNX op `op` imports to elementwise functions of the op table only (on f64
+/// they compute in f64).
+fn is_elementwise(op: &str) -> bool {
+    const COMPOSED: &[&str] = &["Clip", "GreaterOrEqual", "LessOrEqual", "Max", "Min", "Sum", "Xor", "Pow"];
+    COMPOSED.contains(&op)
+        || UnaryOp::ALL.iter().any(|u| u.desc().onnx.contains(&op))
+        || BinaryOp::ALL.iter().any(|b| b.desc().onnx.contains(&op))
+}
+
 /// Results that are indices, not values of their operand's type: (op, output position).
 const INDEX_RESULTS: &[(&str, usize)] = &[("ArgMax", 0), ("ArgMin", 0), ("TopK", 1)];
 
@@ -90,7 +99,8 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
         let Some(dtype) = imp.b.tensor_type(id).map(|t| t.dtype) else { continue };
         let index = matches!((op, position), ("Gather" | "GatherElements" | "GatherND", 1))
             || (SCATTERS.contains(&op) && position == 1);
-        if dtype.is_storage_only() && (!moves || (index && dtype.is_integer())) {
+        let stays = moves || (is_elementwise(op) && dtype.computes_elementwise());
+        if dtype.is_storage_only() && (!stays || (index && dtype.is_integer())) {
             // max pooling only orders, and f32 holds every integer of up to 16 bits
             let small_int = dtype.is_integer() && dtype.byte_size() <= 2;
             let compute = if op == "MaxPool" && small_int { DType::F32 } else { dtype.compute() };
@@ -761,10 +771,12 @@ fn clip(cx: &mut Cx) -> Result<Id> {
 
 fn pow(cx: &mut Cx) -> Result<Id> {
     let (mut a, mut b) = (cx.input(0)?, cx.input(1)?);
-    // ONNX lets the exponent have its own type; saturate computes powers in f32
+    // ONNX lets the exponent have its own type; saturate computes powers in the base's
+    // float type (f32 for an integer base)
+    let float = if cx.ty(a).dtype == DType::F64 { DType::F64 } else { DType::F32 };
     for id in [&mut a, &mut b] {
-        if cx.ty(*id).dtype == DType::I64 {
-            let f = cx.imp.b.dtype(DType::F32);
+        if cx.ty(*id).dtype != float {
+            let f = cx.imp.b.dtype(float);
             *id = cx.add(TensorLang::Cast([*id, f]))?;
         }
     }

@@ -22,7 +22,7 @@ pub fn activate(x: &ndarray::ArrayD<f32>, act: Activation) -> ndarray::ArrayD<f3
 }
 
 /// A unary elementwise function with its params, as its row of the op table defines it:
-/// floats in f64, rounded once.
+/// floats in f64, rounded once (to f32 for f32 elements).
 pub fn unary(x: &Tensor, op: UnaryOp, params: &[f32]) -> Result<Tensor, String> {
     let d = op.desc();
     let undefined = || format!("{} is not defined on {}", d.name, x.dtype());
@@ -34,6 +34,14 @@ pub fn unary(x: &Tensor, op: UnaryOp, params: &[f32]) -> Result<Tensor, String> 
         Tensor::F32(a) => {
             let f = d.float.ok_or_else(undefined)?;
             Tensor::F32(a.mapv(|v| f(v as f64, params) as f32))
+        }
+        Tensor::F64(a) if d.predicate.is_some() => {
+            let test = d.predicate.expect("checked");
+            Tensor::Bool(a.mapv(|v| test(v, params)))
+        }
+        Tensor::F64(a) => {
+            let f = d.float.ok_or_else(undefined)?;
+            Tensor::F64(a.mapv(|v| f(v, params)))
         }
         Tensor::I64(a) => Tensor::I64(a.mapv(d.int.ok_or_else(undefined)?)),
         Tensor::Bool(a) => Tensor::Bool(a.mapv(d.logical.ok_or_else(undefined)?)),
@@ -49,6 +57,7 @@ pub fn binary(x: &Tensor, y: &Tensor, op: BinaryOp) -> Result<Tensor, String> {
     if let Some(holds) = d.compare {
         return Ok(Tensor::Bool(match (x, y) {
             (Tensor::F32(a), Tensor::F32(b)) => zip2(a, b, |p, q| holds(p.partial_cmp(&q)))?,
+            (Tensor::F64(a), Tensor::F64(b)) => zip2(a, b, |p, q| holds(p.partial_cmp(&q)))?,
             (Tensor::I64(a), Tensor::I64(b)) => zip2(a, b, |p, q| holds(Some(p.cmp(&q))))?,
             (Tensor::Bool(a), Tensor::Bool(b)) => zip2(a, b, |p, q| holds(Some(p.cmp(&q))))?,
             _ => return Err(undefined()),
@@ -59,6 +68,7 @@ pub fn binary(x: &Tensor, y: &Tensor, op: BinaryOp) -> Result<Tensor, String> {
             let f = d.float.ok_or_else(undefined)?;
             Tensor::F32(zip2(a, b, |p, q| f(p as f64, q as f64) as f32)?)
         }
+        (Tensor::F64(a), Tensor::F64(b)) => Tensor::F64(zip2(a, b, d.float.ok_or_else(undefined)?)?),
         (Tensor::I64(a), Tensor::I64(b)) => {
             let f = d.int.ok_or_else(undefined)?;
             let values = zip2(a, b, f)?;
