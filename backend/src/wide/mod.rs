@@ -180,8 +180,8 @@ impl LoopProgram {
                 _ => None,
             })
             .collect::<Option<Vec<Op>>>()?;
-        // outputs written by their op directly: the first output of each op, unless two
-        // outputs overlap in memory (then none is, and each copies)
+        // each computed op written into its first output directly (later ops read it
+        // there); any other output of the same op copies it at the end of the tile
         let mut direct = vec![None; ops.len()];
         for (k, o) in spec.outputs.iter().enumerate() {
             if matches!(ops[o.expr], Op::Unary(..) | Op::Binary(..)) && direct[o.expr].is_none() {
