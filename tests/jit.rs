@@ -580,3 +580,30 @@ fn f64_elementwise_functions_compute_in_f64_bit_for_bit() {
         }
     }
 }
+
+/// Depthwise convolutions (one filter per channel, as MobileNet's, EfficientNet's and
+/// ConvNeXt's) on both kinds of code: 3×3, 5×5 and 7×7 with their "same" padding and
+/// with none, odd widths (partial vectors), a batch of two, and a stride-2 one (which
+/// runs in CLIF on every host).
+#[test]
+fn depthwise_convolutions_match_on_both_kinds_of_code() {
+    for (k, pad, stride, hw) in
+        [(3, 1, 1, [19, 37]), (5, 2, 1, [23, 29]), (7, 3, 1, [17, 45]), (3, 0, 1, [20, 70]), (3, 1, 2, [21, 33])]
+    {
+        let c = 6;
+        let body = format!(
+            "(input %x f32 [2,{c},{},{}])\n(input %w f32 [{c},1,{k},{k}])\n(input %b f32 [{c}])\n\
+             (output \"y\" (conv %x %w %b [{stride},{stride}] [{pad},{pad},{pad},{pad}] [1,1] {c}))",
+            hw[0], hw[1]
+        );
+        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+        let inputs = random_inputs(&graph, 17);
+        let want = run(&graph, &inputs).unwrap();
+        for kernels in [Kernels::Widest, Kernels::Clif] {
+            for threads in [1, 2] {
+                let got = compile(&graph, &Options { threads, kernels }).unwrap().run(&inputs).unwrap();
+                assert_outputs_within(&format!("{k}x{k} depthwise, stride {stride} ({kernels:?})"), &got, &want, 1e-5);
+            }
+        }
+    }
+}

@@ -29,6 +29,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Every test here holds it: the counter is process-wide, and `cargo test` runs the
+/// tests of one file on parallel threads of one process.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn graph(body: &str) -> saturate_egraph::Graph {
     sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap()
 }
@@ -45,6 +53,7 @@ fn ramp(shape: &[usize]) -> Tensor {
 /// two per product, which only our own packed kernels will end.)
 #[test]
 fn runs_into_the_callers_tensors_allocate_nothing() {
+    let _serial = one_at_a_time();
     let g = graph(concat!(
         "(input %x f32 [64,300])\n",
         "(input %i i64 [5])\n",
@@ -82,6 +91,7 @@ fn runs_into_the_callers_tensors_allocate_nothing() {
 /// The kernels write the caller's output tensor itself: its memory, not a copy of it.
 #[test]
 fn outputs_are_written_where_the_caller_holds_them() {
+    let _serial = one_at_a_time();
     let g = graph("(input %x f32 [1000])\n(output \"y\" (sigmoid %x))");
     let mut exe = compile(&g, &Options::threads(1)).unwrap();
     let x = ramp(&[1000]);
@@ -98,6 +108,7 @@ fn outputs_are_written_where_the_caller_holds_them() {
 /// not in row-major layout are copied in and out.
 #[test]
 fn outputs_that_must_be_copied_still_match() {
+    let _serial = one_at_a_time();
     let g = graph(
         "(input %x f32 [4,6])\n\
          (weight %w f32 [3] (values 1.0 2.0 3.0))\n\
@@ -129,4 +140,33 @@ fn outputs_that_must_be_copied_still_match() {
     let wrong = vec![Tensor::filled(&[4, 6], 0.0)];
     let e = exe.run_into(std::slice::from_ref(&x), &mut wrong.clone()).unwrap_err().to_string();
     assert!(e.contains("the outputs must be"), "{e}");
+}
+
+/// Outputs computed from constants alone (at compile time, or by a wide loop whose every
+/// operand is one value) and products of a constant and an input are right in the
+/// caller's tensors. Found by fuzzing (seed 1543633328): the wide loop of
+/// `hard_sigmoid(fill)` returned its one value without writing it, so the output, and
+/// the product reading it, were 0.
+#[test]
+fn outputs_written_at_compile_time_are_delivered() {
+    let _serial = one_at_a_time();
+    let g = graph(concat!(
+        "(input %x f32 [9,5])\n",
+        "(let $c (hard_sigmoid (fill 0.0 [4,7,9]) 0.01 0.01))\n",
+        "(output \"product\" (matmul $c %x))\n",
+        "(output \"constant\" (erf (pow (fill 2.0 [3,4]) (fill 0.0 [4]))))\n",
+        "(output \"sum\" (add (softplus (fill 0.0 [9,5])) %x))",
+    ));
+    let x = ramp(&[9, 5]);
+    let want = saturate_verify::run(&g, std::slice::from_ref(&x)).unwrap();
+    for threads in [1, 2] {
+        let mut exe = compile(&g, &Options::threads(threads)).unwrap();
+        let mut outputs = exe.new_outputs();
+        for _ in 0..2 {
+            exe.run_into(std::slice::from_ref(&x), &mut outputs).unwrap();
+            for (k, (got, want)) in outputs.iter().zip(&want).enumerate() {
+                saturate_verify::compare::compare(got, want, 1e-5, 1e-6).unwrap_or_else(|m| panic!("output {k}: {m}"));
+            }
+        }
+    }
 }

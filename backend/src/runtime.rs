@@ -112,7 +112,9 @@ pub(crate) enum External {
 
 /// Which run-time buffers can be the caller's: an input's buffer that no step writes,
 /// and an output's buffer that holds that output alone (not a view into a bigger
-/// buffer, not an input, not a constant, not shared by two outputs).
+/// buffer, not an input, not a constant, not shared by two outputs) and that only
+/// run-time steps write (a step whose operands are all constant, such as a constant
+/// output's fill, runs once at compile time, into the arena).
 pub(crate) fn external_buffers(
     buffers: &[Buffer],
     steps: &[Step],
@@ -120,8 +122,15 @@ pub(crate) fn external_buffers(
     outputs: &[Port],
 ) -> Vec<Option<External>> {
     let mut external = vec![None; buffers.len()];
-    let written: std::collections::HashSet<usize> =
-        steps.iter().flat_map(|s| s.args.iter().zip(&s.writes).filter(|(_, &w)| w).map(|(l, _)| l.buffer.0)).collect();
+    let written_by = |constant: bool| -> std::collections::HashSet<usize> {
+        steps
+            .iter()
+            .filter(|s| s.constant == constant)
+            .flat_map(|s| s.args.iter().zip(&s.writes).filter(|(_, &w)| w).map(|(l, _)| l.buffer.0))
+            .collect()
+    };
+    let (at_compile_time, at_run_time) = (written_by(true), written_by(false));
+    let written: std::collections::HashSet<usize> = at_compile_time.union(&at_run_time).copied().collect();
     for (k, p) in inputs.iter().enumerate() {
         let b = p.loc.buffer.0;
         if p.loc.offset == 0 && !written.contains(&b) && !buffers[b].constant {
@@ -130,7 +139,8 @@ pub(crate) fn external_buffers(
     }
     for (k, p) in outputs.iter().enumerate() {
         let b = p.loc.buffer.0;
-        let alone = p.loc.offset == 0 && buffers[b].bytes == p.bytes() && !buffers[b].constant;
+        let alone =
+            p.loc.offset == 0 && buffers[b].bytes == p.bytes() && !buffers[b].constant && !at_compile_time.contains(&b);
         let shared = outputs.iter().filter(|q| q.loc.buffer.0 == b).count() > 1;
         if alone && !shared && external[b].is_none() {
             external[b] = Some(External::Output(k));

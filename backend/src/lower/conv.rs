@@ -274,13 +274,21 @@ impl Lowering<'_> {
         if spec.planes == 0 {
             return Ok(());
         }
-        let scratch = self.new_buffer(spec.planes * spec.scratch().plane_len() * 4, constant);
+        // room past every plane's copy for the wide depthwise kernel's last reads (which
+        // spaces its planes so; CLIF's kernel packs them and leaves the rest unused)
+        let slack = crate::wide::SCRATCH_SLACK;
+        let scratch = self.new_buffer(spec.planes * (spec.scratch().plane_len() + slack) * 4, constant);
         args.insert(args.len() - 1, scratch);
         let index = self.jit.define(what, |b, params| crate::jit::window::generate(b, params, &spec))?;
         let per_outer = spec.positions() * spec.taps();
         // the kernel writes its scratch and its output
         let writes = (0..args.len()).map(|k| k + 2 >= args.len()).collect();
-        self.steps.push(Step { kernel: Kernel::Loop { index, outer: spec.planes, per_outer }, args, writes, constant });
+        let outer = spec.planes;
+        let kernel = match self.wide.and_then(|isa| crate::wide::DepthwiseProgram::new(&spec, isa)) {
+            Some(p) => Kernel::Wide { index, program: Box::new(crate::wide::Program::Depthwise(p)), outer, per_outer },
+            None => Kernel::Loop { index, outer, per_outer },
+        };
+        self.steps.push(Step { kernel, args, writes, constant });
         Ok(())
     }
 }

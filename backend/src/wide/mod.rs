@@ -18,8 +18,10 @@
 mod math;
 mod rows;
 mod vector;
+mod window;
 
 pub use rows::RowProgram;
+pub use window::{DepthwiseProgram, SCRATCH_SLACK};
 
 use crate::loops::{Binary, Expr, LoopSpec, Unary};
 use saturate_egraph::{DType, UnaryOp};
@@ -73,6 +75,7 @@ enum Op {
 pub enum Program {
     Loop(LoopProgram),
     Rows(RowProgram),
+    Depthwise(DepthwiseProgram),
 }
 
 impl Program {
@@ -81,6 +84,7 @@ impl Program {
         match self {
             Program::Loop(p) => p.isa,
             Program::Rows(p) => p.isa,
+            Program::Depthwise(p) => p.isa,
         }
     }
 
@@ -241,6 +245,7 @@ unsafe fn run_avx512(p: &Program, args: *const *mut u8, begin: usize, end: usize
     match p {
         Program::Loop(l) => unsafe { run_with::<vector::Avx512>(l, args, begin, end) },
         Program::Rows(r) => unsafe { r.run_with::<vector::Avx512>(args, begin, end) },
+        Program::Depthwise(d) => unsafe { d.run_with::<vector::Avx512>(args, begin, end) },
     }
 }
 
@@ -250,6 +255,7 @@ unsafe fn run_avx2(p: &Program, args: *const *mut u8, begin: usize, end: usize) 
     match p {
         Program::Loop(l) => unsafe { run_with::<vector::Avx2>(l, args, begin, end) },
         Program::Rows(r) => unsafe { r.run_with::<vector::Avx2>(args, begin, end) },
+        Program::Depthwise(d) => unsafe { d.run_with::<vector::Avx2>(args, begin, end) },
     }
 }
 
@@ -357,7 +363,8 @@ unsafe fn tile<V: vector::Vector>(
         };
     }
     for (k, (op, _)) in p.outputs.iter().enumerate() {
-        if p.direct[*op] == Some(k) {
+        // a direct output is written by its op, unless every operand was one value
+        if p.direct[*op] == Some(k) && matches!(vals[*op], Val::Tile(_)) {
             continue;
         }
         let dst = unsafe { bases[n_ops + k].add(start) };

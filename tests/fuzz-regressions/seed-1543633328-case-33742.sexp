@@ -1,0 +1,18 @@
+; Found by `saturate fuzz --seed 1543633328` (case 33742):
+; compiled(optimized) vs interpreter(original): output 0: 140 of 140 values differ; worst at [0, 0, 4]: got 0, expected -0.054941677 (rtol 0.001, atol 0.0001) (inputs: draw 0)
+; inputs: draw 0
+(saturate-graph 1)
+(input %x0 f32 [4,7,9])
+(input %x1 f32 [])
+(input %x2 f32 [])
+(input %x3 f32 [])
+(input %x4 f32 [1,1])
+(input %x5 f32 [])
+(input %x6 f32 [9,5])
+(let $1 (sub %x0 %x0))
+(let $2 (hard_sigmoid $1 0.01 0.01))
+(let $3 (matmul $2 %x6))
+(let $4 (neg %x0))
+(let $5 (equal $4 %x4))
+(output "y" $3)
+(output "z" $5)
