@@ -92,8 +92,37 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
             .is_none_or(|a| a.s.as_deref() == Some(b"none".as_slice()))
     };
     let moves = MOVES_ELEMENTS.contains(&op) || (SCATTERS.contains(&op) && replaces());
-    // (ONNX name, its node, its stored type, the type it computes in) of each operand
-    let mut widened: Vec<(String, Id, DType, DType)> = Vec::new();
+    let widened = widened_operands(imp, node, moves);
+    for w in &widened {
+        let to = imp.b.dtype(w.compute);
+        let wide = imp.add(TensorLang::Cast([w.id, to]), node)?;
+        imp.rebind(&w.name, wide);
+    }
+    let outputs = lower_node(imp, node);
+    for w in &widened {
+        imp.rebind(&w.name, w.id);
+    }
+    let mut outputs = outputs?;
+    if !moves {
+        narrow_results(imp, node, &widened, &mut outputs)?;
+    }
+    Ok(outputs)
+}
+
+/// An operand of a stored type that an op computes on, cast to its compute type for it.
+struct Widened {
+    /// The ONNX value, and its node.
+    name: String,
+    id: Id,
+    stored: DType,
+    compute: DType,
+}
+
+/// The operands of `node` to widen: those of stored types it computes on (all but the
+/// elementwise functions' f64), and stored integer indices.
+fn widened_operands(imp: &Importer, node: &NodeProto, moves: bool) -> Vec<Widened> {
+    let op = op_type(node);
+    let mut widened = Vec::new();
     for (position, name) in node.input.iter().enumerate() {
         let Some(id) = imp.value(name) else { continue };
         let Some(dtype) = imp.b.tensor_type(id).map(|t| t.dtype) else { continue };
@@ -104,34 +133,28 @@ pub fn lower(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
             // max pooling only orders, and f32 holds every integer of up to 16 bits
             let small_int = dtype.is_integer() && dtype.byte_size() <= 2;
             let compute = if op == "MaxPool" && small_int { DType::F32 } else { dtype.compute() };
-            widened.push((name.clone(), id, dtype, compute));
+            widened.push(Widened { name: name.clone(), id, stored: dtype, compute });
         }
     }
-    for (name, id, _, compute) in &widened {
-        let to = imp.b.dtype(*compute);
-        let wide = imp.add(TensorLang::Cast([*id, to]), node)?;
-        imp.rebind(name, wide);
-    }
-    let outputs = lower_node(imp, node);
-    for (name, id, _, _) in &widened {
-        imp.rebind(name, *id);
-    }
-    let mut outputs = outputs?;
-    if moves {
-        return Ok(outputs);
-    }
+    widened
+}
+
+/// Casts each result of a widened operand's compute type back to its stored type
+/// (indices excepted).
+fn narrow_results(imp: &mut Importer, node: &NodeProto, widened: &[Widened], outputs: &mut [Option<Id>]) -> Result<()> {
+    let op = op_type(node);
     for (position, out) in outputs.iter_mut().enumerate() {
         let Some(out) = out else { continue };
         if INDEX_RESULTS.contains(&(op, position)) {
             continue;
         }
         let computed = imp.b.tensor_type(*out).map(|t| t.dtype);
-        if let Some(&(_, _, dtype, _)) = widened.iter().find(|w| Some(w.3) == computed) {
-            let d = imp.b.dtype(dtype);
+        if let Some(w) = widened.iter().find(|w| Some(w.compute) == computed) {
+            let d = imp.b.dtype(w.stored);
             *out = imp.add(TensorLang::Cast([*out, d]), node)?;
         }
     }
-    Ok(outputs)
+    Ok(())
 }
 
 fn lower_node(imp: &mut Importer, node: &NodeProto) -> Result<Vec<Option<Id>>> {
