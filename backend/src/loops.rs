@@ -102,7 +102,7 @@ impl LoopSpec {
     /// its memory order (its strides decreasing outward, ties kept in order). A strided
     /// copy that reads in memory order writes a few output pages in turn instead of
     /// reading one page per element row: with the 4 KiB pages of a caller's tensors,
-    /// the other order misses the TLB on every row (a [16,511,12,64] head transpose:
+    /// the other order misses the TLB on every row (a `[16,511,12,64]` head transpose:
     /// 14 ms against 3 ms).
     pub fn read_in_memory_order(&mut self, k: usize) {
         let Some(inner) = self.dims.len().checked_sub(1) else { return };

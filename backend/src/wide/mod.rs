@@ -10,10 +10,12 @@
 //! stays in L1, and the last expression written straight into the output. Operands are
 //! read in place; broadcast ones are one splatted value. The CLIF loop of the same spec
 //! remains the fallback (any other host, any other spec) and the differential
-//! reference: `tests/jit.rs` runs both against the interpreter.
+//! reference: `tests/jit.rs` runs both against the interpreter. The same holds for row
+//! kernels ([`RowProgram`]: softmax, log-softmax, f32 reductions) and stride-1 depthwise
+//! convolution ([`DepthwiseProgram`]).
 //!
 //! The decision and its figures (the kernel benchmark, `benches/kernels`) are in the
-//! README's "Generated code" section.
+//! README's "Wide kernels" section.
 
 mod math;
 mod rows;
