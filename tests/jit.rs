@@ -99,7 +99,7 @@ fn same_elementwise(op: &str, xs: &[f32]) {
     let graph = sexp::parse(&text, "t", None).unwrap();
     let x = Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[n]), xs.to_vec()).unwrap());
     let want = run(&graph, std::slice::from_ref(&x)).unwrap();
-    for kernels in [Kernels::Widest, Kernels::Clif] {
+    for kernels in Kernels::all_here() {
         let mut exe = compile(&graph, &Options { threads: 2, kernels }).unwrap();
         let got = exe.run(std::slice::from_ref(&x)).unwrap();
         for (i, (g, w)) in got[0].to_f32_vec().iter().zip(want[0].to_f32_vec()).enumerate() {
@@ -121,15 +121,18 @@ fn fused_loops_run_on_the_widest_vectors_and_match_both_ways() {
     let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
     let inputs = random_inputs(&graph, 5);
     let want = run(&graph, &inputs).unwrap();
-    for kernels in [Kernels::Widest, Kernels::Clif] {
+    for kernels in Kernels::all_here() {
         for threads in [1, 2] {
             let mut exe = compile(&graph, &Options { threads, kernels }).unwrap();
             let got = exe.run(&inputs).unwrap();
             assert_outputs_within(&format!("{kernels:?} at {threads} threads"), &got, &want, 1e-5);
             let labels: Vec<String> = exe.profile(&inputs, 1).unwrap().into_iter().map(|r| r.0).collect();
             let wide = labels.iter().any(|l| l.contains("Avx512") || l.contains("Avx2"));
-            let expected = kernels == Kernels::Widest && saturate_backend::wide::Isa::detect().is_some();
+            let expected = kernels != Kernels::Clif && saturate_backend::wide::Isa::detect().is_some();
             assert_eq!(wide, expected, "{kernels:?}: {labels:?}");
+            if kernels == Kernels::Avx2 {
+                assert!(labels.iter().any(|l| l.contains("(Avx2)")), "{labels:?}");
+            }
         }
     }
 }
@@ -544,7 +547,7 @@ fn long_rows_match_on_both_kinds_of_code() {
                     .for_each(|(k, v)| *v = if k % 2 == 0 { 3.0e38 } else { -3.0e38 });
             }
             let want = run(&graph, &inputs).unwrap();
-            for kernels in [Kernels::Widest, Kernels::Clif] {
+            for kernels in Kernels::all_here() {
                 let got = compile(&graph, &Options { threads: 2, kernels }).unwrap().run(&inputs).unwrap();
                 assert_outputs_within(&format!("{op} over rows of {len} ({kernels:?})"), &got, &want, 1e-5);
             }
@@ -570,7 +573,7 @@ fn f64_elementwise_functions_compute_in_f64_bit_for_bit() {
     let want = run(&graph, &inputs).unwrap();
     let a = want[0].to_f64_vec();
     assert!(a[1] != a[0], "the interpreter computed in f64");
-    for kernels in [Kernels::Widest, Kernels::Clif] {
+    for kernels in Kernels::all_here() {
         let got = compile(&graph, &Options { threads: 1, kernels }).unwrap().run(&inputs).unwrap();
         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
             assert_eq!(g.ty(), w.ty());
@@ -599,7 +602,7 @@ fn depthwise_convolutions_match_on_both_kinds_of_code() {
         let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
         let inputs = random_inputs(&graph, 17);
         let want = run(&graph, &inputs).unwrap();
-        for kernels in [Kernels::Widest, Kernels::Clif] {
+        for kernels in Kernels::all_here() {
             for threads in [1, 2] {
                 let got = compile(&graph, &Options { threads, kernels }).unwrap().run(&inputs).unwrap();
                 assert_outputs_within(&format!("{k}x{k} depthwise, stride {stride} ({kernels:?})"), &got, &want, 1e-5);

@@ -66,8 +66,24 @@ pub enum Kernels {
     /// they implement, Cranelift's f32x4 loops for the rest and on other hosts.
     #[default]
     Widest,
+    /// The AVX2 kernels even where the host has AVX-512 (so an AVX-512 host tests both),
+    /// Cranelift's loops where it has neither.
+    Avx2,
     /// Cranelift's loops only: the reference the wide kernels are checked against.
     Clif,
+}
+
+impl Kernels {
+    /// The kernel kinds this host can run: for tests that check each against the
+    /// interpreter.
+    pub fn all_here() -> Vec<Kernels> {
+        let mut kinds = vec![Kernels::Widest];
+        if wide::Isa::detect() == Some(wide::Isa::Avx512) && wide::Isa::avx2() {
+            kinds.push(Kernels::Avx2);
+        }
+        kinds.push(Kernels::Clif);
+        kinds
+    }
 }
 
 impl Default for Options {
@@ -82,11 +98,11 @@ impl Options {
         Options { threads, ..Default::default() }
     }
 
-    /// For differential fuzzing: one thread, and the wide kernels or Cranelift's loops
-    /// depending on the graph (its size's parity), so a campaign checks both against
-    /// the interpreter.
+    /// For differential fuzzing: one thread, and the widest kernels, the AVX2 ones or
+    /// Cranelift's loops depending on the graph (its size modulo 3), so a campaign checks
+    /// each against the interpreter.
     pub fn for_fuzzing(graph: &Graph) -> Options {
-        let kernels = if graph.expr.len() % 2 == 0 { Kernels::Widest } else { Kernels::Clif };
+        let kernels = [Kernels::Widest, Kernels::Avx2, Kernels::Clif][graph.expr.len() % 3];
         Options { threads: 1, kernels }
     }
 }
@@ -96,6 +112,7 @@ impl Options {
 pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendError> {
     let wide = match options.kernels {
         Kernels::Widest => wide::Isa::detect(),
+        Kernels::Avx2 => wide::Isa::avx2().then_some(wide::Isa::Avx2),
         Kernels::Clif => None,
     };
     let lowered = lower::lower(graph, wide)?;

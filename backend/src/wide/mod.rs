@@ -51,15 +51,18 @@ impl Isa {
     /// The widest this host has, if any.
     pub fn detect() -> Option<Isa> {
         #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Some(Isa::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return Some(Isa::Avx2);
-            }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Some(Isa::Avx512);
         }
-        None
+        Isa::avx2().then_some(Isa::Avx2)
+    }
+
+    /// Whether the host has AVX2 and FMA.
+    pub fn avx2() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+        #[allow(unreachable_code)]
+        false
     }
 }
 
