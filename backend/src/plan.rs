@@ -56,6 +56,16 @@ pub enum Kernel {
     MatMul(MatMul),
 }
 
+impl Kernel {
+    /// The wide `program` where there is one, else CLIF's loop `index`.
+    pub fn wide_or_loop(index: usize, program: Option<crate::wide::Program>, outer: usize, per_outer: usize) -> Kernel {
+        match program {
+            Some(program) => Kernel::Wide { index, program: Box::new(program), outer, per_outer },
+            None => Kernel::Loop { index, outer, per_outer },
+        }
+    }
+}
+
 /// A model input or output: its name, type and location.
 #[derive(Debug, Clone)]
 pub struct Port {

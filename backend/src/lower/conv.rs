@@ -284,10 +284,11 @@ impl Lowering<'_> {
         // the kernel writes its scratch and its output
         let writes = (0..args.len()).map(|k| k + 2 >= args.len()).collect();
         let outer = spec.planes;
-        let kernel = match self.wide.and_then(|isa| crate::wide::DepthwiseProgram::new(&spec, isa)) {
-            Some(p) => Kernel::Wide { index, program: Box::new(crate::wide::Program::Depthwise(p)), outer, per_outer },
-            None => Kernel::Loop { index, outer, per_outer },
-        };
+        let program = self
+            .wide
+            .and_then(|isa| crate::wide::DepthwiseProgram::new(&spec, isa))
+            .map(crate::wide::Program::Depthwise);
+        let kernel = Kernel::wide_or_loop(index, program, outer, per_outer);
         self.steps.push(Step { kernel, args, writes, constant });
         Ok(())
     }

@@ -210,7 +210,7 @@ impl Lowering<'_> {
             }
             L::Weight([name, ..]) => {
                 let name = self.graph.name_of(*name);
-                let data = self.graph.weights.get(name).map(tensor_bytes).unwrap_or_default();
+                let data = self.graph.weights.get(name).map(saturate_egraph::Tensor::to_le_bytes).unwrap_or_default();
                 let loc = self.new_buffer(data.len(), true);
                 self.initial.push((loc.buffer, data));
                 self.locs[i] = Some(loc);
@@ -373,12 +373,9 @@ impl Lowering<'_> {
         let index = self.jit.define(what, |b, params| jit::loops::generate(b, params, &spec))?;
         let outer = spec.dims[0];
         let per_outer = spec.len() / outer.max(1);
-        let kernel = match self.wide.and_then(|isa| crate::wide::LoopProgram::new(&spec, isa)) {
-            Some(program) => {
-                Kernel::Wide { index, program: Box::new(crate::wide::Program::Loop(program)), outer, per_outer }
-            }
-            None => Kernel::Loop { index, outer, per_outer },
-        };
+        let program =
+            self.wide.and_then(|isa| crate::wide::LoopProgram::new(&spec, isa)).map(crate::wide::Program::Loop);
+        let kernel = Kernel::wide_or_loop(index, program, outer, per_outer);
         self.steps.push(Step { kernel, args, writes, constant });
         Ok(())
     }
@@ -386,9 +383,4 @@ impl Lowering<'_> {
 
 fn bytes_of(ty: &TensorType) -> usize {
     ty.numel() * ty.dtype.byte_size()
-}
-
-/// A tensor's elements as little-endian bytes, row-major.
-fn tensor_bytes(t: &saturate_egraph::Tensor) -> Vec<u8> {
-    t.to_le_bytes()
 }

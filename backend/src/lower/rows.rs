@@ -289,12 +289,9 @@ impl Lowering<'_> {
         let outer = spec.rows[0];
         let per_outer = spec.row_count() / outer.max(1) * spec.len;
         let writes = (0..args.len()).map(|k| k + 1 == args.len()).collect();
-        let kernel = match self.wide.and_then(|isa| crate::wide::RowProgram::new(&spec, isa)) {
-            Some(program) => {
-                Kernel::Wide { index, program: Box::new(crate::wide::Program::Rows(program)), outer, per_outer }
-            }
-            None => Kernel::Loop { index, outer, per_outer },
-        };
+        let program =
+            self.wide.and_then(|isa| crate::wide::RowProgram::new(&spec, isa)).map(crate::wide::Program::Rows);
+        let kernel = Kernel::wide_or_loop(index, program, outer, per_outer);
         self.steps.push(Step { kernel, args, writes, constant });
         Ok(())
     }

@@ -324,8 +324,9 @@ unsafe fn tiles<V: vector::Vector>(
     }
 }
 
-/// Advances the middle indices (all but the outermost and the inner); false after the last.
-fn next_middle(index: &mut [usize], dims: &[usize]) -> bool {
+/// Advances a multi-index over every dimension of `dims` after the outermost (the index
+/// may stop short of the inner one); false after the last.
+pub(super) fn next_middle(index: &mut [usize], dims: &[usize]) -> bool {
     for d in (1..index.len()).rev() {
         index[d] += 1;
         if index[d] < dims[d] {

@@ -63,7 +63,7 @@ impl RowProgram {
                 };
                 let (x, out) = unsafe { (x0.offset(at(&self.x)), out0.offset(at(&self.out))) };
                 unsafe { self.row::<V>(x, out) };
-                if !next(&mut index[..rank], &self.rows) {
+                if !super::next_middle(&mut index[..rank], &self.rows) {
                     break;
                 }
             }
@@ -148,18 +148,6 @@ unsafe fn first<V: Vector>(v: V) -> f32 {
     let mut lanes = [0f32; 16];
     unsafe { v.store(lanes.as_mut_ptr()) };
     lanes[0]
-}
-
-/// Advances a multi-index over all row dimensions but the outermost; false after the last.
-fn next(index: &mut [usize], dims: &[usize]) -> bool {
-    for d in (1..index.len()).rev() {
-        index[d] += 1;
-        if index[d] < dims[d] {
-            return true;
-        }
-        index[d] = 0;
-    }
-    false
 }
 
 /// The elements from `j` to the row's end `n`, padded with −inf.
