@@ -364,6 +364,49 @@ fn maxima_propagate_nans() {
     }
 }
 
+/// Max and average pooling on both kinds of code, at widths the wide window kernels
+/// take: strides 1, 2 and 3, asymmetric padding, ceil mode, dilation, average pooling
+/// with and without the padding counted, a batch of two; NaN, ±inf and ±0 in some
+/// planes (the wide max pool checks each plane for them and pools those that have them
+/// with the NaN-propagating maximum).
+#[test]
+fn pools_match_on_both_kinds_of_code() {
+    let cases = [
+        ("[2,3,20,37]", "(max_pool %x [3,3] [1,1] [1,1,1,1] [1,1] 0)"),
+        ("[2,3,57,57]", "(max_pool %x [3,3] [2,2] [1,1,1,1] [1,1] 0)"),
+        ("[1,4,35,71]", "(max_pool %x [3,3] [2,2] [0,0,0,0] [1,1] 1)"),
+        ("[1,2,30,50]", "(max_pool %x [2,2] [2,2] [0,0,0,0] [1,1] 0)"),
+        ("[1,2,26,80]", "(max_pool %x [5,5] [3,3] [2,1,2,1] [1,1] 0)"),
+        ("[1,2,21,40]", "(max_pool %x [3,3] [1,1] [2,2,2,2] [2,2] 0)"),
+        ("[2,3,20,37]", "(avg_pool %x [3,3] [1,1] [1,1,1,1] [1,1] 0 0)"),
+        ("[2,3,35,35]", "(avg_pool %x [3,3] [1,1] [1,1,1,1] [1,1] 0 1)"),
+        ("[1,4,57,57]", "(avg_pool %x [3,3] [2,2] [1,1,1,1] [1,1] 1 0)"),
+        ("[1,2,30,50]", "(avg_pool %x [2,2] [2,2] [0,1,0,1] [1,1] 0 0)"),
+    ];
+    for (shape, op) in cases {
+        let text = format!("(saturate-graph 1)\n(input %x f32 {shape})\n(output \"y\" {op})\n");
+        let graph = sexp::parse(&text, "t", None).unwrap();
+        let mut inputs = random_inputs(&graph, 29);
+        if let Tensor::F32(x) = &mut inputs[0] {
+            let n = x.len();
+            let flat = x.as_slice_mut().unwrap();
+            // NaNs in the first plane and a middle one, infinities in two others
+            for (k, v) in [(n / 100, f32::NAN), (n / 2, f32::NAN), (n / 3, f32::NEG_INFINITY), (n / 5, f32::INFINITY)] {
+                flat[k] = v;
+            }
+            flat[n / 4] = -0.0;
+            flat[n / 4 + 1] = 0.0;
+        }
+        let want = run(&graph, &inputs).unwrap();
+        for kernels in Kernels::all_here() {
+            for threads in [1, 2] {
+                let got = compile(&graph, &Options { threads, kernels }).unwrap().run(&inputs).unwrap();
+                assert_outputs_within(&format!("{op} of {shape} ({kernels:?}, {threads} threads)"), &got, &want, 1e-5);
+            }
+        }
+    }
+}
+
 /// Rows at the limits of f32, as the interpreter's f64 statistics handle them: values
 /// whose squares overflow (1e20), whose sums overflow (3e38), rows far from zero (a mean
 /// of 1e4 over a spread of 1e-2, where an f32 mean alone loses every digit of the
@@ -586,17 +629,25 @@ fn f64_elementwise_functions_compute_in_f64_bit_for_bit() {
 
 /// Depthwise convolutions (one filter per channel, as MobileNet's, EfficientNet's and
 /// ConvNeXt's) on both kinds of code: 3×3, 5×5 and 7×7 with their "same" padding and
-/// with none, odd widths (partial vectors), a batch of two, and a stride-2 one (which
-/// runs in CLIF on every host).
+/// with none, odd widths (partial vectors), a batch of two, strides 2 and 3 (the input's
+/// columns split into phases), a dilated one, and outputs narrower than a vector.
 #[test]
 fn depthwise_convolutions_match_on_both_kinds_of_code() {
-    for (k, pad, stride, hw) in
-        [(3, 1, 1, [19, 37]), (5, 2, 1, [23, 29]), (7, 3, 1, [17, 45]), (3, 0, 1, [20, 70]), (3, 1, 2, [21, 33])]
-    {
+    for (k, pad, stride, dilation, hw) in [
+        (3, 1, 1, 1, [19, 37]),
+        (5, 2, 1, 1, [23, 29]),
+        (7, 3, 1, 1, [17, 45]),
+        (3, 0, 1, 1, [20, 70]),
+        (3, 1, 2, 1, [21, 33]),
+        (5, 2, 2, 1, [30, 67]),
+        (3, 1, 3, 1, [26, 77]),
+        (3, 2, 1, 2, [15, 40]),
+        (3, 1, 1, 1, [9, 9]),
+    ] {
         let c = 6;
         let body = format!(
             "(input %x f32 [2,{c},{},{}])\n(input %w f32 [{c},1,{k},{k}])\n(input %b f32 [{c}])\n\
-             (output \"y\" (conv %x %w %b [{stride},{stride}] [{pad},{pad},{pad},{pad}] [1,1] {c}))",
+             (output \"y\" (conv %x %w %b [{stride},{stride}] [{pad},{pad},{pad},{pad}] [{dilation},{dilation}] {c}))",
             hw[0], hw[1]
         );
         let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();

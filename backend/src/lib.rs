@@ -9,7 +9,7 @@
 //!   priced them ([`saturate_costmodels::Fusion`]);
 //! - [`loops`] is the IR of one fused loop, and [`jit`] generates its code (f32x4 with a
 //!   scalar tail, transcendental functions as polynomials in CLIF);
-//! - [`wide`] runs fused f32 loops, row kernels and depthwise convolutions on the host's
+//! - [`wide`] runs fused f32 loops, row kernels and 2-D pools and depthwise convolutions on the host's
 //!   widest vectors (AVX-512, AVX2) instead, where it has them;
 //! - [`gemm`] runs matrix products through the `gemm` crate;
 //! - [`memory`] places run-time buffers in one arena, reusing space by liveness;

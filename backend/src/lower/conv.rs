@@ -274,8 +274,8 @@ impl Lowering<'_> {
         if spec.planes == 0 {
             return Ok(());
         }
-        // room past every plane's copy for the wide depthwise kernel's last reads (which
-        // spaces its planes so; CLIF's kernel packs them and leaves the rest unused)
+        // room past every plane's copy for the wide window kernel's last reads (which
+        // spaces its parts so; CLIF's kernel packs them and leaves the rest unused)
         let slack = crate::wide::SCRATCH_SLACK;
         let scratch = self.new_buffer(spec.planes * (spec.scratch().plane_len() + slack) * 4, constant);
         args.insert(args.len() - 1, scratch);
@@ -284,10 +284,8 @@ impl Lowering<'_> {
         // the kernel writes its scratch and its output
         let writes = (0..args.len()).map(|k| k + 2 >= args.len()).collect();
         let outer = spec.planes;
-        let program = self
-            .wide
-            .and_then(|isa| crate::wide::DepthwiseProgram::new(&spec, isa))
-            .map(crate::wide::Program::Depthwise);
+        let program =
+            self.wide.and_then(|isa| crate::wide::WindowProgram::new(&spec, isa)).map(crate::wide::Program::Window);
         let kernel = Kernel::wide_or_loop(index, program, outer, per_outer);
         self.steps.push(Step { kernel, args, writes, constant });
         Ok(())

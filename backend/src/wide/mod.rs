@@ -11,8 +11,8 @@
 //! read in place; broadcast ones are one splatted value. The CLIF loop of the same spec
 //! remains the fallback (any other host, any other spec) and the differential
 //! reference: `tests/jit.rs` runs both against the interpreter. The same holds for row
-//! kernels ([`RowProgram`]: softmax, log-softmax, f32 reductions) and stride-1 depthwise
-//! convolution ([`DepthwiseProgram`]).
+//! kernels ([`RowProgram`]: softmax, log-softmax, f32 reductions) and 2-D window kernels
+//! ([`WindowProgram`]: max and average pooling, depthwise convolution).
 //!
 //! The decision and its figures (the kernel benchmark, `benches/kernels`) are in the
 //! README's "Wide kernels" section.
@@ -23,7 +23,7 @@ mod vector;
 mod window;
 
 pub use rows::RowProgram;
-pub use window::{DepthwiseProgram, SCRATCH_SLACK};
+pub use window::{WindowProgram, SCRATCH_SLACK};
 
 use crate::loops::{Binary, Expr, LoopSpec, Unary};
 use saturate_egraph::{DType, UnaryOp};
@@ -80,7 +80,7 @@ enum Op {
 pub enum Program {
     Loop(LoopProgram),
     Rows(RowProgram),
-    Depthwise(DepthwiseProgram),
+    Window(WindowProgram),
 }
 
 impl Program {
@@ -89,7 +89,7 @@ impl Program {
         match self {
             Program::Loop(p) => p.isa,
             Program::Rows(p) => p.isa,
-            Program::Depthwise(p) => p.isa,
+            Program::Window(p) => p.isa,
         }
     }
 
@@ -250,7 +250,7 @@ unsafe fn run_avx512(p: &Program, args: *const *mut u8, begin: usize, end: usize
     match p {
         Program::Loop(l) => unsafe { run_with::<vector::Avx512>(l, args, begin, end) },
         Program::Rows(r) => unsafe { r.run_with::<vector::Avx512>(args, begin, end) },
-        Program::Depthwise(d) => unsafe { d.run_with::<vector::Avx512>(args, begin, end) },
+        Program::Window(w) => unsafe { w.run_with::<vector::Avx512>(args, begin, end) },
     }
 }
 
@@ -260,7 +260,7 @@ unsafe fn run_avx2(p: &Program, args: *const *mut u8, begin: usize, end: usize) 
     match p {
         Program::Loop(l) => unsafe { run_with::<vector::Avx2>(l, args, begin, end) },
         Program::Rows(r) => unsafe { r.run_with::<vector::Avx2>(args, begin, end) },
-        Program::Depthwise(d) => unsafe { d.run_with::<vector::Avx2>(args, begin, end) },
+        Program::Window(w) => unsafe { w.run_with::<vector::Avx2>(args, begin, end) },
     }
 }
 

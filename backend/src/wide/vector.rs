@@ -28,6 +28,12 @@ pub(crate) trait Vector: Copy {
     unsafe fn div(self, o: Self) -> Self;
     /// `self · b + c`, rounded once.
     unsafe fn fma(self, b: Self, c: Self) -> Self;
+    /// The larger of the two, `o` where either is NaN (x86's `maxps`: one instruction,
+    /// where a NaN-propagating maximum takes four).
+    unsafe fn max_or_second(self, o: Self) -> Self;
+    /// The even-indexed and the odd-indexed elements of the `2·LANES` elements
+    /// `self` then `o`, each in order.
+    unsafe fn deinterleave(self, o: Self) -> (Self, Self);
     unsafe fn sqrt(self) -> Self;
     /// Round to nearest, ties to even.
     unsafe fn round(self) -> Self;
@@ -88,6 +94,16 @@ impl Vector for Avx512 {
     #[inline(always)]
     unsafe fn fma(self, b: Self, c: Self) -> Self {
         Avx512(_mm512_fmadd_ps(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    unsafe fn max_or_second(self, o: Self) -> Self {
+        Avx512(_mm512_max_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn deinterleave(self, o: Self) -> (Self, Self) {
+        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+        (Avx512(_mm512_permutex2var_ps(self.0, evens, o.0)), Avx512(_mm512_permutex2var_ps(self.0, odds, o.0)))
     }
     #[inline(always)]
     unsafe fn sqrt(self) -> Self {
@@ -199,6 +215,19 @@ impl Vector for Avx2 {
     #[inline(always)]
     unsafe fn fma(self, b: Self, c: Self) -> Self {
         Avx2(_mm256_fmadd_ps(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    unsafe fn max_or_second(self, o: Self) -> Self {
+        Avx2(_mm256_max_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn deinterleave(self, o: Self) -> (Self, Self) {
+        // within each 128-bit half: [a0 a2 b0 b2 | a4 a6 b4 b6]; then the 64-bit
+        // quarters reordered 0 2 1 3
+        let order = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
+        let evens = _mm256_shuffle_ps::<0b10_00_10_00>(self.0, o.0);
+        let odds = _mm256_shuffle_ps::<0b11_01_11_01>(self.0, o.0);
+        (Avx2(order(evens)), Avx2(order(odds)))
     }
     #[inline(always)]
     unsafe fn sqrt(self) -> Self {

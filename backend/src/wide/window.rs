@@ -1,138 +1,359 @@
-//! Depthwise convolution on wide vectors: 2-D, stride 1, no dilation (the shape of
-//! MobileNet's, EfficientNet's and ConvNeXt's), any kernel size and padding.
+//! Window kernels on wide vectors: 2-D max pooling, average pooling and depthwise
+//! convolution, any kernel size, stride, dilation and padding (the shapes of ResNet's
+//! and Inception's pools and of MobileNet's, EfficientNet's and ConvNeXt's depthwise
+//! convolutions).
 //!
-//! Each plane (one channel of one image) is copied, zero-padded, into its part of the
-//! scratch buffer (in L1 or L2 for the planes of these models); each output row then
-//! accumulates, over the taps, the padded input row shifted by the tap times the tap's
-//! weight, four vectors of outputs at a time in registers, starting from the bias.
-//! Other depthwise convolutions run in CLIF's window kernel.
+//! The scratch layout is [`WindowSpec::scratch`]'s: a plane (one channel of one image)
+//! padded on every side, its columns split by the horizontal stride into interleaved
+//! *phases*, so that the columns one tap reads for consecutive outputs are consecutive.
+//! Each call fills its part of the scratch with the padding value once, then copies
+//! plane after plane into its interior (in L1 or L2 for these models) and computes each
+//! output row from it: for every tap, the shifted row of the copy is loaded one vector
+//! at a time and combined into up to four vectors of outputs held in registers
+//! (independent chains, so the loads and FMAs overlap).
+//!
+//! Max pooling uses the one-instruction `maxps`, which does not propagate NaN: the copy
+//! checks each plane for NaN (and infinities, which take the same path) on the way, and
+//! a plane that has any is pooled with the NaN-propagating maximum instead. Im2col and
+//! other ranks run in CLIF's window kernel.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
+use super::math;
 use super::vector::Vector;
 use super::Isa;
 use crate::window::{WindowOp, WindowSpec};
 
-/// A depthwise [`WindowSpec`] ready to run on wide vectors.
+/// A 2-D [`WindowSpec`] ready to run on wide vectors.
 #[derive(Debug, Clone)]
-pub struct DepthwiseProgram {
+pub struct WindowProgram {
     pub(super) isa: Isa,
-    channels: usize,
+    op: WindowOp,
     input: [usize; 2],
     output: [usize; 2],
     kernel: [usize; 2],
+    strides: [usize; 2],
+    dilations: [usize; 2],
     pads: [usize; 2],
-    /// Rows and row pitch of a plane's padded copy, and its elements.
-    rows: usize,
-    pitch: usize,
+    /// Elements from one padded row of the copy to the next, and of one phase.
+    row_pitch: usize,
+    phase_len: usize,
     plane_len: usize,
+    /// Per tap (row-major), where it reads for output column 0 of a row, from the
+    /// row's first padded row: no division in the inner loops.
+    taps: Vec<usize>,
 }
 
-impl DepthwiseProgram {
-    pub fn new(spec: &WindowSpec, isa: Isa) -> Option<DepthwiseProgram> {
-        let WindowOp::Depthwise { channels } = spec.op else { return None };
-        let unit = |v: &[usize]| v.iter().all(|&s| s == 1);
-        if spec.input.len() != 2 || !unit(&spec.strides) || !unit(&spec.dilations) {
+/// Outputs narrower than this stay in CLIF's kernel, whose 4-lane vectors waste less.
+const MIN_OUTPUT_WIDTH: usize = 8;
+
+/// Output vectors computed together in registers.
+const BLOCK: usize = 4;
+
+/// Elements the scratch buffer holds past each plane's copy, for the reads of a last
+/// block that run past its row (checked for every spec in [`WindowProgram::new`]).
+pub const SCRATCH_SLACK: usize = BLOCK * 16 + 64;
+
+impl WindowProgram {
+    pub fn new(spec: &WindowSpec, isa: Isa) -> Option<WindowProgram> {
+        if spec.input.len() != 2 || spec.op == WindowOp::Im2col || spec.output[1] < MIN_OUTPUT_WIDTH {
             return None;
         }
+        let two = |v: &[usize]| [v[0], v[1]];
         let scratch = spec.scratch();
-        let (rows, pitch) = (scratch.outer[0], scratch.phase_len);
-        // the padded copy holds every row and column a tap reads
-        let fits = rows >= spec.output[0] + spec.kernel[0] - 1
-            && pitch >= spec.output[1] + spec.kernel[1] - 1
-            && rows >= spec.pads_begin[0] + spec.input[0]
-            && pitch >= spec.pads_begin[1] + spec.input[1];
-        // the last block reads up to 4 vectors and the kernel's width past its row
-        let slack = 4 * 16 + spec.kernel[1] <= SCRATCH_SLACK + pitch;
-        if !fits || !slack || scratch.phases != 1 || spec.output[1] < 16 {
-            return None;
-        }
-        Some(DepthwiseProgram {
+        let program = WindowProgram {
             isa,
-            channels,
-            input: [spec.input[0], spec.input[1]],
-            output: [spec.output[0], spec.output[1]],
-            kernel: [spec.kernel[0], spec.kernel[1]],
-            pads: [spec.pads_begin[0], spec.pads_begin[1]],
-            rows,
-            pitch,
+            op: spec.op,
+            input: two(&spec.input),
+            output: two(&spec.output),
+            kernel: two(&spec.kernel),
+            strides: two(&spec.strides),
+            dilations: two(&spec.dilations),
+            pads: two(&spec.pads_begin),
+            row_pitch: scratch.phases * scratch.phase_len,
+            phase_len: scratch.phase_len,
             plane_len: scratch.plane_len(),
-        })
+            taps: Vec::new(),
+        };
+        let taps = (0..spec.kernel[0])
+            .flat_map(|ky| (0..spec.kernel[1]).map(move |kx| (ky, kx)))
+            .map(|(ky, kx)| ky * program.dilations[0] * program.row_pitch + program.column_offset(kx))
+            .collect();
+        let program = WindowProgram { taps, ..program };
+        (program.furthest_read() <= program.plane_len + SCRATCH_SLACK).then_some(program)
+    }
+
+    /// One past the furthest element of a plane's copy that any vector load reaches,
+    /// with 16 lanes and whole blocks.
+    fn furthest_read(&self) -> usize {
+        let [oh, ow] = self.output;
+        let last_row = (oh - 1) * self.strides[0] + (self.kernel[0] - 1) * self.dilations[0];
+        let widest_tap = (0..self.kernel[1]).map(|kx| self.column_offset(kx)).max().unwrap_or(0);
+        last_row * self.row_pitch + widest_tap + ow.div_ceil(16) * 16
+    }
+
+    /// Where the column a tap `kx` reads for output column 0 lies in a padded row.
+    fn column_offset(&self, kx: usize) -> usize {
+        let c = kx * self.dilations[1];
+        (c % self.strides[1]) * self.phase_len + c / self.strides[1]
     }
 
     /// Planes `[begin, end)`.
     ///
     /// # Safety
-    /// `args` holds the input, weights `[C, taps]`, bias `[C]`, scratch (a plane's
-    /// padded copy and [`SCRATCH_SLACK`] per plane) and output addresses, each as big as
+    /// `args` holds the addresses of the spec's operands (see [`WindowOp`]), the scratch
+    /// (a plane's copy and [`SCRATCH_SLACK`] per plane) and the output, each as big as
     /// the spec says.
     #[inline(always)]
     pub(super) unsafe fn run_with<V: Vector>(&self, args: *const *mut u8, begin: usize, end: usize) {
         let arg = |k: usize| unsafe { (*args.add(k)).cast::<f32>() };
-        let (x, w, b, scratch, out) = (arg(0), arg(1), arg(2), arg(3), arg(4));
-        let [h, wi] = self.input;
+        let (x, operand, scratch, out) = match self.op {
+            WindowOp::Max => (arg(0), Operand::None, arg(1), arg(2)),
+            WindowOp::Average { .. } => (arg(0), Operand::Divisors(arg(1)), arg(2), arg(3)),
+            WindowOp::Depthwise { channels } => {
+                (arg(0), Operand::Filter { w: arg(1), b: arg(2), channels }, arg(3), arg(4))
+            }
+            WindowOp::Im2col => unreachable!("im2col has no wide program"),
+        };
+        let [h, w] = self.input;
         let [oh, ow] = self.output;
-        let [kh, kw] = self.kernel;
-        let taps = kh * kw;
+        let pad = if self.op == WindowOp::Max { f32::NEG_INFINITY } else { 0.0 };
+        // this call's part of the scratch, one plane's copy reused plane after plane:
+        // the padding is never overwritten, so it is filled once
+        let copy = scratch.add(begin * (self.plane_len + SCRATCH_SLACK));
+        std::slice::from_raw_parts_mut(copy, self.plane_len).fill(pad);
         for p in begin..end {
-            let c = p % self.channels;
-            unsafe {
-                // each plane's copy followed by its own slack, which its last reads reach
-                let s = scratch.add(p * (self.plane_len + SCRATCH_SLACK));
-                std::ptr::write_bytes(s, 0, self.rows * self.pitch);
-                for y in 0..h {
-                    let src = x.add((p * h + y) * wi);
-                    std::ptr::copy_nonoverlapping(src, s.add((y + self.pads[0]) * self.pitch + self.pads[1]), wi);
-                }
-                let weights = w.add(c * taps);
-                let bias = *b.add(c);
-                for oy in 0..oh {
-                    let o = out.add((p * oh + oy) * ow);
-                    let top = s.add(oy * self.pitch);
-                    self.output_row::<V>(top, weights, bias, o, ow);
-                }
+            let poisoned = self.copy_plane::<V>(x.add(p * h * w), copy);
+            let out = out.add(p * oh * ow);
+            let operand = operand.of_plane(p, self.taps.len());
+            // the combining step chosen once a plane, so the inner loops do not branch
+            match (operand, self.op == WindowOp::Max && !poisoned) {
+                (Operand::Filter { .. }, _) => self.plane::<V, Fma>(copy, out, operand),
+                (_, true) => self.plane::<V, MaxOrSecond>(copy, out, operand),
+                (_, false) if self.op == WindowOp::Max => self.plane::<V, Max>(copy, out, operand),
+                _ => self.plane::<V, Sum>(copy, out, operand),
             }
         }
     }
 
-    /// One output row of `ow`: `bias + Σ w[ky,kx] · s[ky][x + kx]`, the padded rows
-    /// starting at `top`, four vectors at a time (independent chains, so the FMAs
-    /// overlap). The last block reads past the row's end (into the next row, or the
-    /// scratch's slack) and stores only the lanes that are outputs.
+    /// The outputs of one plane from its copy.
     #[inline(always)]
-    unsafe fn output_row<V: Vector>(&self, top: *const f32, w: *const f32, bias: f32, o: *mut f32, ow: usize) {
-        const BLOCK: usize = 4;
-        let [kh, kw] = self.kernel;
-        let l = V::LANES;
-        let mut x0 = 0;
-        unsafe {
+    unsafe fn plane<V: Vector, C: Combine>(&self, copy: *const f32, out: *mut f32, operand: Operand) {
+        let [oh, ow] = self.output;
+        for oy in 0..oh {
+            let top = copy.add(oy * self.strides[0] * self.row_pitch);
+            let mut x0 = 0;
             while x0 < ow {
-                let mut acc = [V::splat(bias); BLOCK];
-                for ky in 0..kh {
-                    let row = top.add(ky * self.pitch + x0);
-                    for kx in 0..kw {
-                        let wv = V::splat(*w.add(ky * kw + kx));
-                        for (a, v) in acc.iter_mut().enumerate() {
-                            *v = V::load(row.add(kx + a * l)).fma(wv, *v);
+                let vectors = (ow - x0).div_ceil(V::LANES).min(BLOCK);
+                let at = Block { top, x0, out: out.add(oy * ow), ow, position: oy * ow + x0 };
+                match vectors {
+                    4 => self.block::<V, C, 4>(at, operand),
+                    3 => self.block::<V, C, 3>(at, operand),
+                    2 => self.block::<V, C, 2>(at, operand),
+                    _ => self.block::<V, C, 1>(at, operand),
+                }
+                x0 += vectors * V::LANES;
+            }
+        }
+    }
+
+    /// Copies plane `x` into the interior of its padded, phase-split copy; returns
+    /// whether it may hold a NaN (any NaN or infinity: `v · 0` is NaN for both).
+    #[inline(always)]
+    unsafe fn copy_plane<V: Vector>(&self, x: *const f32, copy: *mut f32) -> bool {
+        let [h, w] = self.input;
+        let [top, left] = self.pads;
+        let l = V::LANES;
+        let mut poison = V::splat(0.0);
+        let mut scalar_poison = 0.0f32;
+        let zero = V::splat(0.0);
+        for y in 0..h {
+            let src = x.add(y * w);
+            let row = copy.add((y + top) * self.row_pitch);
+            // whole vectors, the last one overlapping the one before where the row is
+            // not a multiple of them (it stores the same values again)
+            let mut j = 0;
+            match self.strides[1] {
+                1 if w >= l => {
+                    let dst = row.add(left);
+                    loop {
+                        let at = j.min(w - l);
+                        let v = V::load(src.add(at));
+                        poison = v.fma(zero, poison);
+                        v.store(dst.add(at));
+                        j = at + l;
+                        if j == w {
+                            break;
                         }
                     }
                 }
-                for (a, v) in acc.iter().enumerate() {
-                    let at = x0 + a * l;
-                    if at + l <= ow {
-                        v.store(o.add(at));
-                    } else if at < ow {
-                        let mut lanes = [0f32; 16];
-                        v.store(lanes.as_mut_ptr());
-                        std::ptr::copy_nonoverlapping(lanes.as_ptr(), o.add(at), ow - at);
+                2 if w >= 2 * l => loop {
+                    // columns at..at+2l: those of the parity of `at` go to one phase, the
+                    // others to the other
+                    let at = j.min(w - 2 * l);
+                    let (a, b) = (V::load(src.add(at)), V::load(src.add(at + l)));
+                    poison = b.fma(zero, a.fma(zero, poison));
+                    let (first, second) = a.deinterleave(b);
+                    first.store(self.phase_start(row, left + at));
+                    second.store(self.phase_start(row, left + at + 1));
+                    j = at + 2 * l;
+                    if j == w {
+                        break;
                     }
+                },
+                _ => {}
+            }
+            // the rest one at a time, stepping through the phases without dividing
+            let s = self.strides[1];
+            let (mut phase, mut at) = ((left + j) % s, (left + j) / s);
+            for j in j..w {
+                let v = *src.add(j);
+                scalar_poison += v * 0.0;
+                *row.add(phase * self.phase_len + at) = v;
+                phase += 1;
+                if phase == s {
+                    phase = 0;
+                    at += 1;
                 }
-                x0 += BLOCK * l;
+            }
+        }
+        let mut lanes = [0f32; 16];
+        poison.store(lanes.as_mut_ptr());
+        scalar_poison.is_nan() || lanes[..l].iter().any(|v| v.is_nan())
+    }
+
+    /// The address of padded column `c` of a copy's row, for stride 2.
+    #[inline(always)]
+    unsafe fn phase_start(&self, row: *mut f32, c: usize) -> *mut f32 {
+        row.add((c & 1) * self.phase_len + (c >> 1))
+    }
+
+    /// `N` vectors of outputs of one row, from column `at.x0`: every tap's shifted row
+    /// loaded and combined into registers, then the outputs (only the lanes that are
+    /// outputs, for the last vector of a row) stored.
+    #[inline(always)]
+    unsafe fn block<V: Vector, C: Combine, const N: usize>(&self, at: Block, operand: Operand) {
+        let l = V::LANES;
+        let (start, weights) = match operand {
+            Operand::Filter { w, b, .. } => (*b, w),
+            _ if self.op == WindowOp::Max => (f32::NEG_INFINITY, std::ptr::null()),
+            _ => (0.0, std::ptr::null()),
+        };
+        let mut acc = [V::splat(start); N];
+        let base = at.top.add(at.x0);
+        for (t, &offset) in self.taps.iter().enumerate() {
+            let tap = base.add(offset);
+            for (a, v) in acc.iter_mut().enumerate() {
+                *v = C::step(*v, V::load(tap.add(a * l)), weights, t);
+            }
+        }
+        for (a, v) in acc.iter().enumerate() {
+            let column = at.x0 + a * l;
+            let lanes = (at.ow - column).min(l);
+            let mut v = *v;
+            if let Operand::Divisors(d) = operand {
+                v = v.mul(load_partial::<V>(d.add(at.position + a * l), lanes));
+            }
+            if lanes == l {
+                v.store(at.out.add(column));
+            } else {
+                let mut buffer = [0f32; 16];
+                v.store(buffer.as_mut_ptr());
+                std::ptr::copy_nonoverlapping(buffer.as_ptr(), at.out.add(column), lanes);
             }
         }
     }
 }
 
-/// Elements the scratch buffer holds past each plane's copy, for the reads of a last
-/// block of [`DepthwiseProgram`] that run past its row.
-pub const SCRATCH_SLACK: usize = 4 * 16 + 64;
+/// How a tap's value joins the accumulator (a zero-sized type a step, so that the
+/// loops are generic over it: closures would not inherit `#[target_feature]`).
+trait Combine {
+    /// `acc` with `x`, the value under tap `t` (whose weight, for a filter, is `w[t]`).
+    unsafe fn step<V: Vector>(acc: V, x: V, w: *const f32, t: usize) -> V;
+}
+
+struct Fma;
+impl Combine for Fma {
+    #[inline(always)]
+    unsafe fn step<V: Vector>(acc: V, x: V, w: *const f32, t: usize) -> V {
+        x.fma(V::splat(*w.add(t)), acc)
+    }
+}
+
+struct Sum;
+impl Combine for Sum {
+    #[inline(always)]
+    unsafe fn step<V: Vector>(acc: V, x: V, _: *const f32, _: usize) -> V {
+        x.add(acc)
+    }
+}
+
+/// `maxps`, for planes without NaN.
+struct MaxOrSecond;
+impl Combine for MaxOrSecond {
+    #[inline(always)]
+    unsafe fn step<V: Vector>(acc: V, x: V, _: *const f32, _: usize) -> V {
+        x.max_or_second(acc)
+    }
+}
+
+/// The NaN-propagating maximum.
+struct Max;
+impl Combine for Max {
+    #[inline(always)]
+    unsafe fn step<V: Vector>(acc: V, x: V, _: *const f32, _: usize) -> V {
+        math::extreme(true, acc, x)
+    }
+}
+
+/// Where a block of outputs reads and writes: the first padded row its taps read, its
+/// first column, the output row and its width, and the block's first output position
+/// in the plane.
+#[derive(Clone, Copy)]
+struct Block {
+    top: *const f32,
+    x0: usize,
+    out: *mut f32,
+    ow: usize,
+    position: usize,
+}
+
+/// The op's operands besides the input.
+#[derive(Clone, Copy)]
+enum Operand {
+    None,
+    /// Average pooling: `1 / count` per output position.
+    Divisors(*const f32),
+    /// Depthwise convolution: weights `[C, taps]` and bias `[C]`, or (after
+    /// [`Operand::of_plane`]) one channel's taps and bias.
+    Filter {
+        w: *const f32,
+        b: *const f32,
+        channels: usize,
+    },
+}
+
+impl Operand {
+    /// The operand as plane `p` reads it: a filter narrowed to the plane's channel.
+    #[inline(always)]
+    unsafe fn of_plane(self, p: usize, taps: usize) -> Operand {
+        match self {
+            Operand::Filter { w, b, channels } => {
+                let c = p % channels;
+                Operand::Filter { w: w.add(c * taps), b: b.add(c), channels: 1 }
+            }
+            other => other,
+        }
+    }
+}
+
+/// `lanes` elements from `p`, the rest of the vector zero (never reading past them).
+#[inline(always)]
+unsafe fn load_partial<V: Vector>(p: *const f32, lanes: usize) -> V {
+    if lanes == V::LANES {
+        return V::load(p);
+    }
+    let mut buffer = [0f32; 16];
+    std::ptr::copy_nonoverlapping(p, buffer.as_mut_ptr(), lanes);
+    V::load(buffer.as_ptr())
+}
