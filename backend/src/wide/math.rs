@@ -25,11 +25,11 @@ unsafe fn poly<V: Vector>(x: V, coefficients: &[f32]) -> V {
 #[inline(always)]
 pub(crate) unsafe fn exp<V: Vector>(x: V) -> V {
     let (lo, hi) = (V::splat(k::EXP_LO), V::splat(k::EXP_HI));
-    let clamped = V::select(x.lt(lo), lo, x);
-    let clamped = V::select(hi.lt(clamped), hi, clamped);
+    // minps/maxps return their second operand for a NaN, so a NaN x stays NaN
+    let clamped = hi.min_or_second(lo.max_or_second(x));
     let n = clamped.mul(V::splat(std::f32::consts::LOG2_E)).round();
-    let r = n.neg().fma(V::splat(k::LN2_HI), clamped);
-    let r = n.neg().fma(V::splat(k::LN2_LO), r);
+    let r = n.fnma(V::splat(k::LN2_HI), clamped);
+    let r = n.fnma(V::splat(k::LN2_LO), r);
     let p = poly(r, &k::EXP);
     let p = p.mul(r.mul(r)).add(r).add(V::splat(1.0));
     let result = p.scale_pow2(n);
@@ -66,18 +66,22 @@ pub(crate) unsafe fn tanh<V: Vector>(x: V) -> V {
     let ax = x.abs();
     let t = exp(ax.mul(V::splat(-2.0)));
     let one = V::splat(1.0);
-    let far = one.sub(t).div(one.add(t)).copysign(x);
+    let far = one.sub(t).div_by_small(one.add(t)).copysign(x);
     let z = x.mul(x);
     let p = poly(z, &k::TANH);
     let near = p.mul(z).fma(x, x);
     V::select(ax.lt(V::splat(k::TANH_NEAR)), near, far)
 }
 
-/// 1 / (1 + e⁻ˣ).
+/// 1 / (1 + e⁻ˣ), as `1 / (1 + e)` for x ≥ 0 and `e / (1 + e)` below, with
+/// `e = e^−|x|`: the divisor stays in [1, 2] (see [`Vector::div_by_small`]).
 #[inline(always)]
 pub(crate) unsafe fn sigmoid<V: Vector>(x: V) -> V {
     let one = V::splat(1.0);
-    one.div(one.add(exp(x.neg())))
+    let e = exp(x.abs().neg());
+    let numerator = V::select(x.lt(V::splat(0.0)), e, one);
+    let y = numerator.div_by_small(one.add(e));
+    V::select(x.unordered(x), x, y)
 }
 
 /// erf, Abramowitz & Stegun 7.1.26, as `Math::erf`.

@@ -26,11 +26,19 @@ pub(crate) trait Vector: Copy {
     unsafe fn sub(self, o: Self) -> Self;
     unsafe fn mul(self, o: Self) -> Self;
     unsafe fn div(self, o: Self) -> Self;
+    /// `self / o` for `o` in [1, 2], within an ulp: on AVX-512 an approximate
+    /// reciprocal and one Newton step (a 16-lane `vdivps` occupies the divider for
+    /// about ten cycles, longer than the rest of a tanh), elsewhere a division.
+    unsafe fn div_by_small(self, o: Self) -> Self;
     /// `self · b + c`, rounded once.
     unsafe fn fma(self, b: Self, c: Self) -> Self;
+    /// `c − self · b`, rounded once.
+    unsafe fn fnma(self, b: Self, c: Self) -> Self;
     /// The larger of the two, `o` where either is NaN (x86's `maxps`: one instruction,
     /// where a NaN-propagating maximum takes four).
     unsafe fn max_or_second(self, o: Self) -> Self;
+    /// The smaller of the two, `o` where either is NaN (`minps`).
+    unsafe fn min_or_second(self, o: Self) -> Self;
     /// The even-indexed and the odd-indexed elements of the `2·LANES` elements
     /// `self` then `o`, each in order.
     unsafe fn deinterleave(self, o: Self) -> (Self, Self);
@@ -48,7 +56,8 @@ pub(crate) trait Vector: Copy {
     unsafe fn copysign(self, sign: Self) -> Self;
     unsafe fn abs(self) -> Self;
     unsafe fn neg(self) -> Self;
-    /// `self · 2ⁿ` for integral `n` in [-252, 254] (as two normal powers of two).
+    /// `self · 2ⁿ` for integral `n` in [-252, 254] (AVX-512's `vscalefps`; AVX2 as two
+    /// normal powers of two).
     unsafe fn scale_pow2(self, n: Self) -> Self;
     /// Exponent and mantissa: `self = m · 2ᵉ` with `m` in [0.5, 1), for positive normal
     /// `self`; returns (m, e as f32).
@@ -96,8 +105,23 @@ impl Vector for Avx512 {
         Avx512(_mm512_fmadd_ps(self.0, b.0, c.0))
     }
     #[inline(always)]
+    unsafe fn fnma(self, b: Self, c: Self) -> Self {
+        Avx512(_mm512_fnmadd_ps(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    unsafe fn div_by_small(self, o: Self) -> Self {
+        // r ≈ 1/o to 2⁻¹⁴; r + r(1 − o·r) to about 2⁻²⁸, before the product's rounding
+        let r = _mm512_rcp14_ps(o.0);
+        let r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(o.0, r, _mm512_set1_ps(1.0)), r);
+        Avx512(_mm512_mul_ps(self.0, r))
+    }
+    #[inline(always)]
     unsafe fn max_or_second(self, o: Self) -> Self {
         Avx512(_mm512_max_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn min_or_second(self, o: Self) -> Self {
+        Avx512(_mm512_min_ps(self.0, o.0))
     }
     #[inline(always)]
     unsafe fn deinterleave(self, o: Self) -> (Self, Self) {
@@ -155,13 +179,8 @@ impl Vector for Avx512 {
     }
     #[inline(always)]
     unsafe fn scale_pow2(self, n: Self) -> Self {
-        let ni = _mm512_cvtps_epi32(n.0);
-        let half = _mm512_srai_epi32::<1>(ni);
-        let rest = _mm512_sub_epi32(ni, half);
-        let bias = _mm512_set1_epi32(127);
-        let a = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(half, bias)));
-        let b = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(rest, bias)));
-        Avx512(_mm512_mul_ps(_mm512_mul_ps(self.0, a), b))
+        // one instruction, rounded once (as the two multiplies of AVX2 are for normal results)
+        Avx512(_mm512_scalef_ps(self.0, n.0))
     }
     #[inline(always)]
     unsafe fn frexp(self) -> (Self, Self) {
@@ -217,8 +236,20 @@ impl Vector for Avx2 {
         Avx2(_mm256_fmadd_ps(self.0, b.0, c.0))
     }
     #[inline(always)]
+    unsafe fn fnma(self, b: Self, c: Self) -> Self {
+        Avx2(_mm256_fnmadd_ps(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    unsafe fn div_by_small(self, o: Self) -> Self {
+        self.div(o)
+    }
+    #[inline(always)]
     unsafe fn max_or_second(self, o: Self) -> Self {
         Avx2(_mm256_max_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn min_or_second(self, o: Self) -> Self {
+        Avx2(_mm256_min_ps(self.0, o.0))
     }
     #[inline(always)]
     unsafe fn deinterleave(self, o: Self) -> (Self, Self) {
