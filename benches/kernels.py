@@ -16,11 +16,12 @@ Inputs are standard normal (seed 1); weights (bias, scale, depthwise filters) ra
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+import peer_time  # benches/: the peers' runners and the timing loop
 
 OPSET = 17
 RNG = np.random.default_rng(7)
@@ -160,46 +161,15 @@ def make(out):
     json.dump(rows, open(os.path.join(out, "rows.json"), "w"), indent=1)
 
 
-def timed(run, seconds):
-    for _ in range(3):
-        run()
-    samples = []
-    start = time.perf_counter()
-    while len(samples) < 10 or time.perf_counter() - start < seconds:
-        t = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - t) * 1e3)
-    return float(np.median(samples))
-
-
 def inputs_for(path):
     m = onnx.load(path)
     shape = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
     return np.random.default_rng(1).standard_normal(shape).astype(np.float32)
 
 
-def onnxruntime_ms(path, x, threads, seconds):
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    # output buffers bound once, as saturate's run_into and OpenVINO's shared outputs do
-    binding = session.io_binding()
-    binding.bind_cpu_input("x", x)
-    binding.bind_output("y")
-    session.run_with_iobinding(binding)
-    return timed(lambda: session.run_with_iobinding(binding), seconds)
-
-
-def openvino_ms(path, x, threads, seconds):
-    import openvino as ov
-    core = ov.Core()
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
-    compiled = core.compile_model(path, "CPU", config)
-    request = compiled.create_infer_request()
-    return timed(lambda: request.infer({0: x}, share_inputs=True, share_outputs=True), seconds)
+def peer_ms(engine, path, x, threads, seconds):
+    run, _ = peer_time.RUNNERS[engine](path, threads, [x])
+    return float(np.median(peer_time.samples(run, seconds)))
 
 
 def peers(out, threads, seconds):
@@ -208,8 +178,8 @@ def peers(out, threads, seconds):
     for row in json.load(open(os.path.join(out, "rows.json"))):
         x = inputs_for(row["path"])
         line = {"name": row["name"], "size": row["size"], "threads": threads,
-                "onnxruntime_ms": onnxruntime_ms(row["path"], x, threads, seconds),
-                "openvino_ms": openvino_ms(row["path"], x, threads, seconds),
+                "onnxruntime_ms": peer_ms("onnxruntime", row["path"], x, threads, seconds),
+                "openvino_ms": peer_ms("openvino", row["path"], x, threads, seconds),
                 "onnxruntime": onnxruntime.__version__, "openvino": openvino.__version__}
         print(json.dumps(line), flush=True)
 
@@ -218,7 +188,7 @@ def copy(nbytes, threads, seconds):
     # numpy's copy is one thread's memcpy; THREADS is recorded, not used
     src = np.random.default_rng(1).standard_normal(nbytes // 4).astype(np.float32)
     dst = np.empty_like(src)
-    ms = timed(lambda: np.copyto(dst, src), seconds)
+    ms = float(np.median(peer_time.samples(lambda: np.copyto(dst, src), seconds)))
     print(json.dumps({"bytes": nbytes, "copy_ms": ms, "gb_per_s": 2 * nbytes / ms / 1e6}))
 
 
