@@ -13,13 +13,15 @@ pub struct BenchOptions {
     pub warmup: usize,
     pub min_runs: usize,
     pub max_runs: usize,
-    /// Keep running (up to `max_runs`) until this much time has been measured.
+    /// Keep running (up to `max_runs`) until this much time has been measured. The cap
+    /// is far above what any kernel reaches in a few seconds: a small kernel's
+    /// figure should cover as much time as a big one's (and as the peers' do).
     pub min_time: Duration,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { warmup: 3, min_runs: 10, max_runs: 1000, min_time: Duration::from_secs(2) }
+        BenchOptions { warmup: 3, min_runs: 10, max_runs: 1_000_000, min_time: Duration::from_secs(2) }
     }
 }
 
@@ -59,7 +61,7 @@ pub fn measure(exe: &mut Executable, inputs: &[Tensor], options: &BenchOptions) 
     for _ in 0..options.warmup {
         exe.run_into(inputs, &mut outputs)?;
     }
-    let mut samples = Vec::new();
+    let mut samples = Vec::with_capacity(options.max_runs.clamp(1, 1 << 16));
     let start = Instant::now();
     while samples.len() < options.max_runs.max(1)
         && (samples.len() < options.min_runs.max(1) || start.elapsed() < options.min_time)

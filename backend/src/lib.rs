@@ -13,7 +13,8 @@
 //!   widest vectors (AVX-512, AVX2) instead, where it has them;
 //! - [`gemm`] runs matrix products through the `gemm` crate;
 //! - [`memory`] places run-time buffers in one arena, reusing space by liveness;
-//! - [`runtime`] runs the steps, splitting big loops across threads, reading inputs and
+//! - [`runtime`] runs the steps, splitting big loops across a team of spinning threads
+//!   (`team.rs`), reading inputs and
 //!   writing outputs where the caller holds them ([`Executable::run_into`]).
 //!
 //! Weights, and everything computed from them alone, are prepared once, at compile time.
@@ -40,6 +41,7 @@ pub mod memory;
 pub mod plan;
 pub mod rows;
 pub mod runtime;
+mod team;
 pub mod wide;
 pub mod window;
 
@@ -126,6 +128,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendEr
         .num_threads(threads)
         .build()
         .map_err(|e| BackendError::Codegen(format!("starting {threads} threads: {e}")))?;
+    let team = team::Team::new(threads).map_err(|e| BackendError::Codegen(format!("starting {threads} threads: {e}")))?;
     let external = runtime::external_buffers(&lowered.buffers, &lowered.steps, &lowered.inputs, &lowered.outputs);
     let mut arg_start = Vec::with_capacity(lowered.steps.len());
     let mut total_args = 0;
@@ -148,6 +151,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendEr
         inputs: lowered.inputs,
         outputs: lowered.outputs,
         pool,
+        team,
         threads,
     };
     exe.prepare_constants();

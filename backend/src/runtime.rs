@@ -1,18 +1,23 @@
 //! Running a compiled program: the arena, the constant buffers, and the steps in order.
 //!
-//! Loops split their outermost dimension across the thread pool when they are big
-//! enough to pay for it; the GEMM crate splits its own work.
+//! Loops split their outermost dimension across the [`Team`] when they are big enough
+//! to pay for it; the GEMM crate splits its own work on a rayon pool.
 
 use crate::error::BackendError;
 use crate::jit::Code;
 use crate::memory::ALIGN;
 use crate::plan::{Buffer, Kernel, Loc, Port, Step};
-use rayon::prelude::*;
+use crate::team::Team;
 use saturate_egraph::Tensor;
 
-/// Loops with fewer elements than this run on one thread: starting the pool's threads
-/// costs about 15 µs, which a loop of 65 K elements (7 µs of relu) does not repay.
-const PARALLEL_ELEMENTS: usize = 1 << 18;
+/// Loops with fewer elements than this run on one thread: handing a job to a spinning
+/// worker costs about a microsecond, which a loop of 16 K elements (2 µs of relu) does
+/// not repay.
+const PARALLEL_ELEMENTS: usize = 1 << 15;
+
+/// Chunks a split loop has per thread: enough that a worker that starts late, or a
+/// core that is slower, leaves the others little to wait for.
+const CHUNKS_PER_THREAD: usize = 4;
 
 /// Zeroed memory aligned to [`ALIGN`] bytes. Buffers of 2 MiB and more are aligned to
 /// 2 MiB and, on Linux, asked for transparent huge pages: a model streams its weights
@@ -89,7 +94,10 @@ pub struct Executable {
     pub(crate) arena: AlignedBuf,
     pub(crate) inputs: Vec<Port>,
     pub(crate) outputs: Vec<Port>,
+    /// The GEMM crate's threads.
     pub(crate) pool: rayon::ThreadPool,
+    /// The loops' threads.
+    pub(crate) team: Team,
     pub(crate) threads: usize,
     /// Per run-time buffer, whether it is a caller's input or output (see [`External`]).
     pub(crate) external: Vec<Option<External>>,
@@ -368,14 +376,12 @@ impl Executable {
         }
     }
 
-    /// Runs `body` over `[0, outer)`, in chunks across the pool when the loop is big
+    /// Runs `body` over `[0, outer)`, in chunks across the team when the loop is big
     /// enough to pay for it.
     fn split(&self, outer: usize, per_outer: usize, args: Args, body: impl Fn(*const *mut u8, usize, usize) + Sync) {
         if self.threads > 1 && outer * per_outer >= PARALLEL_ELEMENTS && outer > 1 {
-            let chunks = (self.threads * 4).min(outer);
-            self.pool.install(|| {
-                (0..chunks).into_par_iter().for_each(|c| body(args.get(), outer * c / chunks, outer * (c + 1) / chunks))
-            });
+            let chunks = (self.team.threads() * CHUNKS_PER_THREAD).min(outer).min(crate::team::MAX_CHUNKS);
+            self.team.run(chunks, &|c| body(args.get(), outer * c / chunks, outer * (c + 1) / chunks));
         } else {
             body(args.get(), 0, outer);
         }
@@ -407,6 +413,7 @@ impl Executable {
             Kernel::MatMul(product) => {
                 let operands = Args(ptrs.as_ptr());
                 let threads = self.threads;
+                self.team.rest();
                 self.pool.install(|| {
                     let p = operands.get();
                     // SAFETY: lowering sized every buffer for the products' offsets and strides

@@ -59,28 +59,31 @@ pub(crate) unsafe fn log<V: Vector>(x: V) -> V {
     V::select(x.unordered(x), x, r)
 }
 
-/// tanh, as `Math::tanh`: an odd polynomial near 0, `(1 − e^(−2|x|)) / (1 + e^(−2|x|))`
-/// elsewhere.
+/// tanh, as `Math::tanh`: x·P(x²)/Q(x²) on x clamped to ±10, clamped to [−1, 1].
 #[inline(always)]
 pub(crate) unsafe fn tanh<V: Vector>(x: V) -> V {
-    let ax = x.abs();
-    let t = exp(ax.mul(V::splat(-2.0)));
-    let one = V::splat(1.0);
-    let far = one.sub(t).div_by_small(one.add(t)).copysign(x);
+    let x = clamp(x, k::TANH_CLAMP);
     let z = x.mul(x);
-    let p = poly(z, &k::TANH);
-    let near = p.mul(z).fma(x, x);
-    V::select(ax.lt(V::splat(k::TANH_NEAR)), near, far)
+    let p = poly(z, &k::TANH_P).mul(x);
+    let q = poly(z, &k::TANH_Q);
+    clamp(p.div_by_positive(q), 1.0)
+}
+
+/// `x` in [−limit, limit]; minps/maxps return their second operand for a NaN, so a NaN
+/// stays NaN.
+#[inline(always)]
+unsafe fn clamp<V: Vector>(x: V, limit: f32) -> V {
+    V::splat(limit).min_or_second(V::splat(-limit).max_or_second(x))
 }
 
 /// 1 / (1 + e⁻ˣ), as `1 / (1 + e)` for x ≥ 0 and `e / (1 + e)` below, with
-/// `e = e^−|x|`: the divisor stays in [1, 2] (see [`Vector::div_by_small`]).
+/// `e = e^−|x|`: the divisor stays in [1, 2] (see [`Vector::div_by_positive`]).
 #[inline(always)]
 pub(crate) unsafe fn sigmoid<V: Vector>(x: V) -> V {
     let one = V::splat(1.0);
     let e = exp(x.abs().neg());
     let numerator = V::select(x.lt(V::splat(0.0)), e, one);
-    let y = numerator.div_by_small(one.add(e));
+    let y = numerator.div_by_positive(one.add(e));
     V::select(x.unordered(x), x, y)
 }
 

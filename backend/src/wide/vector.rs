@@ -26,10 +26,11 @@ pub(crate) trait Vector: Copy {
     unsafe fn sub(self, o: Self) -> Self;
     unsafe fn mul(self, o: Self) -> Self;
     unsafe fn div(self, o: Self) -> Self;
-    /// `self / o` for `o` in [1, 2], within an ulp: on AVX-512 an approximate
-    /// reciprocal and one Newton step (a 16-lane `vdivps` occupies the divider for
-    /// about ten cycles, longer than the rest of a tanh), elsewhere a division.
-    unsafe fn div_by_small(self, o: Self) -> Self;
+    /// `self / o` for a positive, normal, finite `o`, within an ulp: on AVX-512 an
+    /// approximate reciprocal and one Newton step (a 16-lane `vdivps` occupies the
+    /// divider for about ten cycles, longer than the rest of a tanh), elsewhere a
+    /// division.
+    unsafe fn div_by_positive(self, o: Self) -> Self;
     /// `self · b + c`, rounded once.
     unsafe fn fma(self, b: Self, c: Self) -> Self;
     /// `c − self · b`, rounded once.
@@ -109,7 +110,7 @@ impl Vector for Avx512 {
         Avx512(_mm512_fnmadd_ps(self.0, b.0, c.0))
     }
     #[inline(always)]
-    unsafe fn div_by_small(self, o: Self) -> Self {
+    unsafe fn div_by_positive(self, o: Self) -> Self {
         // r ≈ 1/o to 2⁻¹⁴; r + r(1 − o·r) to about 2⁻²⁸, before the product's rounding
         let r = _mm512_rcp14_ps(o.0);
         let r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(o.0, r, _mm512_set1_ps(1.0)), r);
@@ -240,7 +241,7 @@ impl Vector for Avx2 {
         Avx2(_mm256_fnmadd_ps(self.0, b.0, c.0))
     }
     #[inline(always)]
-    unsafe fn div_by_small(self, o: Self) -> Self {
+    unsafe fn div_by_positive(self, o: Self) -> Self {
         self.div(o)
     }
     #[inline(always)]
