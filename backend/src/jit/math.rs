@@ -23,9 +23,11 @@ pub(crate) mod coefficients {
     /// ln 2 in two parts, the first exact in few bits.
     pub const LN2_HI: f32 = 0.693_359_4;
     pub const LN2_LO: f32 = -2.121_944_4e-4;
-    /// eʳ − 1 − r = r²·P(r), |r| ≤ ln2/2.
-    pub const EXP: [f32; 6] =
-        [5.000_000_1e-1, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_2e-3, 1.987_569_1e-4];
+    /// eʳ ≈ 1 + r + c₂r² + … + c₆r⁶ for |r| ≤ ln2/2: our own fit, minimax in relative
+    /// error (3.1e-9 in exact arithmetic; 0.71 ulp by Horner's rule with FMA in f32, 0.99
+    /// without).
+    pub const EXP: [f32; 7] =
+        [1.0, 1.0, 4.999_999_4e-1, 1.666_652_1e-1, 4.166_839_3e-2, 8.368_743_6e-3, 1.381_452_7e-3];
     /// ln(1 + f) = f − f²/2 + f³·P(f), |f| ≤ 0.29.
     pub const LOG: [f32; 9] = [
         3.333_333_1e-1,
@@ -151,7 +153,7 @@ impl Math<'_, '_> {
         acc
     }
 
-    /// eˣ: x = n·ln 2 + r with |r| ≤ ln2/2, a degree-7 polynomial for eʳ, and 2ⁿ built
+    /// eˣ: x = n·ln 2 + r with |r| ≤ ln2/2, a degree-6 polynomial for eʳ, and 2ⁿ built
     /// in the exponent bits. Overflow gives +inf, underflow 0, NaN stays NaN.
     pub fn exp(&mut self, x: Value) -> Value {
         // below lo = −125·ln 2 the result is under 2⁻¹²⁴ and written as 0: computing it
@@ -167,11 +169,6 @@ impl Math<'_, '_> {
         let t = self.mul(n, ln2_lo);
         let r = self.b.ins().fsub(r, t);
         let p = self.poly(r, &k::EXP);
-        let r2 = self.mul(r, r);
-        let p = self.mul(p, r2);
-        let p = self.add(p, r);
-        let one = self.c(1.0);
-        let p = self.add(p, one);
         // 2ⁿ as two powers of two, each with a normal exponent, so n = 128 (near the top
         // of the range) and n = -126 (near the bottom) both work
         let ity = self.int_ty();

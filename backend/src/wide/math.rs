@@ -26,15 +26,29 @@ unsafe fn poly<V: Vector>(x: V, coefficients: &[f32]) -> V {
 pub(crate) unsafe fn exp<V: Vector>(x: V) -> V {
     let (lo, hi) = (V::splat(k::EXP_LO), V::splat(k::EXP_HI));
     // minps/maxps return their second operand for a NaN, so a NaN x stays NaN
-    let clamped = hi.min_or_second(lo.max_or_second(x));
-    let n = clamped.mul(V::splat(std::f32::consts::LOG2_E)).round();
-    let r = n.fnma(V::splat(k::LN2_HI), clamped);
-    let r = n.fnma(V::splat(k::LN2_LO), r);
-    let p = poly(r, &k::EXP);
-    let p = p.mul(r.mul(r)).add(r).add(V::splat(1.0));
-    let result = p.scale_pow2(n);
+    let result = exp_of_clamped(hi.min_or_second(lo.max_or_second(x)));
     let result = V::select(hi.lt(x), V::splat(f32::INFINITY), result);
     V::select(x.lt(lo), V::splat(0.0), result)
+}
+
+/// eˣ for x ≤ 0 (or NaN), written as 0 below `floor` (at least `EXP_LO`, so that no
+/// result is subnormal): [`exp`] without the overflow's clamp and select, for softmax
+/// and the sigmoids, whose arguments are never positive.
+#[inline(always)]
+pub(crate) unsafe fn exp_nonpositive<V: Vector>(x: V, floor: f32) -> V {
+    debug_assert!(floor >= k::EXP_LO);
+    let lo = V::splat(floor);
+    let result = exp_of_clamped(lo.max_or_second(x));
+    V::select(x.lt(lo), V::splat(0.0), result)
+}
+
+/// eˣ for x in [`EXP_LO`, `EXP_HI`]: x = n·ln 2 + r, eʳ by Horner's rule, times 2ⁿ.
+#[inline(always)]
+unsafe fn exp_of_clamped<V: Vector>(x: V) -> V {
+    let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round();
+    let r = n.fnma(V::splat(k::LN2_HI), x);
+    let r = n.fnma(V::splat(k::LN2_LO), r);
+    poly(r, &k::EXP).scale_pow2(n)
 }
 
 /// ln x, as `Math::log`.
@@ -77,14 +91,14 @@ unsafe fn clamp<V: Vector>(x: V, limit: f32) -> V {
 }
 
 /// 1 / (1 + e⁻ˣ), as `1 / (1 + e)` for x ≥ 0 and `e / (1 + e)` below, with
-/// `e = e^−|x|`: the divisor stays in [1, 2] (see [`Vector::div_by_positive`]).
+/// `e = e^−|x|`: the divisor stays in [1, 2] (see [`Vector::div_by_positive`]). A NaN
+/// passes through `e` and the division.
 #[inline(always)]
 pub(crate) unsafe fn sigmoid<V: Vector>(x: V) -> V {
     let one = V::splat(1.0);
-    let e = exp(x.abs().neg());
+    let e = exp_nonpositive(x.neg_abs(), k::EXP_LO);
     let numerator = V::select(x.lt(V::splat(0.0)), e, one);
-    let y = numerator.div_by_positive(one.add(e));
-    V::select(x.unordered(x), x, y)
+    numerator.div_by_positive(one.add(e))
 }
 
 /// erf, Abramowitz & Stegun 7.1.26, as `Math::erf`.

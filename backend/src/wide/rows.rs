@@ -9,6 +9,7 @@ use super::math;
 use super::vector::Vector;
 use super::{Isa, MAX_RANK};
 
+use crate::jit::math::coefficients as k;
 use crate::jit::rows::SOFTMAX_FLOOR;
 use crate::rows::{RowOp, RowSpec};
 use saturate_egraph::DType;
@@ -89,7 +90,7 @@ impl RowProgram {
             }
             RowOp::Max | RowOp::Min => unsafe { *out = extreme::<V>(self.op == RowOp::Max, x, n) },
             RowOp::Softmax => unsafe {
-                let m = V::splat(extreme::<V>(true, x, n));
+                let m = V::splat(shift_max::<V>(x, n));
                 let mut acc = V::splat(0.0);
                 for j in (0..tail).step_by(V::LANES) {
                     let e = softmax_exp(V::load(x.add(j)), m);
@@ -111,14 +112,14 @@ impl RowProgram {
                 }
             },
             RowOp::LogSoftmax => unsafe {
-                let m = extreme::<V>(true, x, n);
-                let mv = V::splat(m);
+                let mv = V::splat(shift_max::<V>(x, n));
                 let mut acc = V::splat(0.0);
                 for j in (0..tail).step_by(V::LANES) {
-                    acc = acc.add(math::exp(V::load(x.add(j)).sub(mv)));
+                    acc = acc.add(math::exp_nonpositive(V::load(x.add(j)).sub(mv), k::EXP_LO));
                 }
                 if tail < n {
-                    acc = acc.add(masked(math::exp(load_padded::<V>(x, tail, n).sub(mv)), n - tail));
+                    let e = math::exp_nonpositive(load_padded::<V>(x, tail, n).sub(mv), k::EXP_LO);
+                    acc = acc.add(masked(e, n - tail));
                 }
                 let shift = mv.add(math::log(V::splat(horizontal_sum(acc))));
                 for j in (0..tail).step_by(V::LANES) {
@@ -136,10 +137,7 @@ impl RowProgram {
 /// `exp(x − m)`, written as 0 where `x − m` < −70 (no subnormal floats).
 #[inline(always)]
 unsafe fn softmax_exp<V: Vector>(x: V, m: V) -> V {
-    unsafe {
-        let d = x.sub(m);
-        V::select(d.lt(V::splat(SOFTMAX_FLOOR)), V::splat(0.0), math::exp(d))
-    }
+    unsafe { math::exp_nonpositive(x.sub(m), SOFTMAX_FLOOR) }
 }
 
 /// Lane 0.
@@ -200,6 +198,27 @@ unsafe fn sum<V: Vector>(x: *const f32, n: usize) -> f32 {
         }
         let total = acc[0].add(acc[1]).add(acc[2].add(acc[3]));
         horizontal_sum(total) + (j..n).map(|i| *x.add(i)).sum::<f32>()
+    }
+}
+
+/// The largest element but perhaps a NaN's, by `maxps` (a quarter of the cost of the
+/// NaN-propagating maximum): the shift of softmax and log-softmax, whose NaN rows
+/// become NaN through their sums whatever the shift.
+#[inline(always)]
+unsafe fn shift_max<V: Vector>(x: *const f32, n: usize) -> f32 {
+    unsafe {
+        let mut acc = [V::splat(f32::NEG_INFINITY); 4];
+        let mut j = 0;
+        while j + 4 * V::LANES <= n {
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = V::load(x.add(j + k * V::LANES)).max_or_second(*a);
+            }
+            j += 4 * V::LANES;
+        }
+        let v = acc[0].max_or_second(acc[1]).max_or_second(acc[2].max_or_second(acc[3]));
+        let mut lanes = [0f32; 16];
+        v.store(lanes.as_mut_ptr());
+        lanes[1..V::LANES].iter().chain((j..n).map(|i| &*x.add(i))).fold(lanes[0], |m, &l| m.max(l))
     }
 }
 

@@ -57,6 +57,8 @@ pub(crate) trait Vector: Copy {
     unsafe fn copysign(self, sign: Self) -> Self;
     unsafe fn abs(self) -> Self;
     unsafe fn neg(self) -> Self;
+    /// −|self|, one `or` of the sign bit.
+    unsafe fn neg_abs(self) -> Self;
     /// `self · 2ⁿ` for integral `n` in [-252, 254] (AVX-512's `vscalefps`; AVX2 as two
     /// normal powers of two).
     unsafe fn scale_pow2(self, n: Self) -> Self;
@@ -177,6 +179,11 @@ impl Vector for Avx512 {
     unsafe fn neg(self) -> Self {
         let s = _mm512_set1_epi32(i32::MIN);
         Avx512(_mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(self.0), s)))
+    }
+    #[inline(always)]
+    unsafe fn neg_abs(self) -> Self {
+        let s = _mm512_set1_epi32(i32::MIN);
+        Avx512(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(self.0), s)))
     }
     #[inline(always)]
     unsafe fn scale_pow2(self, n: Self) -> Self {
@@ -305,6 +312,10 @@ impl Vector for Avx2 {
     #[inline(always)]
     unsafe fn neg(self) -> Self {
         Avx2(_mm256_xor_ps(_mm256_set1_ps(-0.0), self.0))
+    }
+    #[inline(always)]
+    unsafe fn neg_abs(self) -> Self {
+        Avx2(_mm256_or_ps(_mm256_set1_ps(-0.0), self.0))
     }
     #[inline(always)]
     unsafe fn scale_pow2(self, n: Self) -> Self {
