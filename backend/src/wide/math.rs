@@ -24,10 +24,11 @@ unsafe fn poly<V: Vector>(x: V, coefficients: &[f32]) -> V {
 /// eˣ, as `Math::exp`.
 #[inline(always)]
 pub(crate) unsafe fn exp<V: Vector>(x: V) -> V {
-    let (lo, hi) = (V::splat(k::EXP_LO), V::splat(k::EXP_HI));
-    // minps/maxps return their second operand for a NaN, so a NaN x stays NaN
+    // above EXP_HI the scaling by 2ⁿ overflows to inf by itself; the clamp at 100 only
+    // keeps inf (and huge x) out of the reduction. minps/maxps return their second
+    // operand for a NaN, so a NaN x stays NaN.
+    let (lo, hi) = (V::splat(k::EXP_LO), V::splat(100.0));
     let result = exp_of_clamped(hi.min_or_second(lo.max_or_second(x)));
-    let result = V::select(hi.lt(x), V::splat(f32::INFINITY), result);
     V::select(x.lt(lo), V::splat(0.0), result)
 }
 
@@ -42,7 +43,8 @@ pub(crate) unsafe fn exp_nonpositive<V: Vector>(x: V, floor: f32) -> V {
     V::select(x.lt(lo), V::splat(0.0), result)
 }
 
-/// eˣ for x in [`EXP_LO`, `EXP_HI`]: x = n·ln 2 + r, eʳ by Horner's rule, times 2ⁿ.
+/// eˣ for x in [`EXP_LO`, 100]: x = n·ln 2 + r, eʳ by Horner's rule, times 2ⁿ (inf
+/// from `EXP_HI` on).
 #[inline(always)]
 unsafe fn exp_of_clamped<V: Vector>(x: V) -> V {
     let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round();

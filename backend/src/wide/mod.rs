@@ -450,8 +450,8 @@ functions! { Fun2:
     Min |x, y| math::extreme(false, x, y);
 }
 
-/// `F` over `len` elements from `src` into `dst`, a vector at a time; the tail through
-/// a padded vector, so every element takes the same code.
+/// `F` over `len` elements from `src` into `dst`, a vector at a time; the tail by
+/// masked loads and stores, so every element takes the same code.
 #[inline(always)]
 unsafe fn map1<V: vector::Vector, F: Fun1>(p: [f32; 2], src: *const f32, dst: *mut f32, len: usize) {
     let mut j = 0;
@@ -460,47 +460,33 @@ unsafe fn map1<V: vector::Vector, F: Fun1>(p: [f32; 2], src: *const f32, dst: *m
         j += V::LANES;
     }
     if j < len {
-        let mut pad = [0f32; 16];
         let rest = len - j;
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.add(j), pad.as_mut_ptr(), rest);
-            F::apply(V::load(pad.as_ptr()), p).store(pad.as_mut_ptr());
-            std::ptr::copy_nonoverlapping(pad.as_ptr(), dst.add(j), rest);
-        }
+        unsafe { F::apply(V::load_first(src.add(j), rest, 0.0), p).store_first(dst.add(j), rest) };
     }
 }
 
-/// A vector of `v`, or of the elements of tile `v` from `j` (from `pad` in the tail).
+/// A vector of `v`, or of the elements of tile `v` from `j` (the first `rest` of them
+/// in the tail, where `rest` < `LANES`).
 #[inline(always)]
-unsafe fn operand<V: vector::Vector>(v: Val, j: usize, pad: &[f32; 16], tail: bool) -> V {
-    match v {
-        Val::Scalar(s) => unsafe { V::splat(s) },
-        Val::Tile(_) if tail => unsafe { V::load(pad.as_ptr()) },
-        Val::Tile(p) => unsafe { V::load(p.add(j)) },
+unsafe fn operand<V: vector::Vector>(v: Val, j: usize, rest: Option<usize>) -> V {
+    match (v, rest) {
+        (Val::Scalar(s), _) => unsafe { V::splat(s) },
+        (Val::Tile(p), Some(n)) => unsafe { V::load_first(p.add(j), n, 0.0) },
+        (Val::Tile(p), None) => unsafe { V::load(p.add(j)) },
     }
 }
 
 /// `F` of two operands, each a tile or a scalar (at least one a tile).
 #[inline(always)]
 unsafe fn map2<V: vector::Vector, F: Fun2>(a: Val, b: Val, dst: *mut f32, len: usize) {
-    let (mut pa, mut pb) = ([0f32; 16], [0f32; 16]);
     let mut j = 0;
     while j + V::LANES <= len {
-        unsafe { F::apply(operand::<V>(a, j, &pa, false), operand::<V>(b, j, &pb, false)).store(dst.add(j)) };
+        unsafe { F::apply(operand::<V>(a, j, None), operand::<V>(b, j, None)).store(dst.add(j)) };
         j += V::LANES;
     }
     if j < len {
-        let rest = len - j;
-        for (v, pad) in [(a, &mut pa), (b, &mut pb)] {
-            if let Val::Tile(p) = v {
-                unsafe { std::ptr::copy_nonoverlapping(p.add(j), pad.as_mut_ptr(), rest) };
-            }
-        }
-        let mut out = [0f32; 16];
-        unsafe {
-            F::apply(operand::<V>(a, j, &pa, true), operand::<V>(b, j, &pb, true)).store(out.as_mut_ptr());
-            std::ptr::copy_nonoverlapping(out.as_ptr(), dst.add(j), rest);
-        }
+        let rest = Some(len - j);
+        unsafe { F::apply(operand::<V>(a, j, rest), operand::<V>(b, j, rest)).store_first(dst.add(j), len - j) };
     }
 }
 

@@ -99,9 +99,9 @@ impl RowProgram {
                 }
                 if tail < n {
                     // padded with −inf, whose exponential is 0, and masked in case of NaN
-                    let e = softmax_exp(load_padded::<V>(x, tail, n), m);
-                    store_partial(e, out, tail, n);
-                    acc = acc.add(masked(e, n - tail));
+                    let e = softmax_exp(V::load_first(x.add(tail), n - tail, f32::NEG_INFINITY), m);
+                    e.store_first(out.add(tail), n - tail);
+                    acc = acc.add(e.keep_first(n - tail));
                 }
                 let inv = V::splat(1.0).div(V::splat(horizontal_sum(acc)));
                 for j in (0..tail).step_by(V::LANES) {
@@ -118,8 +118,8 @@ impl RowProgram {
                     acc = acc.add(math::exp_nonpositive(V::load(x.add(j)).sub(mv), k::EXP_LO));
                 }
                 if tail < n {
-                    let e = math::exp_nonpositive(load_padded::<V>(x, tail, n).sub(mv), k::EXP_LO);
-                    acc = acc.add(masked(e, n - tail));
+                    let e = math::exp_nonpositive(V::load_first(x.add(tail), n - tail, f32::NEG_INFINITY).sub(mv), k::EXP_LO);
+                    acc = acc.add(e.keep_first(n - tail));
                 }
                 let shift = mv.add(math::log(V::splat(horizontal_sum(acc))));
                 for j in (0..tail).step_by(V::LANES) {
@@ -146,35 +146,6 @@ unsafe fn first<V: Vector>(v: V) -> f32 {
     let mut lanes = [0f32; 16];
     unsafe { v.store(lanes.as_mut_ptr()) };
     lanes[0]
-}
-
-/// The elements from `j` to the row's end `n`, padded with −inf.
-#[inline(always)]
-unsafe fn load_padded<V: Vector>(p: *const f32, j: usize, n: usize) -> V {
-    let mut pad = [f32::NEG_INFINITY; 16];
-    unsafe {
-        std::ptr::copy_nonoverlapping(p.add(j), pad.as_mut_ptr(), n - j);
-        V::load(pad.as_ptr())
-    }
-}
-
-/// Stores the lanes of `v` that fall before the row's end `n`.
-#[inline(always)]
-unsafe fn store_partial<V: Vector>(v: V, p: *mut f32, j: usize, n: usize) {
-    let mut pad = [0f32; 16];
-    unsafe {
-        v.store(pad.as_mut_ptr());
-        std::ptr::copy_nonoverlapping(pad.as_ptr(), p.add(j), n - j);
-    }
-}
-
-/// `v` with the lanes from `keep` on set to 0.
-#[inline(always)]
-unsafe fn masked<V: Vector>(v: V, keep: usize) -> V {
-    let mut lanes = [0f32; 16];
-    unsafe { v.store(lanes.as_mut_ptr()) };
-    lanes[keep..].iter_mut().for_each(|l| *l = 0.0);
-    unsafe { V::load(lanes.as_ptr()) }
 }
 
 #[inline(always)]

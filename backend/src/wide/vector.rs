@@ -22,6 +22,13 @@ pub(crate) trait Vector: Copy {
     unsafe fn splat(v: f32) -> Self;
     unsafe fn load(p: *const f32) -> Self;
     unsafe fn store(self, p: *mut f32);
+    /// The first `n` elements from `p` (`n` < `LANES`), the other lanes `fill`; reads
+    /// nothing past them (a masked load, which never faults on the masked lanes).
+    unsafe fn load_first(p: *const f32, n: usize, fill: f32) -> Self;
+    /// Stores the first `n` lanes (`n` < `LANES`) and writes nothing past them.
+    unsafe fn store_first(self, p: *mut f32, n: usize);
+    /// The first `n` lanes, the others zero.
+    unsafe fn keep_first(self, n: usize) -> Self;
     unsafe fn add(self, o: Self) -> Self;
     unsafe fn sub(self, o: Self) -> Self;
     unsafe fn mul(self, o: Self) -> Self;
@@ -71,6 +78,13 @@ pub(crate) trait Vector: Copy {
 #[derive(Clone, Copy)]
 pub(crate) struct Avx512(__m512);
 
+/// The mask of lanes `0..n`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn first_lanes(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
 #[cfg(target_arch = "x86_64")]
 impl Vector for Avx512 {
     type Mask = __mmask16;
@@ -82,6 +96,18 @@ impl Vector for Avx512 {
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
         Avx512(_mm512_loadu_ps(p))
+    }
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, n: usize, fill: f32) -> Self {
+        Avx512(_mm512_mask_loadu_ps(_mm512_set1_ps(fill), first_lanes(n), p))
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, p: *mut f32, n: usize) {
+        _mm512_mask_storeu_ps(p, first_lanes(n), self.0)
+    }
+    #[inline(always)]
+    unsafe fn keep_first(self, n: usize) -> Self {
+        Avx512(_mm512_maskz_mov_ps(first_lanes(n), self.0))
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
@@ -207,6 +233,13 @@ impl Vector for Avx512 {
 #[derive(Clone, Copy)]
 pub(crate) struct Avx2(__m256);
 
+/// All ones in lanes `0..n`, for AVX2's masked loads and stores (by the sign bit).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn first_lanes8(n: usize) -> __m256i {
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+}
+
 #[cfg(target_arch = "x86_64")]
 impl Vector for Avx2 {
     type Mask = __m256;
@@ -218,6 +251,19 @@ impl Vector for Avx2 {
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
         Avx2(_mm256_loadu_ps(p))
+    }
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, n: usize, fill: f32) -> Self {
+        let mask = first_lanes8(n);
+        Avx2(_mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, mask), _mm256_castsi256_ps(mask)))
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, p: *mut f32, n: usize) {
+        _mm256_maskstore_ps(p, first_lanes8(n), self.0)
+    }
+    #[inline(always)]
+    unsafe fn keep_first(self, n: usize) -> Self {
+        Avx2(_mm256_and_ps(self.0, _mm256_castsi256_ps(first_lanes8(n))))
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {

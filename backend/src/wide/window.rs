@@ -257,9 +257,7 @@ impl WindowProgram {
             if lanes == l {
                 v.store(at.out.add(column));
             } else {
-                let mut buffer = [0f32; 16];
-                v.store(buffer.as_mut_ptr());
-                std::ptr::copy_nonoverlapping(buffer.as_ptr(), at.out.add(column), lanes);
+                v.store_first(at.out.add(column), lanes);
             }
         }
     }
@@ -353,7 +351,5 @@ unsafe fn load_partial<V: Vector>(p: *const f32, lanes: usize) -> V {
     if lanes == V::LANES {
         return V::load(p);
     }
-    let mut buffer = [0f32; 16];
-    std::ptr::copy_nonoverlapping(p, buffer.as_mut_ptr(), lanes);
-    V::load(buffer.as_ptr())
+    V::load_first(p, lanes, 0.0)
 }
