@@ -216,6 +216,30 @@ fn sine_and_cosine_match_over_their_reduced_range() {
     }
 }
 
+/// Loops whose inner rows are short and of a known length are written out without a
+/// loop (`jit/loops.rs`): rows of every length from 4 to 67, with a partial vector,
+/// broadcast operands along the row and across rows, and a transposed read, match the
+/// interpreter on Cranelift's loops and on the wide ones, at 1 and 2 threads.
+#[test]
+fn short_rows_written_out_match() {
+    for n in [4, 5, 7, 8, 13, 23, 47, 64, 65, 67] {
+        let body = format!(
+            "(input %x f32 [9,3,{n}])\n(input %b f32 [3,1,1])\n(input %c f32 [{n}])\n\
+             (output \"y\" (mul (add (transpose %x [1,0,2]) %b) (tanh %c)))\n\
+             (output \"t\" (transpose %x [1,0,2]))"
+        );
+        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+        let inputs = random_inputs(&graph, n as u64);
+        let want = run(&graph, &inputs).unwrap();
+        for kernels in Kernels::all_here() {
+            for threads in [1, 2] {
+                let got = compile(&graph, &Options { threads, kernels }).unwrap().run(&inputs).unwrap();
+                assert_outputs_within(&body, &got, &want, 1e-5);
+            }
+        }
+    }
+}
+
 /// Softmax rows whose entries lie far below their maximum, where the exponentials would
 /// be subnormal (written as 0 instead: see `jit/rows.rs`), still match the interpreter,
 /// odd row length included.
