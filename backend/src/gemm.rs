@@ -25,17 +25,20 @@ const PARALLEL_WORK: usize = 1 << 20;
 const PARALLEL_ROWS: usize = 8;
 
 impl MatMul {
+    /// Whether the product splits across `threads` (on the current rayon pool, so the
+    /// caller must run it inside one); otherwise it runs on the calling thread.
+    pub fn splits(&self, threads: usize) -> bool {
+        threads > 1 && self.m >= PARALLEL_ROWS && self.m * self.n * self.k >= PARALLEL_WORK
+    }
+
     /// Runs the batch.
     ///
     /// # Safety
     /// `a`, `b` and `dst` must point to buffers that hold every element the strides and
     /// offsets reach, and `dst` must not overlap `a` or `b`.
     pub unsafe fn run(&self, a: *const f32, b: *const f32, dst: *mut f32, threads: usize) {
-        let parallelism = if threads > 1 && self.m >= PARALLEL_ROWS && self.m * self.n * self.k >= PARALLEL_WORK {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
+        let parallelism =
+            if self.splits(threads) { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
         for &[ao, bo, d] in &self.batch {
             let dst = dst.add(d);
             if self.k == 0 {

@@ -413,12 +413,20 @@ impl Executable {
             Kernel::MatMul(product) => {
                 let operands = Args(ptrs.as_ptr());
                 let threads = self.threads;
-                self.team.rest();
-                self.pool.install(|| {
+                let run = || {
                     let p = operands.get();
                     // SAFETY: lowering sized every buffer for the products' offsets and strides
                     unsafe { product.run(*p as *const f32, *p.add(1) as *const f32, *p.add(2) as *mut f32, threads) }
-                });
+                };
+                if product.splits(threads) {
+                    // the pool's threads need the cores the team's workers spin on
+                    self.team.rest();
+                    self.pool.install(run);
+                } else {
+                    // handing a job to a pool thread and sleeping until it is done costs
+                    // two wake-ups, 70 µs here: more than most small products take
+                    run();
+                }
             }
         }
     }

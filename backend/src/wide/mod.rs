@@ -337,6 +337,22 @@ pub(super) fn next_middle(index: &mut [usize], dims: &[usize]) -> bool {
     false
 }
 
+/// Asks for the cache lines two tiles past `tile`: with the hardware's prefetcher alone
+/// a compute-heavy loop over a DRAM-sized input waits on memory (SiLU over 34 MB: 3.2–3.8
+/// ms without, 2.8–2.9 with; exp 2.8 → 2.5, tanh 2.8 → 2.35). Prefetches never fault, so
+/// past the end of a row they only cost the instruction.
+#[inline(always)]
+unsafe fn prefetch_ahead(tile: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let ahead = tile.wrapping_add(2 * TILE).cast::<i8>();
+        for line in 0..TILE * std::mem::size_of::<f32>() / 64 {
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line * 64)) };
+        }
+    }
+}
+
 /// Evaluates every op over elements `[start, start + len)` of the inner dimension.
 #[inline(always)]
 unsafe fn tile<V: vector::Vector>(
@@ -360,6 +376,7 @@ unsafe fn tile<V: vector::Vector>(
                 if p.operands[k][inner] == 0 {
                     Val::Scalar(unsafe { *bases[k] })
                 } else {
+                    unsafe { prefetch_ahead(bases[k].add(start)) };
                     Val::Tile(unsafe { bases[k].add(start) })
                 }
             }
