@@ -68,6 +68,22 @@ pub fn is_comparison(op: Binary) -> bool {
 }
 
 impl LoopSpec {
+    /// Roughly how much work one element of the loop is, in units of a cheap vector op
+    /// (a copy, an add, a relu: 1; a polynomial-and-division function: 8), for
+    /// deciding whether splitting it across threads pays.
+    pub fn work_per_element(&self) -> usize {
+        use saturate_egraph::UnaryOp as U;
+        let cost = |e: &Expr| match e {
+            Expr::Unary(u, _) => match u.op {
+                U::Exp | U::Log | U::Tanh | U::Sigmoid | U::Erf | U::Gelu | U::GeluTanh | U::Silu | U::Softplus => 8,
+                _ => 1,
+            },
+            Expr::Binary(..) | Expr::Where(..) | Expr::Cast(..) => 1,
+            _ => 0,
+        };
+        self.exprs.iter().map(cost).sum::<usize>().max(1)
+    }
+
     /// The element type of every expression, in order.
     pub fn dtypes(&self) -> Vec<DType> {
         let mut out: Vec<DType> = Vec::with_capacity(self.exprs.len());

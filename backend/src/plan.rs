@@ -47,7 +47,8 @@ pub struct Step {
 #[derive(Debug, Clone)]
 pub enum Kernel {
     /// A generated loop: kernel `index` of the JIT module; its outermost dimension has
-    /// `outer` iterations of `per_outer` elements each (for splitting across threads).
+    /// `outer` iterations of `per_outer` units of work each (elements weighted by what
+    /// each costs; for splitting across threads).
     Loop { index: usize, outer: usize, per_outer: usize },
     /// The same loop on the host's widest vectors ([`crate::wide`]); `index` is its CLIF
     /// version, which names it in profiles.

@@ -10,10 +10,12 @@ use crate::plan::{Buffer, Kernel, Loc, Port, Step};
 use crate::team::Team;
 use saturate_egraph::Tensor;
 
-/// Loops with fewer elements than this run on one thread: handing a job to a spinning
-/// worker costs about a microsecond, which a loop of 16 K elements (2 µs of relu) does
-/// not repay.
-const PARALLEL_ELEMENTS: usize = 1 << 15;
+/// Loops with less work than this (elements weighted by `work_per_element`: 128 K
+/// elements of a copy or an add, 16 K of an exp) run on one thread. A split costs about
+/// a microsecond with the team spinning, but its chunks also land on the core whose
+/// caches do not hold the data the last step wrote: splitting copies and adds of 32–128
+/// K elements made a small DenseNet export 20 % slower at two threads than at one.
+const PARALLEL_WORK: usize = 1 << 17;
 
 /// Chunks a split loop has per thread: enough that a worker that starts late, or a
 /// core that is slower, leaves the others little to wait for.
@@ -379,7 +381,7 @@ impl Executable {
     /// Runs `body` over `[0, outer)`, in chunks across the team when the loop is big
     /// enough to pay for it.
     fn split(&self, outer: usize, per_outer: usize, args: Args, body: impl Fn(*const *mut u8, usize, usize) + Sync) {
-        if self.threads > 1 && outer * per_outer >= PARALLEL_ELEMENTS && outer > 1 {
+        if self.threads > 1 && outer * per_outer >= PARALLEL_WORK && outer > 1 {
             let chunks = (self.team.threads() * CHUNKS_PER_THREAD).min(outer).min(crate::team::MAX_CHUNKS);
             self.team.run(chunks, &|c| body(args.get(), outer * c / chunks, outer * (c + 1) / chunks));
         } else {

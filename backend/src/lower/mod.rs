@@ -372,7 +372,7 @@ impl Lowering<'_> {
         let writes = (0..args.len()).map(|k| k >= spec.operands.len()).collect();
         let index = self.jit.define(what, |b, params| jit::loops::generate(b, params, &spec))?;
         let outer = spec.dims[0];
-        let per_outer = spec.len() / outer.max(1);
+        let per_outer = spec.len() / outer.max(1) * spec.work_per_element();
         let program =
             self.wide.and_then(|isa| crate::wide::LoopProgram::new(&spec, isa)).map(crate::wide::Program::Loop);
         let kernel = Kernel::wide_or_loop(index, program, outer, per_outer);

@@ -287,7 +287,8 @@ impl Lowering<'_> {
         }
         let index = self.jit.define(what, |b, params| crate::jit::rows::generate(b, params, &spec))?;
         let outer = spec.rows[0];
-        let per_outer = spec.row_count() / outer.max(1) * spec.len;
+        // a row kernel reads its row two or three times, with an exp or a square on each
+        let per_outer = spec.row_count() / outer.max(1) * spec.len * 4;
         let writes = (0..args.len()).map(|k| k + 1 == args.len()).collect();
         let program =
             self.wide.and_then(|isa| crate::wide::RowProgram::new(&spec, isa)).map(crate::wide::Program::Rows);
