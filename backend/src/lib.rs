@@ -128,7 +128,8 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendEr
         .num_threads(threads)
         .build()
         .map_err(|e| BackendError::Codegen(format!("starting {threads} threads: {e}")))?;
-    let team = team::Team::new(threads).map_err(|e| BackendError::Codegen(format!("starting {threads} threads: {e}")))?;
+    let team =
+        team::Team::new(threads).map_err(|e| BackendError::Codegen(format!("starting {threads} threads: {e}")))?;
     let external = runtime::external_buffers(&lowered.buffers, &lowered.steps, &lowered.inputs, &lowered.outputs);
     let mut arg_start = Vec::with_capacity(lowered.steps.len());
     let mut total_args = 0;

@@ -118,7 +118,10 @@ impl RowProgram {
                     acc = acc.add(math::exp_nonpositive(V::load(x.add(j)).sub(mv), k::EXP_LO));
                 }
                 if tail < n {
-                    let e = math::exp_nonpositive(V::load_first(x.add(tail), n - tail, f32::NEG_INFINITY).sub(mv), k::EXP_LO);
+                    let e = math::exp_nonpositive(
+                        V::load_first(x.add(tail), n - tail, f32::NEG_INFINITY).sub(mv),
+                        k::EXP_LO,
+                    );
                     acc = acc.add(e.keep_first(n - tail));
                 }
                 let shift = mv.add(math::log(V::splat(horizontal_sum(acc))));
