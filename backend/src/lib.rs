@@ -14,8 +14,8 @@
 //! - [`gemm`] runs matrix products through the `gemm` crate;
 //! - [`memory`] places run-time buffers in one arena, reusing space by liveness;
 //! - [`runtime`] runs the steps, splitting big loops across a team of spinning threads
-//!   (`team.rs`), reading inputs and
-//!   writing outputs where the caller holds them ([`Executable::run_into`]).
+//!   (`team.rs`), reading inputs and writing outputs where the caller holds them
+//!   ([`Executable::run_into`]).
 //!
 //! Weights, and everything computed from them alone, are prepared once, at compile time.
 //!

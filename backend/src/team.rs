@@ -179,7 +179,7 @@ fn wait_for_job(s: &Shared, seen: u64) -> u64 {
         }
         std::hint::spin_loop();
         spins = spins.wrapping_add(1);
-        if spins % 64 == 0 && (s.rest.load(Ordering::Relaxed) || start.elapsed() > SPIN) {
+        if spins.is_multiple_of(64) && (s.rest.load(Ordering::Relaxed) || start.elapsed() > SPIN) {
             let mut guard = s.lock.lock().unwrap_or_else(|p| p.into_inner());
             s.sleeping.fetch_add(1, Ordering::SeqCst);
             while epoch(s.word.load(Ordering::SeqCst)) == seen && !s.quit.load(Ordering::SeqCst) {

@@ -28,6 +28,11 @@ const UNROLL_VECTORS: i64 = 16;
 /// …and its body times the iterations stays under this many expressions.
 const UNROLL_EXPRESSIONS: i64 = 128;
 
+/// Each broadcast operand splat to an `f32x4`.
+fn splat_all(b: &mut FunctionBuilder, hoisted: &[Option<Value>]) -> Vec<Option<Value>> {
+    hoisted.iter().map(|h| h.map(|v| b.ins().splat(types::F32X4, v))).collect()
+}
+
 /// Whether the inner loop of `spec` can run in `f32x4` registers.
 pub fn vectorizable(spec: &LoopSpec) -> bool {
     let inner = spec.dims.len() - 1;
@@ -116,24 +121,34 @@ impl Gen<'_> {
     /// The vectorized inner loop over `0..n`, written out: each load and store at a
     /// constant offset from the row's addresses.
     fn inner_unrolled(&self, b: &mut FunctionBuilder, addrs: &[Value], n: i64) {
-        let dim = self.spec.dims.len() - 1;
-        let n_ops = self.spec.operands.len();
-        let hoisted: Vec<Option<Value>> =
-            (0..n_ops).map(|k| (self.stride(k, dim) == 0).then(|| self.load(b, k, addrs[k]))).collect();
-        let splats: Vec<Option<Value>> = hoisted.iter().map(|h| h.map(|v| b.ins().splat(types::F32X4, v))).collect();
+        let hoisted = self.broadcast_operands(b, addrs);
+        let splats = splat_all(b, &hoisted);
         let vectors = n / LANES;
         let element = |j: i64| (j * 4) as i32; // f32, stride 1 (`vectorizable`)
-        for (start, ty, broadcast) in (0..vectors)
-            .map(|v| (v * LANES, types::F32X4, &splats))
-            .chain((vectors * LANES..n).map(|j| (j, types::F32, &hoisted)))
-        {
-            let loads: Vec<Value> = (0..n_ops)
-                .map(|k| broadcast[k].unwrap_or_else(|| b.ins().load(ty, flags(), addrs[k], element(start))))
-                .collect();
-            let values = self.exprs(b, &loads, ty);
-            for (j, out) in self.spec.outputs.iter().enumerate() {
-                b.ins().store(flags(), values[out.expr], addrs[n_ops + j], element(start));
-            }
+        for v in 0..vectors {
+            self.f32_step(b, addrs, element(v * LANES), types::F32X4, &splats);
+        }
+        for j in vectors * LANES..n {
+            self.f32_step(b, addrs, element(j), types::F32, &hoisted);
+        }
+    }
+
+    /// The operands broadcast along the inner dimension, loaded once for the row (`None`
+    /// for the others).
+    fn broadcast_operands(&self, b: &mut FunctionBuilder, addrs: &[Value]) -> Vec<Option<Value>> {
+        let dim = self.spec.dims.len() - 1;
+        (0..self.spec.operands.len()).map(|k| (self.stride(k, dim) == 0).then(|| self.load(b, k, addrs[k]))).collect()
+    }
+
+    /// One step of an f32 inner loop (`ty` is F32 or F32X4): each operand loaded at
+    /// `offset` bytes from its address unless it is in `broadcast`, every output stored.
+    fn f32_step(&self, b: &mut FunctionBuilder, addrs: &[Value], offset: i32, ty: Type, broadcast: &[Option<Value>]) {
+        let n_ops = self.spec.operands.len();
+        let loads: Vec<Value> =
+            (0..n_ops).map(|k| broadcast[k].unwrap_or_else(|| b.ins().load(ty, flags(), addrs[k], offset))).collect();
+        let values = self.exprs(b, &loads, ty);
+        for (j, out) in self.spec.outputs.iter().enumerate() {
+            b.ins().store(flags(), values[out.expr], addrs[n_ops + j], offset);
         }
     }
 
@@ -141,21 +156,13 @@ impl Gen<'_> {
         let dim = self.spec.dims.len() - 1;
         let n_ops = self.spec.operands.len();
         // operands broadcast along the inner dimension are loaded once
-        let hoisted: Vec<Option<Value>> =
-            (0..n_ops).map(|k| (self.stride(k, dim) == 0).then(|| self.load(b, k, addrs[k]))).collect();
+        let hoisted = self.broadcast_operands(b, addrs);
         let mut start = lo;
         if self.vector {
-            let splats: Vec<Option<Value>> =
-                hoisted.iter().map(|h| h.map(|v| b.ins().splat(types::F32X4, v))).collect();
+            let splats = splat_all(b, &hoisted);
             start = counted_loop(b, lo, hi, LANES, |b, i| {
                 let at = self.advance(b, addrs, dim, i);
-                let loads: Vec<Value> = (0..n_ops)
-                    .map(|k| splats[k].unwrap_or_else(|| b.ins().load(types::F32X4, flags(), at[k], 0)))
-                    .collect();
-                let values = self.exprs(b, &loads, types::F32X4);
-                for (j, out) in self.spec.outputs.iter().enumerate() {
-                    b.ins().store(flags(), values[out.expr], at[n_ops + j], 0);
-                }
+                self.f32_step(b, &at, 0, types::F32X4, &splats);
             });
         }
         counted_loop(b, start, hi, 1, |b, i| {

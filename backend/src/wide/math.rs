@@ -25,11 +25,9 @@ unsafe fn poly<V: Vector>(x: V, coefficients: &[f32]) -> V {
 #[inline(always)]
 pub(crate) unsafe fn exp<V: Vector>(x: V) -> V {
     // above EXP_HI the scaling by 2ⁿ overflows to inf by itself; the clamp at 100 only
-    // keeps inf (and huge x) out of the reduction. minps/maxps return their second
-    // operand for a NaN, so a NaN x stays NaN.
-    let (lo, hi) = (V::splat(k::EXP_LO), V::splat(100.0));
-    let result = exp_of_clamped(hi.min_or_second(lo.max_or_second(x)));
-    V::select(x.lt(lo), V::splat(0.0), result)
+    // keeps inf (and huge x) out of the reduction; a NaN x stays NaN through it
+    let result = exp_of_clamped(clamp(x, k::EXP_LO, 100.0));
+    V::select(x.lt(V::splat(k::EXP_LO)), V::splat(0.0), result)
 }
 
 /// eˣ for x ≤ 0 (or NaN), written as 0 below `floor` (at least `EXP_LO`, so that no
@@ -78,18 +76,18 @@ pub(crate) unsafe fn log<V: Vector>(x: V) -> V {
 /// tanh, as `Math::tanh`: x·P(x²)/Q(x²) on x clamped to ±10, clamped to [−1, 1].
 #[inline(always)]
 pub(crate) unsafe fn tanh<V: Vector>(x: V) -> V {
-    let x = clamp(x, k::TANH_CLAMP);
+    let x = clamp(x, -k::TANH_CLAMP, k::TANH_CLAMP);
     let z = x.mul(x);
     let p = poly(z, &k::TANH_P).mul(x);
     let q = poly(z, &k::TANH_Q);
-    clamp(p.div_by_positive(q), 1.0)
+    clamp(p.div_by_positive(q), -1.0, 1.0)
 }
 
-/// `x` in [−limit, limit]; minps/maxps return their second operand for a NaN, so a NaN
-/// stays NaN.
+/// `x` in [lo, hi]; minps/maxps return their second operand for a NaN, so a NaN stays
+/// NaN.
 #[inline(always)]
-unsafe fn clamp<V: Vector>(x: V, limit: f32) -> V {
-    V::splat(limit).min_or_second(V::splat(-limit).max_or_second(x))
+unsafe fn clamp<V: Vector>(x: V, lo: f32, hi: f32) -> V {
+    V::splat(hi).min_or_second(V::splat(lo).max_or_second(x))
 }
 
 /// 1 / (1 + e⁻ˣ), as `1 / (1 + e)` for x ≥ 0 and `e / (1 + e)` below, with
