@@ -124,10 +124,6 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendEr
     let (offsets, arena_bytes) = memory::plan(&lowered.buffers, &lowered.steps, &pinned_start, &pinned_end);
     let (constants, constant_ptrs) = constant_buffers(&lowered.buffers, &lowered.initial);
     let threads = options.threads.max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| BackendError::Codegen(format!("starting {threads} threads: {e}")))?;
     let team =
         team::Team::new(threads).map_err(|e| BackendError::Codegen(format!("starting {threads} threads: {e}")))?;
     let external = runtime::external_buffers(&lowered.buffers, &lowered.steps, &lowered.inputs, &lowered.outputs);
@@ -151,7 +147,6 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendEr
         arena: AlignedBuf::zeroed(arena_bytes),
         inputs: lowered.inputs,
         outputs: lowered.outputs,
-        pool,
         team,
         threads,
     };

@@ -1,7 +1,7 @@
 //! Running a compiled program: the arena, the constant buffers, and the steps in order.
 //!
-//! Loops split their outermost dimension across the [`Team`] when they are big enough
-//! to pay for it; the GEMM crate splits its own work on a rayon pool.
+//! Loops split their outermost dimension, and matrix products their batch, rows or
+//! columns, across the [`Team`] when they are big enough to pay for it.
 
 use crate::error::BackendError;
 use crate::jit::Code;
@@ -96,8 +96,6 @@ pub struct Executable {
     pub(crate) arena: AlignedBuf,
     pub(crate) inputs: Vec<Port>,
     pub(crate) outputs: Vec<Port>,
-    /// The GEMM crate's threads.
-    pub(crate) pool: rayon::ThreadPool,
     /// The loops' threads.
     pub(crate) team: Team,
     pub(crate) threads: usize,
@@ -414,21 +412,22 @@ impl Executable {
             }
             Kernel::MatMul(product) => {
                 let operands = Args(ptrs.as_ptr());
-                let threads = self.threads;
-                let run = || {
+                let pieces = product.pieces(self.threads);
+                let run = |piece: usize| {
                     let p = operands.get();
-                    // SAFETY: lowering sized every buffer for the products' offsets and strides
-                    unsafe { product.run(*p as *const f32, *p.add(1) as *const f32, *p.add(2) as *mut f32, threads) }
+                    // SAFETY: lowering sized every buffer for the products' offsets and
+                    // strides, and the pieces write disjoint elements
+                    unsafe {
+                        product.run_piece(
+                            *p as *const f32,
+                            *p.add(1) as *const f32,
+                            *p.add(2) as *mut f32,
+                            piece,
+                            pieces,
+                        )
+                    }
                 };
-                if product.splits(threads) {
-                    // the pool's threads need the cores the team's workers spin on
-                    self.team.rest();
-                    self.pool.install(run);
-                } else {
-                    // handing a job to a pool thread and sleeping until it is done costs
-                    // two wake-ups, 70 µs here: more than most small products take
-                    run();
-                }
+                self.team.run(pieces, &run);
             }
         }
     }

@@ -1,13 +1,12 @@
-//! The threads that split loops: the caller and `threads − 1` workers that spin between
-//! jobs.
+//! The threads that split loops and matrix products: the caller and `threads − 1` workers
+//! that spin between jobs.
 //!
 //! A loop of a few tens of microseconds (softmax over 512 rows of 1024, tanh over 64 K
 //! elements) gains from a second core only if the second core starts at once. A thread
 //! pool whose workers sleep between jobs (rayon's) pays a futex wake-up on each side of
 //! every job, 10–50 µs on a virtual machine, which is more than such a loop takes. So a
 //! [`Team`]'s workers spin on one atomic word while a run is in progress, and park only
-//! after [`SPIN`] without work or when told that a matrix product (which runs on the
-//! GEMM crate's own pool) comes next. The caller works on the job too, claiming chunks
+//! after [`SPIN`] without work. The caller works on the job too, claiming chunks
 //! from the same counter: a worker that is slow to wake takes fewer chunks, so a split
 //! loop never waits for a thread that is not there yet.
 //!
@@ -28,7 +27,7 @@ const SPIN: Duration = Duration::from_micros(300);
 /// The most chunks a job can have (they share one word with the epoch).
 pub(crate) const MAX_CHUNKS: usize = (1 << 16) - 1;
 
-/// Workers for splitting loops; the calling thread is the team's first member.
+/// Workers for splitting loops and products; the calling thread is the team's first member.
 /// Not `Sync`: one thread at a time hands it jobs.
 pub(crate) struct Team {
     shared: Arc<Shared>,
@@ -49,8 +48,6 @@ struct Shared {
     done: AtomicUsize,
     /// Whether a chunk panicked on a worker.
     panicked: AtomicBool,
-    /// Whether workers should park now instead of spinning.
-    rest: AtomicBool,
     quit: AtomicBool,
     /// Workers parked or about to park (see [`Team::run`] on the wake-up).
     sleeping: AtomicUsize,
@@ -76,7 +73,6 @@ impl Team {
             body: AtomicPtr::new(std::ptr::null_mut()),
             done: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
-            rest: AtomicBool::new(false),
             quit: AtomicBool::new(false),
             sleeping: AtomicUsize::new(0),
             lock: Mutex::new(()),
@@ -110,7 +106,6 @@ impl Team {
         let body: Body<'static> = unsafe { std::mem::transmute::<Body<'_>, Body<'static>>(body) };
         s.body.store(&body as *const Body<'static> as *mut Body<'static>, Ordering::Release);
         s.done.store(0, Ordering::Relaxed);
-        s.rest.store(false, Ordering::Relaxed);
         let e = (epoch(s.word.load(Ordering::Relaxed)) + 1) & 0xffff_ffff;
         s.word.store(e << 32 | (chunks as u64) << 16, Ordering::SeqCst);
         if s.sleeping.load(Ordering::SeqCst) > 0 {
@@ -124,12 +119,6 @@ impl Team {
         if s.panicked.swap(false, Ordering::Relaxed) {
             panic!("a kernel panicked while the team ran it");
         }
-    }
-
-    /// Tells the workers to park now: the next steps run elsewhere (the GEMM crate's
-    /// pool) and spinning would take their cores.
-    pub(crate) fn rest(&self) {
-        self.shared.rest.store(true, Ordering::Relaxed);
     }
 }
 
@@ -167,8 +156,8 @@ fn work(s: &Shared) {
     }
 }
 
-/// Spins until the job word's epoch is not `seen`, parking after [`SPIN`] or when told
-/// to rest; returns the word.
+/// Spins until the job word's epoch is not `seen`, parking after [`SPIN`]; returns the
+/// word.
 fn wait_for_job(s: &Shared, seen: u64) -> u64 {
     let start = Instant::now();
     let mut spins = 0u32;
@@ -179,7 +168,7 @@ fn wait_for_job(s: &Shared, seen: u64) -> u64 {
         }
         std::hint::spin_loop();
         spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(64) && (s.rest.load(Ordering::Relaxed) || start.elapsed() > SPIN) {
+        if spins.is_multiple_of(64) && start.elapsed() > SPIN {
             let mut guard = s.lock.lock().unwrap_or_else(|p| p.into_inner());
             s.sleeping.fetch_add(1, Ordering::SeqCst);
             while epoch(s.word.load(Ordering::SeqCst)) == seen && !s.quit.load(Ordering::SeqCst) {
@@ -229,7 +218,8 @@ mod tests {
     #[test]
     fn parked_workers_wake_for_the_next_job() {
         let team = Team::new(2).unwrap();
-        team.rest();
+        team.run(2, &|_| {});
+        // long enough past SPIN for the worker to park
         std::thread::sleep(Duration::from_millis(5));
         let on: Vec<AtomicU32> = (0..2).map(|_| AtomicU32::new(0)).collect();
         let main = std::thread::current().id();
