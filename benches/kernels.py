@@ -10,8 +10,9 @@
                                       bandwidth a memory-bound loop can reach
 
 Rows are single ops and the short chains exporters emit, each at an L2-resident size
-and a DRAM size, with odd lengths so no loop is a multiple of any vector width.
-Inputs are standard normal (seed 1); weights (bias, scale, depthwise filters) random.
+and a DRAM size, with odd lengths so no loop is a multiple of any vector width; then
+convolutions and matrix products at the shapes of real models (size "model").
+Inputs are standard normal (seed 1); weights (bias, scale, filters, matrices) random.
 """
 import json
 import os
@@ -127,6 +128,53 @@ def depthwise(k):
     return build
 
 
+def conv(out_channels, k, stride):
+    # a dense convolution with bias, as in ResNet; returns the model and its FLOPs
+    def build(shape):
+        n, c, h, w = shape
+        p = k // 2
+        weight = const("w", RNG.standard_normal((out_channels, c, k, k)) / np.sqrt(c * k * k))
+        bias = const("b", RNG.standard_normal(out_channels) * 0.1)
+        node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[k, k], strides=[stride, stride],
+                                pads=[p, p, p, p])
+        ho, wo = (h + 2 * p - k) // stride + 1, (w + 2 * p - k) // stride + 1
+        flops = 2 * n * out_channels * ho * wo * c * k * k
+        return model([node], shape, (n, out_channels, ho, wo), inits=[weight, bias]), flops
+    return build
+
+
+def linear(columns, epilogue=()):
+    # x · W + b over the last axis (a Linear layer), then the epilogue's nodes on "z"
+    def build(shape):
+        rows, k = int(np.prod(shape[:-1])), shape[-1]
+        weight = const("w", RNG.standard_normal((k, columns)) / np.sqrt(k))
+        bias = const("b", RNG.standard_normal(columns) * 0.1)
+        last = "y" if not epilogue else "z"
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], [last])]
+        inits = [weight, bias]
+        for node, init in epilogue:
+            nodes.append(node)
+            inits += init
+        return model(nodes, shape, (*shape[:-1], columns), inits=inits), 2 * rows * k * columns
+    return build
+
+
+GELU_EPILOGUE = [
+    (helper.make_node("Div", ["z", "sqrt2"], ["d"]), [const("sqrt2", 1.4142135381698608)]),
+    (helper.make_node("Erf", ["d"], ["e"]), []),
+    (helper.make_node("Add", ["e", "one"], ["p"]), [const("one", 1.0)]),
+    (helper.make_node("Mul", ["z", "p"], ["m"]), []),
+    (helper.make_node("Mul", ["m", "half"], ["y"]), [const("half", 0.5)]),
+]
+
+
+def attention_scores(shape):
+    # q · kᵀ over the heads, with q = k = x: [heads, sequence, head size]
+    h, s, d = shape
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]), helper.make_node("MatMul", ["x", "t"], ["y"])]
+    return model(nodes, shape, (h, s, s)), 2 * h * s * s * d
+
+
 # name, builder, sizes
 ROWS = [
     ("relu", unary("Relu"), FLAT),
@@ -144,6 +192,16 @@ ROWS = [
     ("max_pool_3x3", max_pool, IMAGE),
     ("depthwise_3x3", depthwise(3), IMAGE),
     ("depthwise_5x5", depthwise(5), IMAGE),
+    # products and convolutions at the shapes of ResNet-50, BERT, ConvNeXt and an RNN
+    # cell (one "model" size each): rated in GFLOP/s
+    ("conv_3x3", conv(64, 3, 1), {"model": (1, 64, 56, 56)}),
+    ("conv_7x7_s2", conv(64, 7, 2), {"model": (1, 3, 224, 224)}),
+    ("conv_3x3_s2", conv(256, 3, 2), {"model": (1, 128, 56, 56)}),
+    ("conv_1x1", conv(64, 1, 1), {"model": (1, 256, 56, 56)}),
+    ("gemv", linear(4096), {"model": (1, 1024)}),
+    ("attention_qk", attention_scores, {"model": (12, 128, 64)}),
+    ("linear_gelu", linear(3072, GELU_EPILOGUE), {"model": (128, 768)}),
+    ("linear_4d", linear(1536), {"model": (1, 14, 14, 384)}),
 ]
 
 
@@ -152,12 +210,15 @@ def make(out):
     rows = []
     for name, build, sizes in ROWS:
         for size, shape in sizes.items():
-            m = build(shape)
+            m, flops = build(shape), None
+            if isinstance(m, tuple):
+                m, flops = m
             onnx.checker.check_model(m)
             path = os.path.join(out, f"{name}.{size}.onnx")
             onnx.save(m, path)
             elements = int(np.prod(shape))
-            rows.append({"name": name, "size": size, "shape": list(shape), "elements": elements, "path": path})
+            rows.append({"name": name, "size": size, "shape": list(shape), "elements": elements, "path": path,
+                         "flops": flops})
     json.dump(rows, open(os.path.join(out, "rows.json"), "w"), indent=1)
 
 

@@ -48,7 +48,8 @@ impl Lowering<'_> {
             b_strides: [b_strides[rb - 2], b_strides[rb - 1]],
             alpha: 1.0,
             accumulate: false,
-        };
+        }
+        .batch_as_rows();
         self.push_matmul(product, la, lb, out, constant);
         if let Some((bias, act)) = epilogue {
             let bias = usize::from(bias);
