@@ -31,11 +31,22 @@ pub struct MatMul {
 /// 8–15 µs on one core here.
 const PARALLEL_WORK: usize = 1 << 20;
 
-/// A call that reads at least this many operand elements (512 KB) splits whatever its
-/// multiply-adds: a product of one row by a big matrix (an RNN cell's, a decoder's)
-/// streams the matrix from memory at one core's bandwidth, and two cores stream it
-/// faster. NasRNN's 72 products of 1×512 by 512×512 each read 1 MB in 100 µs.
+/// ... and with fewer multiply-adds per operand element read than this (about
+/// `m·n / (m + n)`: small when either side is): such a product is bound by moving its
+/// operands, and the other core would pull them from this one's caches. The stem of a
+/// small ResNet-18 (8×1024 by 147, 1.2 M multiply-adds, intensity 8) took 0.033–0.054
+/// ms on one thread and 0.15–0.27 ms split in two. Products of 16 rows and more (16
+/// channels of a MobileNet) still split, as they did when every export of the
+/// published sizes measured faster at two threads than at one.
+const PARALLEL_INTENSITY: usize = 12;
+
+/// A product of a few rows that reads at least this many operand elements (512 KB)
+/// splits whatever its multiply-adds: one row by a big matrix (an RNN cell's, a
+/// decoder's) streams the matrix, a constant, from memory at one core's bandwidth, and
+/// two cores stream it faster, each its own half on every run. NasRNN's 72 products of
+/// 1×512 by 512×512 each read 1 MB in 100 µs.
 const PARALLEL_READS: usize = 1 << 17;
+const STREAMING_ROWS: usize = 4;
 
 /// Pieces of a split call that share one product's rows or columns start at multiples
 /// of these: 16 columns are a 64-byte line of `dst` (no line written by two cores) and
@@ -66,7 +77,9 @@ impl MatMul {
     /// Into how many pieces, run side by side by [`MatMul::run_piece`], the call
     /// splits across `threads`: 1 when it is too small to repay a second core.
     pub fn pieces(&self, threads: usize) -> usize {
-        if threads <= 1 || (self.work() < PARALLEL_WORK && self.reads() < PARALLEL_READS) {
+        let compute_bound = self.work() >= PARALLEL_WORK && self.work() >= PARALLEL_INTENSITY * self.reads();
+        let streaming = self.m <= STREAMING_ROWS && self.reads() >= PARALLEL_READS;
+        if threads <= 1 || !(compute_bound || streaming) {
             return 1;
         }
         let most = match self.split(threads) {
@@ -364,6 +377,8 @@ mod tests {
         assert_eq!(product(64, 64, 64, 1, false, false).pieces(2), 1);
         assert_eq!(product(1, 512, 512, 1, false, false).pieces(2), 2);
         assert_eq!(product(1, 128, 128, 1, false, false).pieces(2), 1);
+        // a small ResNet-18's stem: too few multiply-adds per element it reads
+        assert_eq!(product(8, 1024, 147, 1, false, false).pieces(2), 1);
         assert_eq!(product(256, 256, 256, 1, false, false).pieces(1), 1);
         assert_eq!(product(256, 256, 256, 1, false, false).pieces(2), 2);
         assert_eq!(product(1, 4096, 1024, 1, false, false).pieces(4), 4);
