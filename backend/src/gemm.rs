@@ -40,13 +40,18 @@ const PARALLEL_WORK: usize = 1 << 20;
 /// published sizes measured faster at two threads than at one.
 const PARALLEL_INTENSITY: usize = 12;
 
-/// A product of a few rows that reads at least this many operand elements (512 KB)
-/// splits whatever its multiply-adds: one row by a big matrix (an RNN cell's, a
-/// decoder's) streams the matrix, a constant, from memory at one core's bandwidth, and
-/// two cores stream it faster, each its own half on every run. NasRNN's 72 products of
-/// 1×512 by 512×512 each read 1 MB in 100 µs.
+/// A product that reads at least this many operand elements (512 KB), most of them a
+/// constant, splits whatever its multiply-adds per element: one row, or a few tokens,
+/// by a weight matrix (an RNN cell's, a decoder's) streams the matrix from memory at
+/// one core's bandwidth, and two cores stream it faster, each its own half on every
+/// run. NasRNN's 72 products of 1×512 by 512×512 each read 1 MB in 100 µs; GPT-2's at
+/// 8 tokens ran 1.6× faster split.
 const PARALLEL_READS: usize = 1 << 17;
-const STREAMING_ROWS: usize = 4;
+
+/// A product whose larger operand was computed at run time splits by its reads only
+/// from this many elements (2 MB), more than a core's L2 holds: the operand is then in
+/// the shared cache or in memory, as near to one core as to the other.
+const PARALLEL_FRESH_READS: usize = 1 << 19;
 
 /// Pieces of a split call that share one product's rows or columns start at multiples
 /// of these: 16 columns are a 64-byte line of `dst` (no line written by two cores) and
@@ -76,9 +81,11 @@ impl MatMul {
 
     /// Into how many pieces, run side by side by [`MatMul::run_piece`], the call
     /// splits across `threads`: 1 when it is too small to repay a second core.
-    pub fn pieces(&self, threads: usize) -> usize {
+    /// `constant` says which of `a` and `b` are constants (weights).
+    pub fn pieces(&self, threads: usize, constant: [bool; 2]) -> usize {
         let compute_bound = self.work() >= PARALLEL_WORK && self.work() >= PARALLEL_INTENSITY * self.reads();
-        let streaming = self.m <= STREAMING_ROWS && self.reads() >= PARALLEL_READS;
+        let larger_is_constant = if self.m >= self.n { constant[0] } else { constant[1] };
+        let streaming = self.reads() >= if larger_is_constant { PARALLEL_READS } else { PARALLEL_FRESH_READS };
         if threads <= 1 || !(compute_bound || streaming) {
             return 1;
         }
@@ -374,14 +381,18 @@ mod tests {
 
     #[test]
     fn small_calls_stay_whole_and_big_ones_split_per_thread() {
-        assert_eq!(product(64, 64, 64, 1, false, false).pieces(2), 1);
-        assert_eq!(product(1, 512, 512, 1, false, false).pieces(2), 2);
-        assert_eq!(product(1, 128, 128, 1, false, false).pieces(2), 1);
-        // a small ResNet-18's stem: too few multiply-adds per element it reads
-        assert_eq!(product(8, 1024, 147, 1, false, false).pieces(2), 1);
-        assert_eq!(product(256, 256, 256, 1, false, false).pieces(1), 1);
-        assert_eq!(product(256, 256, 256, 1, false, false).pieces(2), 2);
-        assert_eq!(product(1, 4096, 1024, 1, false, false).pieces(4), 4);
-        assert_eq!(product(128, 128, 64, 12, false, false).pieces(2), 2);
+        let (fresh, weights_b) = ([false, false], [false, true]);
+        assert_eq!(product(64, 64, 64, 1, false, false).pieces(2, fresh), 1);
+        assert_eq!(product(256, 256, 256, 1, false, false).pieces(1, fresh), 1);
+        assert_eq!(product(256, 256, 256, 1, false, false).pieces(2, fresh), 2);
+        assert_eq!(product(128, 128, 64, 12, false, false).pieces(2, fresh), 2);
+        // one row, or a few tokens, by a weight matrix streams it: split
+        assert_eq!(product(1, 512, 512, 1, false, false).pieces(2, weights_b), 2);
+        assert_eq!(product(1, 4096, 1024, 1, false, false).pieces(4, weights_b), 4);
+        assert_eq!(product(8, 3072, 768, 1, false, false).pieces(2, weights_b), 2);
+        assert_eq!(product(1, 128, 128, 1, false, false).pieces(2, weights_b), 1);
+        // a small ResNet-18's stem: few multiply-adds per element read, and the larger
+        // operand (its im2col columns) fresh in this core's cache
+        assert_eq!(product(8, 1024, 147, 1, false, false).pieces(2, [true, false]), 1);
     }
 }

@@ -412,7 +412,8 @@ impl Executable {
             }
             Kernel::MatMul(product) => {
                 let operands = Args(ptrs.as_ptr());
-                let pieces = product.pieces(self.threads);
+                let constant = |j: usize| self.buffers[step.args[j].buffer.0].constant;
+                let pieces = product.pieces(self.threads, [constant(0), constant(1)]);
                 let run = |piece: usize| {
                     let p = operands.get();
                     // SAFETY: lowering sized every buffer for the products' offsets and
