@@ -96,7 +96,7 @@ pub struct Executable {
     pub(crate) arena: AlignedBuf,
     pub(crate) inputs: Vec<Port>,
     pub(crate) outputs: Vec<Port>,
-    /// The loops' threads.
+    /// The threads that split loops and products.
     pub(crate) team: Team,
     pub(crate) threads: usize,
     /// Per run-time buffer, whether it is a caller's input or output (see [`External`]).
