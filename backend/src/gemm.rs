@@ -59,6 +59,14 @@ const PARALLEL_FRESH_READS: usize = 1 << 19;
 const ROW_ALIGN: usize = 8;
 const COLUMN_ALIGN: usize = 16;
 
+/// How a call runs: in how many pieces, divided how (from [`MatMul::pieces`], once a
+/// call, for every piece).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pieces {
+    pub count: usize,
+    split: Split,
+}
+
 /// How a split call divides among its pieces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Split {
@@ -82,19 +90,20 @@ impl MatMul {
     /// Into how many pieces, run side by side by [`MatMul::run_piece`], the call
     /// splits across `threads`: 1 when it is too small to repay a second core.
     /// `constant` says which of `a` and `b` are constants (weights).
-    pub fn pieces(&self, threads: usize, constant: [bool; 2]) -> usize {
+    pub fn pieces(&self, threads: usize, constant: [bool; 2]) -> Pieces {
         let compute_bound = self.work() >= PARALLEL_WORK && self.work() >= PARALLEL_INTENSITY * self.reads();
         let larger_is_constant = if self.m >= self.n { constant[0] } else { constant[1] };
         let streaming = self.reads() >= if larger_is_constant { PARALLEL_READS } else { PARALLEL_FRESH_READS };
         if threads <= 1 || !(compute_bound || streaming) {
-            return 1;
+            return Pieces { count: 1, split: Split::Batch };
         }
-        let most = match self.split(threads) {
+        let split = self.split(threads);
+        let most = match split {
             Split::Batch => self.batch.len(),
             Split::Rows => self.m.div_ceil(ROW_ALIGN),
             Split::Columns => self.n.div_ceil(COLUMN_ALIGN),
         };
-        threads.min(most).max(1)
+        Pieces { count: threads.min(most).max(1), split }
     }
 
     /// Whole products when they share out evenly (or are many), else bands of the
@@ -149,17 +158,18 @@ impl MatMul {
     /// # Safety
     /// As for [`MatMul::run_piece`].
     pub unsafe fn run(&self, a: *const f32, b: *const f32, dst: *mut f32) {
-        self.run_piece(a, b, dst, 0, 1)
+        self.run_piece(a, b, dst, Pieces { count: 1, split: Split::Batch }, 0)
     }
 
-    /// Runs piece `piece` of `pieces` (a count from [`MatMul::pieces`]); the pieces write
+    /// Runs piece `piece` of `pieces` (from [`MatMul::pieces`]); the pieces write
     /// disjoint elements of `dst`, so they may run at the same time.
     ///
     /// # Safety
     /// `a`, `b` and `dst` must point to buffers that hold every element the strides and
     /// offsets reach, and `dst` must not overlap `a` or `b`.
-    pub unsafe fn run_piece(&self, a: *const f32, b: *const f32, dst: *mut f32, piece: usize, pieces: usize) {
-        let (products, rows, columns) = match self.split(pieces) {
+    pub unsafe fn run_piece(&self, a: *const f32, b: *const f32, dst: *mut f32, pieces: Pieces, piece: usize) {
+        let Pieces { count: pieces, split } = pieces;
+        let (products, rows, columns) = match split {
             Split::Batch => (band(self.batch.len(), piece, pieces, 1), 0..self.m, 0..self.n),
             Split::Rows => (0..self.batch.len(), band(self.m, piece, pieces, ROW_ALIGN), 0..self.n),
             Split::Columns => (0..self.batch.len(), 0..self.m, band(self.n, piece, pieces, COLUMN_ALIGN)),
@@ -304,7 +314,8 @@ mod tests {
                 let mut got = start.clone();
                 for piece in (0..pieces).rev() {
                     // SAFETY: the buffers hold the whole batch
-                    unsafe { p.run_piece(a.as_ptr(), b.as_ptr(), got.as_mut_ptr(), piece, pieces) };
+                    let pieces = Pieces { count: pieces, split: p.split(pieces) };
+                    unsafe { p.run_piece(a.as_ptr(), b.as_ptr(), got.as_mut_ptr(), pieces, piece) };
                 }
                 for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
                     assert!(
@@ -329,7 +340,9 @@ mod tests {
         let mut got = vec![1.0; 64 * 640];
         for piece in 0..2 {
             // SAFETY: the buffers hold every product's operands and the one block
-            unsafe { p.run_piece(a.as_ptr(), b.as_ptr(), got.as_mut_ptr(), piece, 2) };
+            unsafe {
+                p.run_piece(a.as_ptr(), b.as_ptr(), got.as_mut_ptr(), Pieces { count: 2, split: p.split(2) }, piece)
+            };
         }
         assert_eq!(got, expected);
     }
@@ -388,17 +401,17 @@ mod tests {
     #[test]
     fn small_calls_stay_whole_and_big_ones_split_per_thread() {
         let (fresh, weights_b) = ([false, false], [false, true]);
-        assert_eq!(product(64, 64, 64, 1, false, false).pieces(2, fresh), 1);
-        assert_eq!(product(256, 256, 256, 1, false, false).pieces(1, fresh), 1);
-        assert_eq!(product(256, 256, 256, 1, false, false).pieces(2, fresh), 2);
-        assert_eq!(product(128, 128, 64, 12, false, false).pieces(2, fresh), 2);
+        assert_eq!(product(64, 64, 64, 1, false, false).pieces(2, fresh).count, 1);
+        assert_eq!(product(256, 256, 256, 1, false, false).pieces(1, fresh).count, 1);
+        assert_eq!(product(256, 256, 256, 1, false, false).pieces(2, fresh).count, 2);
+        assert_eq!(product(128, 128, 64, 12, false, false).pieces(2, fresh).count, 2);
         // one row, or a few tokens, by a weight matrix streams it: split
-        assert_eq!(product(1, 512, 512, 1, false, false).pieces(2, weights_b), 2);
-        assert_eq!(product(1, 4096, 1024, 1, false, false).pieces(4, weights_b), 4);
-        assert_eq!(product(8, 3072, 768, 1, false, false).pieces(2, weights_b), 2);
-        assert_eq!(product(1, 128, 128, 1, false, false).pieces(2, weights_b), 1);
+        assert_eq!(product(1, 512, 512, 1, false, false).pieces(2, weights_b).count, 2);
+        assert_eq!(product(1, 4096, 1024, 1, false, false).pieces(4, weights_b).count, 4);
+        assert_eq!(product(8, 3072, 768, 1, false, false).pieces(2, weights_b).count, 2);
+        assert_eq!(product(1, 128, 128, 1, false, false).pieces(2, weights_b).count, 1);
         // a small ResNet-18's stem: few multiply-adds per element read, and the larger
         // operand (its im2col columns) fresh in this core's cache
-        assert_eq!(product(8, 1024, 147, 1, false, false).pieces(2, [true, false]), 1);
+        assert_eq!(product(8, 1024, 147, 1, false, false).pieces(2, [true, false]).count, 1);
     }
 }

@@ -423,12 +423,12 @@ impl Executable {
                             *p as *const f32,
                             *p.add(1) as *const f32,
                             *p.add(2) as *mut f32,
-                            piece,
                             pieces,
+                            piece,
                         )
                     }
                 };
-                self.team.run(pieces, &run);
+                self.team.run(pieces.count, &run);
             }
         }
     }
