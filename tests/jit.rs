@@ -446,41 +446,49 @@ fn pools_match_on_both_kinds_of_code() {
 /// whose squares overflow (1e20), whose sums overflow (3e38), rows far from zero (a mean
 /// of 1e4 over a spread of 1e-2, where an f32 mean alone loses every digit of the
 /// deviations), tiny values, and rows holding an infinity or a NaN; contiguous rows (the
-/// vector path) and strided ones (axis 0), odd lengths. Normalized rows are bounded, so
-/// every exact answer here is a finite f32 unless the row holds a non-finite value.
+/// vector path) and strided ones (axis 0), an odd length too short for the wide kernels
+/// and one they take, on both kinds of code. Normalized rows are bounded, so every exact
+/// answer here is a finite f32 unless the row holds a non-finite value.
 #[test]
 fn sums_and_normalizations_at_the_limits_of_f32_match() {
     let regimes: [(f32, f32); 7] =
         [(0.0, 1.0), (0.0, 1e20), (3e38, 1e37), (1e4, 1e-2), (-2e30, 1e28), (0.0, 1e-30), (1.0, 1.0)];
-    let (rows, len) = (regimes.len(), 13);
-    let mut rng = saturate_verify::rng::Rng::new(17);
-    let mut values: Vec<f32> = Vec::new();
-    for &(offset, spread) in &regimes {
-        values.extend((0..len).map(|_| offset + spread * rng.normal() as f32));
-    }
-    values[len * (rows - 1) + 3] = f32::INFINITY;
-    values[len * (rows - 1) + 7] = f32::NAN;
-    let x = Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[rows, len]), values).unwrap());
-    let ops = [
-        "(layer_norm %x (fill 1.5 [13]) (fill 0.25 [13]) 1 1e-5)",
-        "(layer_norm %x (fill 1.5 [13]) (fill 0.25 [13]) 1 0.0)",
-        "(rms_norm %x (fill 0.5 [13]) 1 1e-5)",
-        "(reduce_sum %x [1] 0)",
-        "(reduce_mean %x [1] 1)",
-        "(softmax %x 1)",
-        "(log_softmax %x 1)",
-        "(global_avg_pool (reshape %x [1,7,13,1]))",
-    ];
-    for op in ops {
-        for (shape, input) in [("[7,13]", x.clone()), ("[13,7]", transposed(&x))] {
-            let op = if shape == "[7,13]" { op.to_string() } else { along_axis_0(op) };
-            let text = format!("(saturate-graph 1)\n(input %x f32 {shape})\n(output \"y\" {op})\n");
-            let graph = sexp::parse(&text, "t", None).unwrap_or_else(|e| panic!("{op}: {e}"));
-            let want = run(&graph, std::slice::from_ref(&input)).unwrap();
-            let got = jit(&graph, &[input]).unwrap();
-            for (g, w) in got[0].to_f32_vec().iter().zip(want[0].to_f32_vec()) {
-                let ok = (g.is_nan() && w.is_nan()) || g == &w || (g - w).abs() as f64 <= 1e-4 + 1e-3 * w.abs() as f64;
-                assert!(ok, "{op} of {shape}: {g} on the JIT, {w} in the interpreter");
+    let rows = regimes.len();
+    for len in [13, 67] {
+        let mut rng = saturate_verify::rng::Rng::new(17);
+        let mut values: Vec<f32> = Vec::new();
+        for &(offset, spread) in &regimes {
+            values.extend((0..len).map(|_| offset + spread * rng.normal() as f32));
+        }
+        values[len * (rows - 1) + 3] = f32::INFINITY;
+        values[len * (rows - 1) + 7] = f32::NAN;
+        let x = Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[rows, len]), values).unwrap());
+        let ops = [
+            format!("(layer_norm %x (fill 1.5 [{len}]) (fill 0.25 [{len}]) 1 1e-5)"),
+            format!("(layer_norm %x (fill 1.5 [{len}]) (fill 0.25 [{len}]) 1 0.0)"),
+            format!("(rms_norm %x (fill 0.5 [{len}]) 1 1e-5)"),
+            "(reduce_sum %x [1] 0)".to_string(),
+            "(reduce_mean %x [1] 1)".to_string(),
+            "(softmax %x 1)".to_string(),
+            "(log_softmax %x 1)".to_string(),
+            format!("(global_avg_pool (reshape %x [1,7,{len},1]))"),
+        ];
+        for op in &ops {
+            for (shape, input) in [(format!("[7,{len}]"), x.clone()), (format!("[{len},7]"), transposed(&x))] {
+                let op = if shape.starts_with("[7,") { op.to_string() } else { along_axis_0(op) };
+                let text = format!("(saturate-graph 1)\n(input %x f32 {shape})\n(output \"y\" {op})\n");
+                let graph = sexp::parse(&text, "t", None).unwrap_or_else(|e| panic!("{op}: {e}"));
+                let want = run(&graph, std::slice::from_ref(&input)).unwrap();
+                for kernels in Kernels::all_here() {
+                    let options = Options { threads: 1, kernels };
+                    let got = compile(&graph, &options).unwrap().run(std::slice::from_ref(&input)).unwrap();
+                    for (g, w) in got[0].to_f32_vec().iter().zip(want[0].to_f32_vec()) {
+                        let ok = (g.is_nan() && w.is_nan())
+                            || g == &w
+                            || (g - w).abs() as f64 <= 1e-4 + 1e-3 * w.abs() as f64;
+                        assert!(ok, "{op} of {shape} ({kernels:?}): {g} on the JIT, {w} in the interpreter");
+                    }
+                }
             }
         }
     }
@@ -595,7 +603,8 @@ fn casts_between_every_pair_of_types_match_the_interpreter_bit_for_bit() {
 }
 
 /// Row kernels over rows long enough for the wide vectors (64, 100 and 1031 elements),
-/// on both kinds of code: softmax and log-softmax of spread rows, sums and means whose
+/// on both kinds of code: softmax and log-softmax of spread rows, layer and RMS norms
+/// with a scale and bias per element and with one value for all, sums and means whose
 /// f32 sums overflow (computed again in f64), maxima and minima, with NaN, ±inf and −0
 /// planted in some rows.
 #[test]
@@ -608,8 +617,15 @@ fn long_rows_match_on_both_kinds_of_code() {
             "(reduce_mean %x [1] 0)",
             "(reduce_max %x [1] 1)",
             "(reduce_min %x [1] 0)",
+            "(layer_norm %x %s %b 1 1e-5)",
+            "(layer_norm (add %x (fill 1000.0 [])) %s (fill 0.5 [1]) 1 1e-5)",
+            "(rms_norm %x %s 1 1e-6)",
+            "(rms_norm %x (fill 2.0 [1]) 1 0.0)",
         ] {
-            let text = format!("(saturate-graph 1)\n(input %x f32 [6,{len}])\n(output \"y\" {op})\n");
+            let text = format!(
+                "(saturate-graph 1)\n(input %x f32 [6,{len}])\n(input %s f32 [{len}])\n(input %b f32 [{len}])\n\
+                 (output \"y\" {op})\n"
+            );
             let graph = sexp::parse(&text, "t", None).unwrap();
             let mut inputs = random_inputs(&graph, 21);
             if let Tensor::F32(x) = &mut inputs[0] {
