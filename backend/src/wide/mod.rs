@@ -11,8 +11,9 @@
 //! read in place; broadcast ones are one splatted value. The CLIF loop of the same spec
 //! remains the fallback (any other host, any other spec) and the differential
 //! reference: `tests/jit.rs` runs both against the interpreter. The same holds for row
-//! kernels ([`RowProgram`]: softmax, log-softmax, layer and RMS norm, f32 reductions) and 2-D window kernels
-//! ([`WindowProgram`]: max and average pooling, depthwise convolution).
+//! kernels ([`RowProgram`]: softmax, log-softmax, layer and RMS norm, f32 reductions)
+//! and 2-D window kernels ([`WindowProgram`]: max and average pooling, depthwise
+//! convolution).
 //!
 //! The decision and its figures (the kernel benchmark, `benches/kernels`) are in the
 //! README's "Wide kernels" section.
