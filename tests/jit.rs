@@ -263,7 +263,7 @@ fn pow_handles_signs_and_special_exponents() {
     }
     let text = format!("(saturate-graph 1)\n(input %a f32 [{n}])\n(input %b f32 [{n}])\n(output \"y\" (pow %a %b))\n");
     let graph = sexp::parse(&text, "t", None).unwrap();
-    let t = |v: Vec<f32>| Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[n]), v).unwrap());
+    let t = |v: Vec<f32>| Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[v.len()]), v).unwrap());
     let inputs = [t(a.clone()), t(b.clone())];
     let want = run(&graph, &inputs).unwrap()[0].to_f32_vec();
     let got = jit(&graph, &inputs).unwrap()[0].to_f32_vec();
@@ -271,6 +271,28 @@ fn pow_handles_signs_and_special_exponents() {
         let (g, w) = (got[k], want[k]);
         let ok = (g.is_nan() && w.is_nan()) || g == w || (g - w).abs() <= 1e-5 * w.abs().max(1.0);
         assert!(ok, "pow({}, {}) = {g} on the JIT, {w} in the interpreter", a[k], b[k]);
+    }
+    // by a literal 2 or 3 lowering multiplies instead, on every kind of code: over the
+    // same bases, and over 300 more (long enough for the wide loops) up to where the cube
+    // overflows
+    let mut xs = bases.to_vec();
+    xs.extend((0..300).map(|k| (k as f32 - 150.0) * 5e10));
+    let n = xs.len();
+    for exponent in ["2.0", "3.0"] {
+        let text = format!(
+            "(saturate-graph 1)\n(input %a f32 [{n}])\n(output \"y\" (add (pow %a (fill {exponent} [])) %a))\n"
+        );
+        let graph = sexp::parse(&text, "t", None).unwrap();
+        let inputs = [t(xs.clone())];
+        let want = run(&graph, &inputs).unwrap()[0].to_f32_vec();
+        for kernels in Kernels::all_here() {
+            let got = compile(&graph, &Options { threads: 1, kernels }).unwrap().run(&inputs).unwrap()[0].to_f32_vec();
+            for k in 0..n {
+                let (g, w) = (got[k], want[k]);
+                let ok = (g.is_nan() && w.is_nan()) || g == w || (g - w).abs() <= 1e-6 * w.abs().max(1.0);
+                assert!(ok, "pow({}, {exponent}) + x = {g} on the JIT ({kernels:?}), {w} in the interpreter", xs[k]);
+            }
+        }
     }
 }
 

@@ -255,11 +255,11 @@ pub fn peak_gflops() -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// `dst = alpha · a·b (+ dst)` element by element, in f64.
-    fn reference(p: &MatMul, a: &[f32], b: &[f32], dst: &mut [f32]) {
+    pub(crate) fn reference(p: &MatMul, a: &[f32], b: &[f32], dst: &mut [f32]) {
         for &[ao, bo, d] in &p.batch {
             for r in 0..p.m {
                 for c in 0..p.n {

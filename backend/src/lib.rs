@@ -151,6 +151,9 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendEr
         threads,
     };
     exe.prepare_constants();
+    if let Some(isa) = wide {
+        exe.pack_weights(isa);
+    }
     Ok(exe)
 }
 

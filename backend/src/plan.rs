@@ -55,6 +55,9 @@ pub enum Kernel {
     Wide { index: usize, program: Box<crate::wide::Program>, outer: usize, per_outer: usize },
     /// Matrix products through the GEMM crate.
     MatMul(MatMul),
+    /// Matrix products by a constant packed at compile time ([`crate::wide::PackedProduct`]);
+    /// made from a [`Kernel::MatMul`] once the constants are known.
+    Packed(Box<crate::wide::PackedProduct>),
 }
 
 impl Kernel {

@@ -55,6 +55,10 @@ impl AlignedBuf {
         self.ptr
     }
 
+    pub fn ptr_const(&self) -> *const u8 {
+        self.ptr
+    }
+
     pub fn bytes(&self) -> usize {
         self.layout.size()
     }
@@ -278,6 +282,10 @@ impl Executable {
                     Kernel::Loop { index, .. } => self.code.name(*index).to_string(),
                     Kernel::Wide { index, program, .. } => format!("{} ({:?})", self.code.name(*index), program.isa()),
                     Kernel::MatMul(m) => format!("matmul {}x{}x{}", m.m, m.n, m.k),
+                    Kernel::Packed(p) => {
+                        let m = p.product();
+                        format!("matmul {}x{}x{} (packed)", m.m, m.n, m.k)
+                    }
                 };
                 let start = std::time::Instant::now();
                 self.execute(k);
@@ -299,7 +307,11 @@ impl Executable {
         let (mut seconds, mut flops) = (0.0, 0.0);
         for _ in 0..runs {
             for k in 0..self.steps.len() {
-                let Kernel::MatMul(m) = &self.steps[k].kernel else { continue };
+                let m = match &self.steps[k].kernel {
+                    Kernel::MatMul(m) => m,
+                    Kernel::Packed(p) => p.product(),
+                    _ => continue,
+                };
                 if self.steps[k].constant {
                     continue;
                 }
@@ -429,6 +441,34 @@ impl Executable {
                     }
                 };
                 self.team.run(pieces.count, &run);
+            }
+            Kernel::Packed(product) => {
+                let operands = Args(ptrs.as_ptr());
+                let pieces = product.pieces(self.threads);
+                let run = |piece: usize| {
+                    let p = operands.get();
+                    // SAFETY: as for products; the program was packed for this host's vectors
+                    unsafe { product.run_piece(*p as *const f32, *p.add(2) as *mut f32, pieces, piece) }
+                };
+                self.team.run(pieces, &run);
+            }
+        }
+    }
+
+    /// Packs the constant right operands of the products with few rows, for `isa`, once
+    /// the constant steps have run ([`crate::wide::PackedProduct`]).
+    pub(crate) fn pack_weights(&mut self, isa: crate::wide::Isa) {
+        for k in 0..self.steps.len() {
+            let step = &self.steps[k];
+            let Kernel::MatMul(product) = &step.kernel else { continue };
+            if step.constant || !self.buffers[step.args[1].buffer.0].constant {
+                continue;
+            }
+            let b = self.pointer(step.args[1]) as *const f32;
+            // SAFETY: lowering sized the constant buffer for the product's offsets and
+            // strides, and the constant steps have filled it
+            if let Some(packed) = unsafe { crate::wide::PackedProduct::pack(product, b, isa) } {
+                self.steps[k].kernel = Kernel::Packed(Box::new(packed));
             }
         }
     }

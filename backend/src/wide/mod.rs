@@ -19,10 +19,12 @@
 //! README's "Wide kernels" section.
 
 mod math;
+mod product;
 mod rows;
 mod vector;
 mod window;
 
+pub use product::PackedProduct;
 pub use rows::RowProgram;
 pub use window::{WindowProgram, SCRATCH_SLACK};
 
