@@ -86,6 +86,23 @@ fn advise_huge_pages(ptr: *mut u8, size: usize) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge_pages(_ptr: *mut u8, _size: usize) {}
 
+/// Returns the whole pages inside `[ptr, ptr + bytes)` to the system; reading them
+/// afterwards gives zeros, so only memory nothing reads again may be released.
+#[cfg(target_os = "linux")]
+fn release_pages(ptr: *mut u8, bytes: usize) {
+    const PAGE: usize = 4096;
+    let start = (ptr as usize).next_multiple_of(PAGE);
+    let end = (ptr as usize + bytes) / PAGE * PAGE;
+    if end > start {
+        // SAFETY: the range lies inside one allocation of ours that nothing reads again;
+        // for private anonymous memory the advice only drops the pages' contents
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn release_pages(_ptr: *mut u8, _bytes: usize) {}
+
 /// A compiled program, ready to run.
 pub struct Executable {
     pub(crate) code: Code,
@@ -469,6 +486,28 @@ impl Executable {
             // strides, and the constant steps have filled it
             if let Some(packed) = unsafe { crate::wide::PackedProduct::pack(product, b, isa) } {
                 self.steps[k].kernel = Kernel::Packed(Box::new(packed));
+            }
+        }
+        self.release_unread_constants();
+    }
+
+    /// Gives the memory of constant buffers that no run-time step reads any more (the
+    /// weights of packed products) back to the system: GPT-2 would otherwise hold its
+    /// 340 MB of weights twice.
+    fn release_unread_constants(&mut self) {
+        let mut read = vec![false; self.buffers.len()];
+        for step in self.steps.iter().filter(|s| !s.constant) {
+            let skip_b = matches!(step.kernel, Kernel::Packed(_));
+            for (j, loc) in step.args.iter().enumerate() {
+                read[loc.buffer.0] |= !(skip_b && j == 1);
+            }
+        }
+        for port in self.inputs.iter().chain(&self.outputs) {
+            read[port.loc.buffer.0] = true;
+        }
+        for b in 0..self.buffers.len() {
+            if self.buffers[b].constant && !read[b] {
+                release_pages(self.constant_ptrs[b], self.buffers[b].bytes);
             }
         }
     }
