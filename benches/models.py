@@ -82,6 +82,16 @@ def report(out, rounds, threads, engines, binary, models):
                   f"(best {min(ratios[t]):.2f}, worst {max(ratios[t]):.2f})")
     if len(threads) > 1:
         print(f"slower at {threads[-1]} threads than at {threads[0]}: {', '.join(slower) if slower else 'none'}")
+    print(f"\nhow saturate {saturate} ran them: its convolutions' algorithms (all in NCHW) and matrix product calls")
+    for m in models:
+        path = f"{out}/{m}.{saturate}.{threads[0]}.1.json"
+        run = json.load(open(path)) if os.path.exists(path) else {}
+        if "convolutions" not in run:
+            print(f"  {m:<13} (not reported by this build)")
+            continue
+        convs = ", ".join(f"{n} {name}" for name, n in sorted(run["convolutions"].items(), key=lambda x: -x[1]))
+        print(f"  {m:<13} {convs or 'no convolutions'}; products: {run['products_packed']} on packed weights, "
+              f"{run['products_gemm_crate']} through the GEMM crate")
     print(f"\nonnxruntime {version('onnxruntime')}, OpenVINO {version('openvino')}; Tensat's speedups are measured on "
           f"a V100 (TASO's cuDNN backend); the light zoo runs with random weights")
 

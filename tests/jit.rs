@@ -734,3 +734,32 @@ fn depthwise_convolutions_match_on_both_kinds_of_code() {
         }
     }
 }
+
+/// The executable says how its convolutions run and which products use packed weights:
+/// one convolution of each algorithm, and a product of few rows by a constant (packed
+/// where the host has wide vectors) beside one by a run-time matrix.
+#[test]
+fn executables_report_their_convolution_algorithms_and_packed_products() {
+    let body = "(input %x f32 [1,96,20,20])\n(input %m f32 [4,64])\n(input %r f32 [64,16])\n\
+        (output \"dw\" (conv %x (fill 0.1 [96,1,3,3]) (fill 0.0 [96]) [1,1] [1,1,1,1] [1,1] 96))\n\
+        (output \"pw\" (conv %x (fill 0.1 [8,96,1,1]) (fill 0.0 [8]) [1,1] [0,0,0,0] [1,1] 1))\n\
+        (output \"taps\" (conv %x (fill 0.1 [8,96,3,3]) (fill 0.0 [8]) [1,1] [1,1,1,1] [1,1] 1))\n\
+        (output \"cols\" (conv %x (fill 0.1 [8,96,3,3]) (fill 0.0 [8]) [2,2] [1,1,1,1] [1,1] 1))\n\
+        (output \"packed\" (matmul %m (fill 0.5 [64,32])))\n\
+        (output \"fresh\" (matmul %m %r))";
+    let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+    let inputs = random_inputs(&graph, 3);
+    let want = run(&graph, &inputs).unwrap();
+    for kernels in Kernels::all_here() {
+        let mut exe = compile(&graph, &Options { threads: 1, kernels }).unwrap();
+        let mut algorithms = exe.convolution_algorithms();
+        algorithms.sort();
+        let expected = [("1x1 product", 1), ("depthwise window", 1), ("im2col + product", 1), ("shifted taps", 1)];
+        assert_eq!(algorithms, expected, "{kernels:?}");
+        let wide = kernels != Kernels::Clif && saturate_backend::wide::Isa::detect().is_some();
+        let (packed, gemm_crate) = exe.product_kernels();
+        assert_eq!(packed, usize::from(wide), "{kernels:?}: {packed} packed, {gemm_crate} through the GEMM crate");
+        let got = exe.run(&inputs).unwrap();
+        assert_outputs_within(&format!("{kernels:?}"), &got, &want, 1e-4);
+    }
+}

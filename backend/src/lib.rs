@@ -149,6 +149,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Executable, BackendEr
         outputs: lowered.outputs,
         team,
         threads,
+        convolutions: lowered.convolutions,
     };
     exe.prepare_constants();
     if let Some(isa) = wide {

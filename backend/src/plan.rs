@@ -70,6 +70,30 @@ impl Kernel {
     }
 }
 
+/// How a convolution runs, all of them in the NCHW layout (reported by `saturate bench`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConvAlgorithm {
+    /// One filter per channel: a window kernel.
+    Depthwise,
+    /// A 1×1 kernel, unit strides, no padding: one product by the input itself.
+    Pointwise,
+    /// Stride 1 over many channels: one product per tap over the shifted, padded input.
+    ShiftedTaps,
+    /// Any other: im2col, then one product.
+    Im2col,
+}
+
+impl ConvAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgorithm::Depthwise => "depthwise window",
+            ConvAlgorithm::Pointwise => "1x1 product",
+            ConvAlgorithm::ShiftedTaps => "shifted taps",
+            ConvAlgorithm::Im2col => "im2col + product",
+        }
+    }
+}
+
 /// A model input or output: its name, type and location.
 #[derive(Debug, Clone)]
 pub struct Port {

@@ -127,6 +127,8 @@ pub struct Executable {
     /// Every step's argument addresses, one after another (`arg_start[k]..` for step k).
     pub(crate) args: Vec<*mut u8>,
     pub(crate) arg_start: Vec<usize>,
+    /// How each run-time convolution runs, in graph order.
+    pub(crate) convolutions: Vec<crate::plan::ConvAlgorithm>,
 }
 
 /// A buffer that is the caller's memory during a run instead of a part of the arena.
@@ -208,6 +210,29 @@ impl Executable {
     /// Bytes of the run-time arena (intermediates, inputs and outputs).
     pub fn arena_bytes(&self) -> usize {
         self.arena.bytes()
+    }
+
+    /// How many of the run-time convolutions run by each algorithm (all in NCHW),
+    /// most used first.
+    pub fn convolution_algorithms(&self) -> Vec<(&'static str, usize)> {
+        let mut counts: std::collections::BTreeMap<crate::plan::ConvAlgorithm, usize> = Default::default();
+        for &a in &self.convolutions {
+            *counts.entry(a).or_default() += 1;
+        }
+        let mut counts: Vec<(&'static str, usize)> = counts.into_iter().map(|(a, n)| (a.name(), n)).collect();
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+        counts
+    }
+
+    /// Run-time matrix product calls: (on a packed copy of their weights, through the
+    /// GEMM crate).
+    pub fn product_kernels(&self) -> (usize, usize) {
+        let run_time = self.steps.iter().filter(|s| !s.constant);
+        run_time.fold((0, 0), |(p, g), s| match s.kernel {
+            Kernel::Packed(_) => (p + 1, g),
+            Kernel::MatMul(_) => (p, g + 1),
+            _ => (p, g),
+        })
     }
 
     /// Number of kernel calls per run.
@@ -505,9 +530,9 @@ impl Executable {
         for port in self.inputs.iter().chain(&self.outputs) {
             read[port.loc.buffer.0] = true;
         }
-        for b in 0..self.buffers.len() {
-            if self.buffers[b].constant && !read[b] {
-                release_pages(self.constant_ptrs[b], self.buffers[b].bytes);
+        for (b, buffer) in self.buffers.iter().enumerate() {
+            if buffer.constant && !read[b] {
+                release_pages(self.constant_ptrs[b], buffer.bytes);
             }
         }
     }

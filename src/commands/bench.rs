@@ -56,6 +56,9 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             "random_inputs": random_inputs,
             "gemm_gflops": gemm_gflops,
             "gemm_peak_gflops_one_core": peak_gflops,
+            "convolutions": exe.convolution_algorithms().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+            "products_packed": exe.product_kernels().0,
+            "products_gemm_crate": exe.product_kernels().1,
         });
         report.as_object_mut().expect("timing is an object").extend(extra.as_object().expect("an object").clone());
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -97,6 +100,15 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
                 100.0 * products / total,
                 (total - products) * 1e3
             );
+        }
+        let algorithms = exe.convolution_algorithms();
+        if !algorithms.is_empty() {
+            let list: Vec<String> = algorithms.iter().map(|(name, n)| format!("{n} {name}")).collect();
+            println!("convolutions (layout NCHW): {}", list.join(", "));
+        }
+        let (packed, gemm_crate) = exe.product_kernels();
+        if packed + gemm_crate > 0 {
+            println!("matrix product calls: {packed} on packed weights, {gemm_crate} through the GEMM crate");
         }
         if gemm_gflops > 0.0 {
             println!(

@@ -15,7 +15,7 @@ use super::Lowering;
 use crate::error::BackendError;
 use crate::gemm::MatMul;
 use crate::loops::{contiguous_strides, Expr, LoopSpec, Operand, Output};
-use crate::plan::{Kernel, Loc, Step};
+use crate::plan::{ConvAlgorithm, Kernel, Loc, Step};
 use crate::window::{WindowOp, WindowSpec};
 use saturate_egraph::{Activation, DType, Id};
 
@@ -37,17 +37,29 @@ impl Lowering<'_> {
         }
         let (cg, mg) = (channels / group, m / group);
         let (taps, positions) = (geometry.taps(), geometry.positions());
-        if group == channels && mg == 1 {
+        let algorithm = if group == channels && mg == 1 {
+            ConvAlgorithm::Depthwise
+        } else if self.shifted_taps(&geometry, cg, group).is_some() {
+            ConvAlgorithm::ShiftedTaps
+        } else if taps == 1
+            && geometry.strides.iter().all(|&s| s == 1)
+            && geometry.pads_begin.iter().chain(&geometry.pads_end).all(|&p| p == 0)
+        {
+            ConvAlgorithm::Pointwise
+        } else {
+            ConvAlgorithm::Im2col
+        };
+        if !constant {
+            self.convolutions.push(algorithm);
+        }
+        if algorithm == ConvAlgorithm::Depthwise {
             let spec = WindowSpec { planes: batch * channels, op: WindowOp::Depthwise { channels }, ..geometry };
             let args = vec![self.loc(x)?, self.loc(w)?, self.loc(bias)?, out];
             self.push_window("depthwise", spec, args, constant)?;
         } else if let Some(padded) = self.shifted_taps(&geometry, cg, group) {
             return self.conv_by_shifted_taps(x, w, bias, act, &geometry, padded, out, constant);
         } else {
-            let direct = taps == 1
-                && geometry.strides.iter().all(|&s| s == 1)
-                && geometry.pads_begin.iter().chain(&geometry.pads_end).all(|&p| p == 0);
-            let cols = if direct {
+            let cols = if algorithm == ConvAlgorithm::Pointwise {
                 self.loc(x)?
             } else {
                 let cols = self.new_buffer(batch * channels * taps * positions * 4, constant);

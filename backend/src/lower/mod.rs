@@ -25,7 +25,7 @@ mod rows;
 use crate::error::BackendError;
 use crate::jit::{self, Jit};
 use crate::loops::LoopSpec;
-use crate::plan::{Buffer, BufferId, Kernel, Loc, Port, Step};
+use crate::plan::{Buffer, BufferId, ConvAlgorithm, Kernel, Loc, Port, Step};
 use crate::rows::RowOp;
 use crate::window::WindowOp;
 use saturate_costmodels::Fusion;
@@ -41,6 +41,8 @@ pub struct Lowered {
     pub initial: Vec<(BufferId, Vec<u8>)>,
     pub inputs: Vec<Port>,
     pub outputs: Vec<Port>,
+    /// How each convolution computed at run time runs, in graph order.
+    pub convolutions: Vec<ConvAlgorithm>,
 }
 
 /// Lowers `graph`; fused elementwise loops that the wide kernels implement run on `wide`
@@ -70,6 +72,7 @@ pub fn lower(graph: &Graph, wide: Option<crate::wide::Isa>) -> Result<Lowered, B
         placed: vec![None; n],
         initial: Vec::new(),
         inputs: Vec::new(),
+        convolutions: Vec::new(),
     };
     l.find_transposed_views();
     l.place_concat_inputs();
@@ -84,7 +87,8 @@ pub fn lower(graph: &Graph, wide: Option<crate::wide::Isa>) -> Result<Lowered, B
         let ty = l.ty(i).clone();
         outputs.push(Port { name: port.name.clone(), dtype: ty.dtype, shape: ty.shape, loc });
     }
-    Ok(Lowered { jit: l.jit, buffers: l.buffers, steps: l.steps, initial: l.initial, inputs, outputs })
+    let convolutions = l.convolutions;
+    Ok(Lowered { jit: l.jit, buffers: l.buffers, steps: l.steps, initial: l.initial, inputs, outputs, convolutions })
 }
 
 struct Lowering<'g> {
@@ -109,6 +113,7 @@ struct Lowering<'g> {
     placed: Vec<Option<Loc>>,
     initial: Vec<(BufferId, Vec<u8>)>,
     inputs: Vec<Port>,
+    convolutions: Vec<ConvAlgorithm>,
 }
 
 /// A tensor read in place from another node's buffer: `source` holds its elements, and
