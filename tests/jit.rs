@@ -763,3 +763,27 @@ fn executables_report_their_convolution_algorithms_and_packed_products() {
         assert_outputs_within(&format!("{kernels:?}"), &got, &want, 1e-4);
     }
 }
+
+/// A gather of one constant index (Swin's q, k and v taken out of one tensor) reads a
+/// block in place along the first axis and copies with strides along the others; a
+/// negative index counts from the end.
+#[test]
+fn gathers_of_one_constant_index_match() {
+    for (index_type, index, axis) in
+        [("i64 []", "1", 0), ("i64 [1]", "-1", 0), ("i64 []", "2", 1), ("i64 [1]", "0", 2), ("i64 []", "-2", 3)]
+    {
+        let body = format!(
+            "(input %x f32 [3,4,5,37])\n(weight %i {index_type} (values {index}))\n\
+             (output \"y\" (add (gather %x %i {axis}) (fill 1.0 [])))"
+        );
+        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+        let inputs = random_inputs(&graph, 9);
+        let want = run(&graph, &inputs).unwrap();
+        for kernels in Kernels::all_here() {
+            for threads in [1, 2] {
+                let got = compile(&graph, &Options { threads, kernels }).unwrap().run(&inputs).unwrap();
+                assert_outputs_within(&format!("gather {index} along {axis} ({kernels:?})"), &got, &want, 0.0);
+            }
+        }
+    }
+}

@@ -215,10 +215,42 @@ impl Lowering<'_> {
         Ok(())
     }
 
+    /// The index, counted from the start of an axis of `len`, if `indices` is one
+    /// constant integer within it.
+    fn constant_index(&self, indices: usize, len: usize) -> Option<usize> {
+        let saturate_egraph::TensorLang::Weight([name, ..]) = self.nodes[indices] else { return None };
+        let tensor = self.graph.weights.get(self.graph.name_of(name))?;
+        if tensor.len() != 1 || tensor.dtype() != DType::I64 {
+            return None;
+        }
+        let v = tensor.to_i64_vec()[0];
+        let v = if v < 0 { v + len as i64 } else { v };
+        (0..len as i64).contains(&v).then_some(v as usize)
+    }
+
     pub(super) fn gather(&mut self, i: usize, x: Id, indices: Id, axis: Id) -> Result<(), BackendError> {
         let (x, indices) = (usize::from(x), usize::from(indices));
         let shape = self.ty(x).shape.clone();
         let axis = self.int(axis) as usize;
+        if let Some(index) = self.constant_index(indices, shape[axis]) {
+            // one element along the axis (Swin's q, k and v out of one tensor): a block
+            // of the input read in place when nothing lies outside the axis, else a
+            // strided copy, which splits across threads as the gather loop does not
+            let own = contiguous_strides(&shape);
+            let offset = index * own[axis] as usize;
+            if shape[..axis].iter().product::<usize>() == 1 {
+                self.locs[i] = Some(self.loc(x)?.at(offset * self.ty(x).dtype.byte_size()));
+                return Ok(());
+            }
+            let index_dims = self.ty(indices).shape.len();
+            let strides = own[..axis]
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(0, index_dims))
+                .chain(own[axis + 1..].iter().copied())
+                .collect();
+            return self.copy(i, x, strides, offset, None);
+        }
         let spec = GatherSpec {
             pre: shape[..axis].iter().product(),
             count: self.ty(indices).numel(),

@@ -171,12 +171,24 @@ struct Param {
 impl Param {
     #[inline(always)]
     unsafe fn load<V: Vector>(self, j: usize) -> V {
-        unsafe { if self.step == 0 { V::splat(*self.at) } else { V::load(self.at.add(j)) } }
+        unsafe {
+            if self.step == 0 {
+                V::splat(*self.at)
+            } else {
+                V::load(self.at.add(j))
+            }
+        }
     }
 
     #[inline(always)]
     unsafe fn load_first<V: Vector>(self, j: usize, n: usize) -> V {
-        unsafe { if self.step == 0 { V::splat(*self.at) } else { V::load_first(self.at.add(j), n, 0.0) } }
+        unsafe {
+            if self.step == 0 {
+                V::splat(*self.at)
+            } else {
+                V::load_first(self.at.add(j), n, 0.0)
+            }
+        }
     }
 
     #[inline(always)]
@@ -322,7 +334,13 @@ unsafe fn horizontal_sum<V: Vector>(v: V) -> f32 {
 unsafe fn sum<V: Vector>(x: *const f32, n: usize, squares: bool) -> f32 {
     #[inline(always)]
     unsafe fn accumulate<V: Vector>(acc: V, v: V, squares: bool) -> V {
-        unsafe { if squares { v.fma(v, acc) } else { acc.add(v) } }
+        unsafe {
+            if squares {
+                v.fma(v, acc)
+            } else {
+                acc.add(v)
+            }
+        }
     }
     unsafe {
         let mut acc = [V::splat(0.0); 4];
