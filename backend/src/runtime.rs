@@ -516,9 +516,9 @@ impl Executable {
         self.release_unread_constants();
     }
 
-    /// Gives the memory of constant buffers that no run-time step reads any more (the
-    /// weights of packed products) back to the system: GPT-2 would otherwise hold its
-    /// 340 MB of weights twice.
+    /// Gives the memory of constant buffers that no run-time step reads back to the
+    /// system: the weights of packed products (GPT-2 would otherwise hold its 340 MB of
+    /// weights twice), and whatever only the compile-time steps read.
     fn release_unread_constants(&mut self) {
         let mut read = vec![false; self.buffers.len()];
         for step in self.steps.iter().filter(|s| !s.constant) {
