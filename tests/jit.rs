@@ -82,6 +82,23 @@ fn the_suite_runs_on_the_jit_before_and_after_optimizing() {
 /// the f32x4 loop and the scalar tail run) and on the interpreter.
 /// The graph `body` (S-expression lines after the header) on random inputs (`seed`):
 /// the JIT's outputs match the interpreter's within `of_scale` of their scale.
+/// `graph` on `inputs` on every kind of code the host has (its wide vectors, AVX2,
+/// Cranelift's loops) at 1 and 2 threads, against `want`, the interpreter's outputs.
+fn matches_on_every_kind_of_code(
+    what: &str,
+    graph: &saturate_egraph::Graph,
+    inputs: &[Tensor],
+    want: &[Tensor],
+    of_scale: f64,
+) {
+    for kernels in Kernels::all_here() {
+        for threads in [1, 2] {
+            let got = compile(graph, &Options { threads, kernels }).unwrap().run(inputs).unwrap();
+            assert_outputs_within(&format!("{what} ({kernels:?}, {threads} threads)"), &got, want, of_scale);
+        }
+    }
+}
+
 fn jit_matches(body: &str, seed: u64, of_scale: f64) {
     let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
     let inputs = random_inputs(&graph, seed);
@@ -231,12 +248,7 @@ fn short_rows_written_out_match() {
         let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
         let inputs = random_inputs(&graph, n as u64);
         let want = run(&graph, &inputs).unwrap();
-        for kernels in Kernels::all_here() {
-            for threads in [1, 2] {
-                let got = compile(&graph, &Options { threads, kernels }).unwrap().run(&inputs).unwrap();
-                assert_outputs_within(&body, &got, &want, 1e-5);
-            }
-        }
+        matches_on_every_kind_of_code(&body, &graph, &inputs, &want, 1e-5);
     }
 }
 
@@ -455,12 +467,7 @@ fn pools_match_on_both_kinds_of_code() {
             flat[n / 4 + 1] = 0.0;
         }
         let want = run(&graph, &inputs).unwrap();
-        for kernels in Kernels::all_here() {
-            for threads in [1, 2] {
-                let got = compile(&graph, &Options { threads, kernels }).unwrap().run(&inputs).unwrap();
-                assert_outputs_within(&format!("{op} of {shape} ({kernels:?}, {threads} threads)"), &got, &want, 1e-5);
-            }
-        }
+        matches_on_every_kind_of_code(&format!("{op} of {shape}"), &graph, &inputs, &want, 1e-5);
     }
 }
 
@@ -726,12 +733,7 @@ fn depthwise_convolutions_match_on_both_kinds_of_code() {
         let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
         let inputs = random_inputs(&graph, 17);
         let want = run(&graph, &inputs).unwrap();
-        for kernels in Kernels::all_here() {
-            for threads in [1, 2] {
-                let got = compile(&graph, &Options { threads, kernels }).unwrap().run(&inputs).unwrap();
-                assert_outputs_within(&format!("{k}x{k} depthwise, stride {stride} ({kernels:?})"), &got, &want, 1e-5);
-            }
-        }
+        matches_on_every_kind_of_code(&format!("{k}x{k} depthwise, stride {stride}"), &graph, &inputs, &want, 1e-5);
     }
 }
 
@@ -779,11 +781,6 @@ fn gathers_of_one_constant_index_match() {
         let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
         let inputs = random_inputs(&graph, 9);
         let want = run(&graph, &inputs).unwrap();
-        for kernels in Kernels::all_here() {
-            for threads in [1, 2] {
-                let got = compile(&graph, &Options { threads, kernels }).unwrap().run(&inputs).unwrap();
-                assert_outputs_within(&format!("gather {index} along {axis} ({kernels:?})"), &got, &want, 0.0);
-            }
-        }
+        matches_on_every_kind_of_code(&format!("gather {index} along {axis}"), &graph, &inputs, &want, 0.0);
     }
 }

@@ -258,6 +258,13 @@ pub fn peak_gflops() -> f64 {
 pub(crate) mod tests {
     use super::*;
 
+    /// Every element of `got` within 1e-4 of `expected`'s, relative to 1 + its size.
+    pub(crate) fn assert_close(got: &[f32], expected: &[f32], what: &str) {
+        for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+            assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "{what}, [{i}]: {g} vs {e}");
+        }
+    }
+
     /// `dst = alpha · a·b (+ dst)` element by element, in f64.
     pub(crate) fn reference(p: &MatMul, a: &[f32], b: &[f32], dst: &mut [f32]) {
         for &[ao, bo, d] in &p.batch {
@@ -317,12 +324,7 @@ pub(crate) mod tests {
                     let pieces = Pieces { count: pieces, split: p.split(pieces) };
                     unsafe { p.run_piece(a.as_ptr(), b.as_ptr(), got.as_mut_ptr(), pieces, piece) };
                 }
-                for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-                    assert!(
-                        (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
-                        "{m}×{n}×{k} ×{products}, {pieces} pieces, [{i}]: {g} vs {e}"
-                    );
-                }
+                assert_close(&got, &expected, &format!("{m}×{n}×{k} ×{products}, {pieces} pieces"));
             }
         }
     }

@@ -44,6 +44,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let timing = measure(&mut exe, &inputs, &options)?;
     let gemm_gflops = exe.gemm_gflops(&inputs, 3)?;
     let peak_gflops = saturate_backend::gemm::peak_gflops();
+    let (packed, gemm_crate) = exe.product_kernels();
     if args.json {
         let mut report = serde_json::to_value(&timing)?;
         let extra = serde_json::json!({
@@ -57,8 +58,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             "gemm_gflops": gemm_gflops,
             "gemm_peak_gflops_one_core": peak_gflops,
             "convolutions": exe.convolution_algorithms().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
-            "products_packed": exe.product_kernels().0,
-            "products_gemm_crate": exe.product_kernels().1,
+            "products_packed": packed,
+            "products_gemm_crate": gemm_crate,
         });
         report.as_object_mut().expect("timing is an object").extend(extra.as_object().expect("an object").clone());
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -106,7 +107,6 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             let list: Vec<String> = algorithms.iter().map(|(name, n)| format!("{n} {name}")).collect();
             println!("convolutions (layout NCHW): {}", list.join(", "));
         }
-        let (packed, gemm_crate) = exe.product_kernels();
         if packed + gemm_crate > 0 {
             println!("matrix product calls: {packed} on packed weights, {gemm_crate} through the GEMM crate");
         }

@@ -37,9 +37,11 @@ impl Lowering<'_> {
         }
         let (cg, mg) = (channels / group, m / group);
         let (taps, positions) = (geometry.taps(), geometry.positions());
-        let algorithm = if group == channels && mg == 1 {
+        let depthwise = group == channels && mg == 1;
+        let shifted = if depthwise { None } else { self.shifted_taps(&geometry, cg, group) };
+        let algorithm = if depthwise {
             ConvAlgorithm::Depthwise
-        } else if self.shifted_taps(&geometry, cg, group).is_some() {
+        } else if shifted.is_some() {
             ConvAlgorithm::ShiftedTaps
         } else if taps == 1
             && geometry.strides.iter().all(|&s| s == 1)
@@ -56,7 +58,7 @@ impl Lowering<'_> {
             let spec = WindowSpec { planes: batch * channels, op: WindowOp::Depthwise { channels }, ..geometry };
             let args = vec![self.loc(x)?, self.loc(w)?, self.loc(bias)?, out];
             self.push_window("depthwise", spec, args, constant)?;
-        } else if let Some(padded) = self.shifted_taps(&geometry, cg, group) {
+        } else if let Some(padded) = shifted {
             return self.conv_by_shifted_taps(x, w, bias, act, &geometry, padded, out, constant);
         } else {
             let cols = if algorithm == ConvAlgorithm::Pointwise {

@@ -247,7 +247,7 @@ unsafe fn run_avx2(p: &PackedProduct, a: *const f32, dst: *mut f32, pieces: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gemm::tests::reference;
+    use crate::gemm::tests::{assert_close, reference};
 
     fn isas() -> Vec<Isa> {
         let mut isas = Vec::new();
@@ -309,12 +309,7 @@ mod tests {
                             // SAFETY: the buffers hold the whole batch; the host has `isa`
                             unsafe { packed.run_piece(a.as_ptr(), got.as_mut_ptr(), pieces, piece) };
                         }
-                        for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-                            assert!(
-                                (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
-                                "{isa:?} {m}×{n}×{k} ×{products}, {pieces} pieces, [{i}]: {g} vs {e}"
-                            );
-                        }
+                        assert_close(&got, &expected, &format!("{isa:?} {m}×{n}×{k} ×{products}, {pieces} pieces"));
                     }
                 }
             }
