@@ -408,6 +408,11 @@ unsafe fn tile<V: vector::Vector>(
 
 /// A function of one vector (and the op's two params).
 trait Fun1 {
+    /// Whether loops run it on two vectors an iteration (see [`map1`]). Measured on AMD's
+    /// Zen 2 (AVX2), one thread, 65 K elements: exp 0.039 → 0.035 ms, sigmoid 0.052 →
+    /// 0.048, SiLU 0.063 → 0.058, erf-GELU 0.097 → 0.078, tanh-GELU 0.042 → 0.038; tanh
+    /// alone, whose two polynomials already give the core two chains, 5 % slower in pairs.
+    const PAIRS: bool = true;
     unsafe fn apply<V: vector::Vector>(x: V, p: [f32; 2]) -> V;
 }
 
@@ -417,10 +422,11 @@ trait Fun2 {
 }
 
 macro_rules! functions {
-    ($trait:ident: $($name:ident |$($arg:ident),*| $body:expr;)*) => {
+    ($trait:ident: $($name:ident $([$single:ident])? |$($arg:ident),*| $body:expr;)*) => {
         $(
             struct $name;
             impl $trait for $name {
+                $(const PAIRS: bool = { let _ = stringify!($single); false };)?
                 #[inline(always)]
                 #[allow(unused_variables)]
                 unsafe fn apply<V: vector::Vector>($($arg: functions!(@ty $arg)),*) -> V {
@@ -440,7 +446,7 @@ functions! { Fun1:
     Reciprocal |x, p| V::splat(1.0).div(x);
     Exp |x, p| math::exp(x);
     Log |x, p| math::log(x);
-    Tanh |x, p| math::tanh(x);
+    Tanh [single] |x, p| math::tanh(x);
     Sigmoid |x, p| math::sigmoid(x);
     Erf |x, p| math::erf(x);
     Gelu |x, p| math::gelu(x);
@@ -475,6 +481,18 @@ functions! { Fun2:
 #[inline(always)]
 unsafe fn map1<V: vector::Vector, F: Fun1>(p: [f32; 2], src: *const f32, dst: *mut f32, len: usize) {
     let mut j = 0;
+    // two vectors an iteration: a transcendental's chain is deep, and a core with a
+    // small floating-point scheduler (AMD's Zen 2: 36 entries) reaches the next
+    // vector's independent work only if it comes in the same stretch of code
+    while F::PAIRS && j + 2 * V::LANES <= len {
+        unsafe {
+            let a = F::apply(V::load(src.add(j)), p);
+            let b = F::apply(V::load(src.add(j + V::LANES)), p);
+            a.store(dst.add(j));
+            b.store(dst.add(j + V::LANES));
+        }
+        j += 2 * V::LANES;
+    }
     while j + V::LANES <= len {
         unsafe { F::apply(V::load(src.add(j)), p).store(dst.add(j)) };
         j += V::LANES;
@@ -500,7 +518,18 @@ unsafe fn operand<V: vector::Vector>(v: Val, j: usize, rest: Option<usize>) -> V
 #[inline(always)]
 unsafe fn map2<V: vector::Vector, F: Fun2>(a: Val, b: Val, dst: *mut f32, len: usize) {
     let mut j = 0;
-    while j + V::LANES <= len {
+    // in pairs, as `map1`: here for the loop's own overhead, next to one instruction
+    while j + 2 * V::LANES <= len {
+        unsafe {
+            let (k, l) = (j + V::LANES, V::LANES);
+            let x = F::apply(operand::<V>(a, j, None), operand::<V>(b, j, None));
+            let y = F::apply(operand::<V>(a, k, None), operand::<V>(b, k, None));
+            x.store(dst.add(j));
+            y.store(dst.add(j + l));
+        }
+        j += 2 * V::LANES;
+    }
+    if j + V::LANES <= len {
         unsafe { F::apply(operand::<V>(a, j, None), operand::<V>(b, j, None)).store(dst.add(j)) };
         j += V::LANES;
     }
