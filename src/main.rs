@@ -67,6 +67,12 @@ enum Command {
         program the target's cost model rates cheapest. Prints a report (per-iteration e-graph size, \
         stop reason, time per phase, estimated cost before and after, op counts, the rules that fired \
         and those whose results are in the program); --json prints it as one object.\n\n\
+        On the cpu target it then measures: the input and the --measure N best distinct programs \
+        extraction found (default 1) are compiled with the JIT and timed against each other on \
+        random inputs, in interleaved rounds, and the fastest is kept, so the result is never \
+        slower by the clock than the input. The report lists each program's estimate and \
+        measured median and the measured speedup; --compare onnxruntime also times the input on \
+        onnxruntime (from the project's Python environment: scripts/python-env).\n\n\
         -o writes the optimized program (.sexp or .onnx).")]
     Optimize {
         /// The model: a .onnx file or a .sexp graph.
@@ -84,6 +90,14 @@ enum Command {
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Threads of the JIT when --measure times programs, and of --compare's peer
+        /// (default: all cores).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Also time the input model on a peer engine (onnxruntime or openvino), through
+        /// the project's Python environment (scripts/python-env).
+        #[arg(long, value_name = "ENGINE")]
+        compare: Option<String>,
     },
     /// List the rewrite rules (name, theme, sides, guards), or the guards and functions rules can use.
     Rules {
@@ -281,8 +295,17 @@ fn main() -> ExitCode {
         Command::Convert { model, dims, output, force } => {
             commands::convert::convert(&model, &dims.map(), &output, force)
         }
-        Command::Optimize { model, dims, opt, output, force, json } => {
-            commands::optimize::optimize_cmd(&model, &dims.map(), &opt, output.as_deref(), force, json)
+        Command::Optimize { model, dims, opt, output, force, json, threads, compare } => {
+            let cmd = commands::optimize::OptimizeCmd {
+                model: &model,
+                dims: dims.map(),
+                output: output.as_deref(),
+                force,
+                json,
+                threads: threads.unwrap_or_else(all_cores),
+                compare: compare.as_deref(),
+            };
+            commands::optimize::optimize_cmd(&cmd, &opt)
         }
         Command::Rules { opt, json, guards, functions } => commands::rules::rules(&opt, json, guards, functions),
         Command::Ops { json } => commands::ops::ops(json),

@@ -405,3 +405,94 @@ fn bad_optimizer_input_is_a_clear_error() {
     let res = saturate(&["optimize", "suite:nonesuch"]);
     assert_clean_failure(&res, &["no suite model `nonesuch`", "bert"]);
 }
+
+/// The clock decides between the input and the candidates, whatever the estimates say,
+/// and the report describes the program kept.
+#[test]
+fn the_clock_overrules_the_estimates_both_ways() {
+    let library = Library::builtin().unwrap();
+    let graph = suite::bert();
+    let optimize_bert = || optimize(&graph, &library, &cpu(), &OptimizeOptions::default(), |_| {}).unwrap();
+    let (estimated, report) = optimize_bert();
+    assert!(!report.kept_input && !report.candidates.is_empty(), "bert has candidates better than the input");
+    assert!(report.candidates.windows(2).all(|w| w[0].estimate <= w[1].estimate), "best estimate first");
+    assert_eq!(estimated.op_histogram(), report.candidates[0].ops);
+
+    // a clock on which the input is the fastest: the input comes back, described as such
+    let mut r = report.clone();
+    let (kept, measured) = saturate_extract::choose_by_clock(&graph, &mut r, 2, |programs| {
+        assert_eq!(programs.len(), 1 + 2.min(report.candidates.len()));
+        assert!(programs.iter().all(|p| p.weights.len() == graph.weights.len()), "the programs carry their weights");
+        (0..programs.len()).map(|i| Ok(1.0 + i as f64)).collect()
+    });
+    assert_eq!((measured.chosen, measured.estimated_best()), (0, 1));
+    assert!(r.kept_input && r.rules_in_result.is_empty());
+    assert_eq!(kept.op_histogram(), graph.op_histogram());
+    assert_eq!(r.ops_after, r.ops_before);
+    assert_eq!(r.cost_after, r.cost_before);
+
+    // a clock on which the second candidate wins, and one candidate could not be timed
+    let mut r = report.clone();
+    let (kept, measured) = saturate_extract::choose_by_clock(&graph, &mut r, 8, |programs| {
+        (0..programs.len()).map(|i| if i == 1 { Err("did not compile".into()) } else { Ok(10.0 - i as f64) }).collect()
+    });
+    let last = measured.trials.len() - 1;
+    assert_eq!(measured.chosen, last, "{:?}", measured.trials);
+    assert_eq!(measured.trials[1].measured_ms, Err("did not compile".to_string()));
+    assert_eq!(kept.op_histogram(), r.ops_after);
+    assert_eq!(r.cost_after, measured.trials[last].estimate);
+    // the kept program carries its weights and computes what bert computes
+    let inputs = random_inputs(&graph, 3);
+    assert_outputs_match("bert, clock's choice", &run(&kept, &inputs).unwrap(), &run(&graph, &inputs).unwrap());
+}
+
+#[test]
+fn optimize_measures_the_input_and_keeps_the_fastest() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("opt.sexp");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx");
+    let model = model.to_str().unwrap();
+    let args = ["optimize", model, "--measure", "3", "--measure-time", "0.1", "--threads", "1", "--json", "-o"];
+    let res = saturate(&[&args[..], &[out.to_str().unwrap()]].concat());
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    let m = &v["measured"];
+    let programs = m["programs"].as_array().unwrap();
+    assert_eq!(programs[0]["source"], "input");
+    assert!(programs.len() >= 2, "{m}");
+    let times: Vec<f64> = programs.iter().map(|p| p["median_ms"].as_f64().unwrap()).collect();
+    assert!(times.iter().all(|&t| t > 0.0));
+    let kept: Vec<usize> = (0..programs.len()).filter(|&i| programs[i]["kept"] == true).collect();
+    assert_eq!(kept.len(), 1, "{m}");
+    let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(times[kept[0]], fastest, "the fastest is kept: {m}");
+    let (before, after) = (m["input_ms"].as_f64().unwrap(), m["optimized_ms"].as_f64().unwrap());
+    assert!(after <= before, "never slower by the clock: {m}");
+    assert!((m["speedup"].as_f64().unwrap() - before / after).abs() < 1e-9);
+    // what was written is what the report describes
+    let written = saturate_egraph::sexp::read_file(&out).unwrap();
+    let ops: serde_json::Value = serde_json::to_value(written.op_histogram()).unwrap();
+    assert_eq!(ops, v["ops_after"]);
+
+    let text = stdout(&saturate(&["optimize", model, "--measure-time", "0.1", "--threads", "1"]));
+    for needle in ["measured on this CPU's JIT (1 thread(s)", "input", "← kept", "measured speedup:"] {
+        assert!(text.contains(needle), "missing {needle}:\n{text}");
+    }
+    assert!(stdout(&saturate(&["optimize", model, "--measure", "0"])).contains("not measured (--measure 0)"));
+    assert!(stdout(&saturate(&["optimize", model, "--target", "gpu-v100"]))
+        .contains("not measured: the JIT runs on this CPU"));
+}
+
+#[test]
+fn measuring_options_that_cannot_work_are_clear_errors() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/transformer_layer/model.onnx");
+    let model = model.to_str().unwrap();
+    let res = saturate(&["optimize", model, "--target", "gpu-h100", "--measure", "2"]);
+    assert_clean_failure(&res, &["--measure times programs on this CPU's JIT", "gpu-h100"]);
+    let res = saturate(&["optimize", model, "--measure-time", "0"]);
+    assert_clean_failure(&res, &["--measure-time must be a positive number"]);
+    let res = saturate(&["optimize", model, "--compare", "tvm"]);
+    assert_clean_failure(&res, &["--compare tvm", "onnxruntime, openvino"]);
+    let res = saturate(&["optimize", model, "--compare", "onnxruntime", "--measure", "0"]);
+    assert_clean_failure(&res, &["--compare", "--measure of 1 or more"]);
+}

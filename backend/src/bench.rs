@@ -4,7 +4,8 @@
 
 use crate::error::BackendError;
 use crate::runtime::Executable;
-use saturate_egraph::Tensor;
+use crate::{compile, Options};
+use saturate_egraph::{Graph, Tensor};
 use std::time::{Duration, Instant};
 
 /// How long to measure.
@@ -57,20 +58,61 @@ impl Timing {
 /// Each run reads the inputs in place and writes into the same output tensors, as a
 /// serving loop would: what is timed is the program, not allocation or copies.
 pub fn measure(exe: &mut Executable, inputs: &[Tensor], options: &BenchOptions) -> Result<Timing, BackendError> {
+    let mut samples = Vec::with_capacity(options.max_runs.clamp(1, 1 << 16));
+    sample(exe, inputs, options, &mut samples)?;
+    Ok(Timing::of(samples))
+}
+
+/// Appends the run times (ms) of one [`measure`]ment of `exe` to `samples`.
+fn sample(
+    exe: &mut Executable,
+    inputs: &[Tensor],
+    options: &BenchOptions,
+    samples: &mut Vec<f64>,
+) -> Result<(), BackendError> {
     let mut outputs = exe.new_outputs();
     for _ in 0..options.warmup {
         exe.run_into(inputs, &mut outputs)?;
     }
-    let mut samples = Vec::with_capacity(options.max_runs.clamp(1, 1 << 16));
-    let start = Instant::now();
-    while samples.len() < options.max_runs.max(1)
-        && (samples.len() < options.min_runs.max(1) || start.elapsed() < options.min_time)
+    let (start, first) = (Instant::now(), samples.len());
+    while samples.len() - first < options.max_runs.max(1)
+        && (samples.len() - first < options.min_runs.max(1) || start.elapsed() < options.min_time)
     {
         let t = Instant::now();
         exe.run_into(inputs, &mut outputs)?;
         samples.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(Timing::of(samples))
+    Ok(())
+}
+
+/// How many rounds [`compare`] interleaves.
+pub const COMPARE_ROUNDS: usize = 3;
+
+/// Times several programs against each other on the same `inputs`: each is compiled
+/// once, then they take turns, [`COMPARE_ROUNDS`] rounds of `per_program / rounds`
+/// each, so that a machine's slow minute (these are shared) falls on all of them
+/// rather than on one. Each program's timing pools its runs of every round. A program
+/// that fails to compile or run gets its error and the others go on.
+pub fn compare(
+    programs: &[Graph],
+    inputs: &[Tensor],
+    options: &Options,
+    per_program: Duration,
+) -> Vec<Result<Timing, BackendError>> {
+    let mut exes: Vec<Result<Executable, BackendError>> = programs.iter().map(|g| compile(g, options)).collect();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
+    let round =
+        BenchOptions { warmup: 1, min_runs: 3, min_time: per_program / COMPARE_ROUNDS as u32, ..Default::default() };
+    for r in 0..COMPARE_ROUNDS {
+        for (exe, samples) in exes.iter_mut().zip(&mut samples) {
+            let Ok(ready) = exe else { continue };
+            let warmed = BenchOptions { warmup: if r == 0 { 3 } else { round.warmup }, ..round.clone() };
+            if let Err(e) = sample(ready, inputs, &warmed, samples) {
+                *exe = Err(e);
+            }
+        }
+    }
+    exes.into_iter().zip(samples).map(|(exe, samples)| exe.map(|_| Timing::of(samples))).collect()
 }
 
 #[cfg(test)]

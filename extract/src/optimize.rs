@@ -82,6 +82,44 @@ pub struct OptimizeReport {
     pub cost_extracted: f64,
     /// The ops of what extraction chose (kept or not).
     pub ops_extracted: BTreeMap<String, usize>,
+    /// Every distinct program the extractors found, cheapest estimate first (the chosen
+    /// one among them): what [`measured`](crate::measured) times. Without weights.
+    pub candidates: Vec<Candidate>,
+}
+
+/// One program an extractor found.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Which extractor, under which per-node pricing (`dag, fused pricing`, …).
+    pub source: String,
+    /// The model's whole-program cost, in seconds.
+    pub estimate: f64,
+    /// The program, without weight data (see [`Graph::with_weights_from`]).
+    pub program: Graph,
+    pub ops: BTreeMap<String, usize>,
+    /// Nodes of the program that rules introduced, by rule.
+    pub rules: BTreeMap<String, usize>,
+}
+
+impl OptimizeReport {
+    /// Makes the report describe `candidate` as the result (or the input, for `None`),
+    /// as when the clock chose another program than the estimates did.
+    pub fn adopt(&mut self, candidate: Option<&Candidate>) {
+        match candidate {
+            Some(c) => {
+                self.cost_after = c.estimate;
+                self.ops_after = c.ops.clone();
+                self.rules_in_result = c.rules.clone();
+                self.kept_input = false;
+            }
+            None => {
+                self.cost_after = self.cost_before;
+                self.ops_after = self.ops_before.clone();
+                self.rules_in_result = BTreeMap::new();
+                self.kept_input = true;
+            }
+        }
+    }
 }
 
 /// Optimizes `graph` for `model`; `progress` sees each saturation iteration.
@@ -102,36 +140,63 @@ pub fn optimize(
     let roots = &saturated.roots;
     let mut ilp_status = None;
     // extract under both per-node pricings; the whole-program cost picks the winner
-    let mut best: Option<(f64, Graph, Choice)> = None;
+    let mut candidates: Vec<Candidate> = Vec::new();
     for pricing in [Pricing::Alone, Pricing::Fused] {
         let costs = CostTable::new(egraph, model, pricing);
-        let candidates = match opts.extractor {
-            ExtractorKind::Tree => vec![tree::extract(egraph, &costs)],
-            ExtractorKind::Dag => dag::candidates(egraph, &costs, roots, Some(graph), opts.dag_budget / 2),
+        let pricing_name = match pricing {
+            Pricing::Alone => "alone pricing",
+            Pricing::Fused => "fused pricing",
+        };
+        let mut found: Vec<(&str, Choice)> = Vec::new();
+        match opts.extractor {
+            ExtractorKind::Tree => found.push(("tree", tree::extract(egraph, &costs))),
+            ExtractorKind::Dag => {
+                let budget = opts.dag_budget / 2;
+                found.extend(
+                    dag::candidates(egraph, &costs, roots, Some(graph), budget).into_iter().map(|c| ("dag", c)),
+                );
+                // the greedy tree is a program too, and a distinct point for the clock
+                found.push(("tree", tree::extract(egraph, &costs)));
+            }
             ExtractorKind::Ilp => {
                 let warm = dag::extract(egraph, &costs, roots, Some(graph), opts.dag_budget / 2);
                 let (choice, status) = ilp::extract(egraph, roots, &costs, &warm, opts.ilp_time_limit / 2);
                 ilp_status = Some(format!("{status:?}"));
-                vec![choice]
-            }
-        };
-        for choice in candidates {
-            let extracted = choice.to_program(egraph, roots, graph)?;
-            check_same_interface(graph, &extracted)?;
-            let cost = model.program_cost(&extracted).map_err(|e| e.to_string())?;
-            if best.as_ref().is_none_or(|b| cost < b.0) {
-                best = Some((cost, extracted, choice));
+                found.push(("ilp", choice));
             }
         }
+        for (extractor, choice) in found {
+            if choice.topological(egraph, roots).is_err() {
+                continue;
+            }
+            let program = choice.to_program(egraph, roots, graph)?;
+            if candidates.iter().any(|c| c.program.expr == program.expr) {
+                continue;
+            }
+            check_same_interface(graph, &program)?;
+            let estimate = model.program_cost(&program).map_err(|e| e.to_string())?;
+            candidates.push(Candidate {
+                source: format!("{extractor}, {pricing_name}"),
+                estimate,
+                ops: program.op_histogram(),
+                rules: rules_used(&choice, &saturated),
+                program,
+            });
+        }
     }
-    let (cost_extracted, extracted, choice) = best.expect("two candidates were extracted");
-    let extracted = extracted.with_weights_from(graph);
+    if candidates.is_empty() {
+        return Err("extraction found no acyclic program".into());
+    }
+    // stable: among equal estimates the first found (DAG before tree) stays first
+    candidates.sort_by(|a, b| a.estimate.total_cmp(&b.estimate));
+    let best = &candidates[0];
+    let cost_extracted = best.estimate;
     let extract_seconds = extract_start.elapsed().as_secs_f64();
 
     let kept_input = cost_extracted >= cost_before;
-    let extracted_ops = extracted.op_histogram();
-    let result = if kept_input { graph.canonicalize() } else { extracted };
-    let rules_in_result = if kept_input { BTreeMap::new() } else { rules_used(&choice, &saturated) };
+    let extracted_ops = best.ops.clone();
+    let result = if kept_input { graph.canonicalize() } else { best.program.clone().with_weights_from(graph) };
+    let rules_in_result = if kept_input { BTreeMap::new() } else { best.rules.clone() };
     let report = OptimizeReport {
         target: model.name().to_string(),
         rules_loaded: library.len(),
@@ -149,6 +214,7 @@ pub fn optimize(
         kept_input,
         cost_extracted,
         ops_extracted: extracted_ops,
+        candidates,
     };
     Ok((result, report))
 }

@@ -5,8 +5,9 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args, ValueEnum};
 use saturate_costmodels::{cpu, model_for};
 use saturate_egraph::{sexp, Graph};
-use saturate_extract::{optimize, ExtractorKind, OptimizeOptions, OptimizeReport};
+use saturate_extract::{choose_by_clock, optimize, ExtractorKind, Measured, OptimizeOptions, OptimizeReport};
 use saturate_rewrites::{Library, Limits};
+use saturate_verify::peer::PeerTiming;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,15 @@ pub struct OptimizeArgs {
     /// Stop saturating after this many seconds (the ILP extractor gets as much again).
     #[arg(long, default_value_t = 10.0, value_name = "S")]
     pub time_limit: f64,
+    /// Time the input and the N best distinct programs extraction found on this CPU's
+    /// JIT, and keep the fastest, so the result is never slower by the clock (0: keep
+    /// the best estimate untimed). Default: 1 for `optimize` on the cpu target, 0 for
+    /// `run --optimize`, `bench --optimize` and the GPU targets.
+    #[arg(long, value_name = "N")]
+    pub measure: Option<usize>,
+    /// Seconds of timing for each program --measure times (in 3 interleaved rounds).
+    #[arg(long, default_value_t = 0.6, value_name = "S")]
+    pub measure_time: f64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -84,17 +94,70 @@ impl OptimizeArgs {
     }
 }
 
-/// Optimizes for `run --optimize`, printing a one-line summary on stderr.
-pub fn optimize_for_run(graph: &Graph, args: &OptimizeArgs) -> Result<Graph> {
-    let (optimized, report) = optimize_graph(graph, args)?;
+/// How `--measure` times programs: on which inputs, at how many threads.
+pub struct Clock<'a> {
+    pub inputs: &'a [saturate_egraph::Tensor],
+    pub threads: usize,
+    pub kernels: saturate_backend::Kernels,
+}
+
+/// Optimizes for `run --optimize` and `bench --optimize` (timing candidates only when
+/// `--measure N` is given), printing a one-line summary on stderr.
+pub fn optimize_for_run(graph: &Graph, args: &OptimizeArgs, clock: &Clock) -> Result<Graph> {
+    let (optimized, report, measured) = optimize_measured(graph, args, 0, clock)?;
+    let timed = match measured.as_ref().and_then(|m| Some((m.input_ms()?, m.chosen_ms()?))) {
+        Some((before, after)) => format!("; measured {before:.3} ms → {after:.3} ms"),
+        None => String::new(),
+    };
     eprintln!(
-        "optimized for {} in {:.2} s: estimated cost {} → {}",
+        "optimized for {} in {:.2} s: estimated cost {} → {}{timed}",
         report.target,
         report.total_seconds,
         seconds(report.cost_before),
         seconds(report.cost_after)
     );
     Ok(optimized)
+}
+
+/// Optimizes, then, for the cpu target, times the input and the best candidates with
+/// `clock` (`--measure`, else `default_measure` of them) and keeps the fastest.
+pub fn optimize_measured(
+    graph: &Graph,
+    args: &OptimizeArgs,
+    default_measure: usize,
+    clock: &Clock,
+) -> Result<(Graph, OptimizeReport, Option<Measured>)> {
+    let on_cpu = args.target == "cpu";
+    if args.measure.is_some_and(|k| k > 0) && !on_cpu {
+        bail!(
+            "--measure times programs on this CPU's JIT, which says nothing of {}: leave it out for GPU targets",
+            args.target
+        );
+    }
+    if !(args.measure_time > 0.0 && args.measure_time.is_finite()) {
+        bail!("--measure-time must be a positive number of seconds");
+    }
+    let k = if on_cpu { args.measure.unwrap_or(default_measure) } else { 0 };
+    let (optimized, mut report) = optimize_graph(graph, args)?;
+    if k == 0 {
+        return Ok((optimized, report, None));
+    }
+    drop(optimized);
+    let options = saturate_backend::Options { threads: clock.threads, kernels: clock.kernels };
+    let per_program = Duration::from_secs_f64(args.measure_time);
+    let tty = std::io::stderr().is_terminal();
+    let (program, measured) = choose_by_clock(graph, &mut report, k, |programs| {
+        if tty {
+            eprint!("\r  timing {} programs on the JIT…   ", programs.len());
+            let _ = std::io::stderr().flush();
+        }
+        let times = saturate_backend::bench::compare(programs, clock.inputs, &options, per_program);
+        if tty {
+            eprint!("\r{:60}\r", "");
+        }
+        times.into_iter().map(|t| t.map(|t| t.median_ms).map_err(|e| e.to_string())).collect()
+    });
+    Ok((program, report, Some(measured)))
 }
 
 pub fn optimize_graph(graph: &Graph, args: &OptimizeArgs) -> Result<(Graph, OptimizeReport)> {
@@ -115,34 +178,135 @@ pub fn optimize_graph(graph: &Graph, args: &OptimizeArgs) -> Result<(Graph, Opti
     result
 }
 
-pub fn optimize_cmd(
-    model: &Path,
-    dims: &saturate_egraph::onnx::Dims,
-    args: &OptimizeArgs,
-    output: Option<&Path>,
-    force: bool,
-    json: bool,
-) -> Result<ExitCode> {
-    if let Some(out) = output {
+/// What `saturate optimize` was asked to do besides optimizing.
+pub struct OptimizeCmd<'a> {
+    pub model: &'a Path,
+    pub dims: saturate_egraph::onnx::Dims,
+    pub output: Option<&'a Path>,
+    pub force: bool,
+    pub json: bool,
+    /// Threads of the JIT for `--measure`, and of the peer.
+    pub threads: usize,
+    /// A peer engine to time the input on (`--compare onnxruntime`).
+    pub compare: Option<&'a str>,
+}
+
+/// The clock's findings for the report: the trials, and the peer's time or why not.
+struct Timings {
+    threads: usize,
+    measured: Measured,
+    peer: Option<Result<PeerTiming, String>>,
+}
+
+pub fn optimize_cmd(cmd: &OptimizeCmd, args: &OptimizeArgs) -> Result<ExitCode> {
+    if let Some(out) = cmd.output {
         if !matches!(out.extension().and_then(|e| e.to_str()), Some("sexp" | "onnx")) {
             bail!("{}: the output must be a .sexp or .onnx file", out.display());
         }
-        super::refuse_overwrite(out, force)?;
+        super::refuse_overwrite(out, cmd.force)?;
     }
-    let graph = saturate_verify::load_model_with_dims(model, dims)?;
-    let (optimized, report) = optimize_graph(&graph, args)?;
-    if let Some(out) = output {
+    if let Some(peer) = cmd.compare {
+        if !saturate_verify::peer::PEERS.contains(&peer) {
+            bail!("--compare {peer}: the peers are {}", saturate_verify::peer::PEERS.join(", "));
+        }
+        if args.target != "cpu" || args.measure == Some(0) {
+            bail!("--compare times the model on this CPU next to the JIT: it needs the cpu target and --measure of 1 or more");
+        }
+    }
+    let graph = saturate_verify::load_model_with_dims(cmd.model, &cmd.dims)?;
+    let inputs = saturate_verify::fuzz::draws::draw(&graph, 0).map_err(anyhow::Error::msg)?;
+    let clock = Clock { inputs: &inputs, threads: cmd.threads, kernels: saturate_backend::Kernels::Widest };
+    let (optimized, report, measured) = optimize_measured(&graph, args, 1, &clock)?;
+    let timings = measured.map(|measured| Timings {
+        threads: cmd.threads,
+        measured,
+        peer: cmd.compare.map(|peer| {
+            saturate_verify::peer::time_on_peer(peer, cmd.model, &graph, &inputs, cmd.threads, args.measure_time)
+        }),
+    });
+    if let Some(out) = cmd.output {
         match out.extension().and_then(|e| e.to_str()) {
             Some("onnx") => saturate_egraph::onnx::save(&optimized, out)?,
             _ => sexp::write_file(&optimized, out)?,
         }
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report_json(model, &report))?);
+    if cmd.json {
+        let mut value = report_json(cmd.model, &report);
+        value["measured"] = timings.as_ref().map_or(serde_json::Value::Null, timings_json);
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        print_report(model, &report, output);
+        print_report(cmd.model, &report);
+        match &timings {
+            Some(t) => print_timings(t),
+            None if args.target != "cpu" => {
+                println!("\nnot measured: the JIT runs on this CPU, not on {}", args.target)
+            }
+            None => println!("\nnot measured (--measure 0)"),
+        }
+        if let Some(out) = cmd.output {
+            println!("\nwrote {}", out.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_timings(t: &Timings) {
+    let m = &t.measured;
+    println!("\nmeasured on this CPU's JIT ({} thread(s), random inputs, median):", t.threads);
+    println!("  {:<28} {:>12} {:>12}", "program", "estimate", "measured");
+    for (i, trial) in m.trials.iter().enumerate() {
+        let measured = match &trial.measured_ms {
+            Ok(ms) => format!("{ms:.3} ms"),
+            Err(e) => format!("failed: {e}"),
+        };
+        let mark = if i == m.chosen { "  ← kept" } else { "" };
+        println!("  {:<28} {:>12} {:>12}{mark}", trial.source, seconds(trial.estimate), measured);
+    }
+    if let (Some(before), Some(after)) = (m.input_ms(), m.chosen_ms()) {
+        println!("measured speedup: {:.2}× ({before:.3} ms → {after:.3} ms)", before / after);
+        if m.chosen != m.estimated_best() {
+            println!(
+                "  (the clock overruled the estimates: their pick measured {})",
+                match &m.trials[m.estimated_best()].measured_ms {
+                    Ok(ms) => format!("{ms:.3} ms"),
+                    Err(e) => format!("nothing: {e}"),
+                }
+            );
+        }
+    }
+    match &t.peer {
+        Some(Ok(p)) => {
+            let after =
+                m.chosen_ms().map_or(String::new(), |a| format!("; optimized/{}: {:.2}×", p.engine, a / p.median_ms));
+            println!("{} {} on the input: {:.3} ms{after}", p.engine, p.version, p.median_ms);
+        }
+        Some(Err(e)) => println!("not compared: {e}"),
+        None => {}
+    }
+}
+
+fn timings_json(t: &Timings) -> serde_json::Value {
+    let m = &t.measured;
+    let ms = |r: &Result<f64, String>| r.as_ref().ok().copied();
+    json!({
+        "threads": t.threads,
+        "programs": m.trials.iter().enumerate().map(|(i, trial)| json!({
+            "source": trial.source,
+            "estimate_seconds": trial.estimate,
+            "median_ms": ms(&trial.measured_ms),
+            "error": trial.measured_ms.as_ref().err(),
+            "kept": i == m.chosen,
+        })).collect::<Vec<_>>(),
+        "input_ms": m.input_ms(),
+        "optimized_ms": m.chosen_ms(),
+        "speedup": m.input_ms().zip(m.chosen_ms()).map(|(b, a)| b / a),
+        "estimates_pick": m.estimated_best(),
+        "peer": match &t.peer {
+            Some(Ok(p)) => json!({"engine": p.engine, "version": p.version, "median_ms": p.median_ms, "runs": p.runs}),
+            Some(Err(e)) => json!({"error": e}),
+            None => serde_json::Value::Null,
+        },
+    })
 }
 
 /// A duration for people: ms or µs.
@@ -154,7 +318,7 @@ pub fn seconds(s: f64) -> String {
     }
 }
 
-fn print_report(model: &Path, r: &OptimizeReport, output: Option<&Path>) {
+fn print_report(model: &Path, r: &OptimizeReport) {
     println!("optimized {} for {} ({} rules, {} extraction)", model.display(), r.target, r.rules_loaded, r.extractor);
     println!("\niteration   e-nodes   classes   applied   seconds");
     for (i, it) in r.saturation.iterations.iter().enumerate() {
@@ -207,9 +371,6 @@ fn print_report(model: &Path, r: &OptimizeReport, output: Option<&Path>) {
     used.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for (rule, n) in used {
         println!("  {rule:<48} {n}");
-    }
-    if let Some(out) = output {
-        println!("\nwrote {}", out.display());
     }
 }
 

@@ -1,7 +1,7 @@
 //! `saturate run`: load, optionally optimize, run on the interpreter or the JIT, write outputs.
 
 use super::engine::{self, Engine};
-use super::optimize::{optimize_for_run, OptimizeArgs};
+use super::optimize::{optimize_for_run, Clock, OptimizeArgs};
 use anyhow::{bail, Context, Result};
 use saturate_egraph::onnx::{read_tensor_file, write_tensor_file};
 use saturate_verify::compare::{compare, ATOL, RTOL};
@@ -28,7 +28,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let inputs = input_files.iter().map(|p| read_tensor_file(p).map(|(_, t)| t)).collect::<Result<Vec<_>, _>>()?;
     let (mut graph, inputs) = saturate_verify::load_for_inputs(model, inputs, &dims)?;
     if let Some(opts) = optimize {
-        graph = optimize_for_run(&graph, opts)?;
+        let clock = Clock { inputs: &inputs, threads, kernels: saturate_backend::Kernels::Widest };
+        graph = optimize_for_run(&graph, opts, &clock)?;
     }
     let outputs = engine::run(engine, threads, &graph, &inputs).map_err(|e| anyhow::anyhow!(e.message))?;
     std::fs::create_dir_all(output_dir).with_context(|| format!("cannot create {}", output_dir.display()))?;

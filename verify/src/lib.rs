@@ -10,6 +10,7 @@
 //!   zoo) through the interpreter or a compiled engine;
 //! - [`exports`]: the PyTorch export suite (torchvision and transformers models as
 //!   `torch.onnx.export` writes them) against onnxruntime's outputs;
+//! - [`peer`]: timing a model on onnxruntime or OpenVINO, for measured comparisons;
 //! - [`fuzz`]: differential fuzzing of random graphs: compiled and optimized against the
 //!   interpreter.
 
@@ -19,6 +20,7 @@ pub mod exports;
 pub mod fuzz;
 pub mod interp;
 pub mod load;
+pub mod peer;
 pub mod rng;
 pub mod rulecheck;
 pub mod suite;
