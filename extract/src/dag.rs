@@ -39,7 +39,7 @@ pub fn extract(
 ) -> Choice {
     candidates(egraph, costs, roots, input, budget)
         .into_iter()
-        .filter_map(|c| dag_cost(egraph, costs, &c, roots).map(|cost| (cost, c)))
+        .filter_map(|(_, c)| dag_cost(egraph, costs, &c, roots).map(|cost| (cost, c)))
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
         .unwrap_or_else(|| tree::extract(egraph, costs))
@@ -53,20 +53,20 @@ pub fn candidates(
     roots: &[Id],
     input: Option<&Graph>,
     budget: Duration,
-) -> Vec<Choice> {
+) -> Vec<(&'static str, Choice)> {
     let start = Instant::now();
     let tree = tree::extract(egraph, costs);
-    let mut seeds = vec![tree.clone()];
+    let mut seeds = vec![("dag from tree", tree.clone())];
     if let Some(program) = input.and_then(|graph| choice_of_graph(egraph, graph)) {
         let mut seed = tree;
         seed.node.extend(program.node);
-        seeds.push(seed);
+        seeds.push(("dag from input", seed));
     }
     let per_seed = budget.saturating_sub(start.elapsed()) / seeds.len() as u32;
     seeds
         .into_iter()
-        .map(|seed| improve(egraph, costs, roots, seed, per_seed))
-        .filter(|c| c.topological(egraph, roots).is_ok())
+        .map(|(name, seed)| (name, improve(egraph, costs, roots, seed, per_seed)))
+        .filter(|(_, c)| c.topological(egraph, roots).is_ok())
         .collect()
 }
 

@@ -10,7 +10,7 @@ use crate::choice::Choice;
 use crate::costs::CostTable;
 use crate::{dag, ilp, tree};
 use egg::Language;
-use saturate_costmodels::{CostModel, Pricing};
+use saturate_costmodels::{CostModel, Pricing, Roofline};
 use saturate_egraph::Graph;
 use saturate_rewrites::saturate::{IterationReport, Limits, SaturationReport};
 use saturate_rewrites::{saturate, Library};
@@ -44,6 +44,22 @@ pub struct OptimizeOptions {
     pub dag_budget: Duration,
     /// Time the ILP solver may take before returning its best program.
     pub ilp_time_limit: Duration,
+    /// Also extract with per-node costs of rooflines that weigh the target's rates
+    /// differently ([`variants`]): more distinct candidates for a search that measures
+    /// them, at the cost of more extractions. Every candidate is still scored by the
+    /// target's own model.
+    pub variants: bool,
+}
+
+/// The target's roofline with one rate moved: products cheaper, memory cheaper,
+/// launches dearer. Each leans extraction towards another kind of program (more
+/// products merged, more recomputation instead of traffic, fewer kernels).
+pub fn variants(base: &Roofline) -> Vec<(&'static str, Roofline)> {
+    vec![
+        ("products 4× cheaper", Roofline { gemm_flops: base.gemm_flops * 4.0, ..base.clone() }),
+        ("memory 4× cheaper", Roofline { bandwidth: base.bandwidth * 4.0, ..base.clone() }),
+        ("launches 10× dearer", Roofline { launch: base.launch * 10.0, ..base.clone() }),
+    ]
 }
 
 impl Default for OptimizeOptions {
@@ -53,6 +69,7 @@ impl Default for OptimizeOptions {
             extractor: ExtractorKind::Dag,
             dag_budget: Duration::from_secs(10),
             ilp_time_limit: Duration::from_secs(10),
+            variants: false,
         }
     }
 }
@@ -141,20 +158,26 @@ pub fn optimize(
     let mut ilp_status = None;
     // extract under both per-node pricings; the whole-program cost picks the winner
     let mut candidates: Vec<Candidate> = Vec::new();
+    let variants = if opts.variants { variants(model.roofline()) } else { Vec::new() };
+    let mut pricings: Vec<(String, &dyn CostModel, Pricing)> = Vec::new();
     for pricing in [Pricing::Alone, Pricing::Fused] {
-        let costs = CostTable::new(egraph, model, pricing);
-        let pricing_name = match pricing {
+        let name = match pricing {
             Pricing::Alone => "alone pricing",
             Pricing::Fused => "fused pricing",
         };
+        pricings.push((name.to_string(), model, pricing));
+        for (variant, roofline) in &variants {
+            pricings.push((format!("{name}, {variant}"), roofline as &dyn CostModel, pricing));
+        }
+    }
+    for (pricing_name, per_node, pricing) in pricings {
+        let costs = CostTable::new(egraph, per_node, pricing);
         let mut found: Vec<(&str, Choice)> = Vec::new();
         match opts.extractor {
             ExtractorKind::Tree => found.push(("tree", tree::extract(egraph, &costs))),
             ExtractorKind::Dag => {
                 let budget = opts.dag_budget / 2;
-                found.extend(
-                    dag::candidates(egraph, &costs, roots, Some(graph), budget).into_iter().map(|c| ("dag", c)),
-                );
+                found.extend(dag::candidates(egraph, &costs, roots, Some(graph), budget));
                 // the greedy tree is a program too, and a distinct point for the clock
                 found.push(("tree", tree::extract(egraph, &costs)));
             }

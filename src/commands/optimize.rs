@@ -90,6 +90,8 @@ impl OptimizeArgs {
             },
             dag_budget: limit,
             ilp_time_limit: limit,
+            // more distinct programs, when more than one is to be timed
+            variants: self.target == "cpu" && self.measure.is_some_and(|k| k > 1),
         })
     }
 }
@@ -253,14 +255,15 @@ pub fn optimize_cmd(cmd: &OptimizeCmd, args: &OptimizeArgs) -> Result<ExitCode> 
 fn print_timings(t: &Timings) {
     let m = &t.measured;
     println!("\nmeasured on this CPU's JIT ({} thread(s), random inputs, median):", t.threads);
-    println!("  {:<28} {:>12} {:>12}", "program", "estimate", "measured");
+    let width = m.trials.iter().map(|t| t.source.chars().count()).max().unwrap_or(0).max(7);
+    println!("  {:<width$} {:>12} {:>12}", "program", "estimate", "measured");
     for (i, trial) in m.trials.iter().enumerate() {
         let measured = match &trial.measured_ms {
             Ok(ms) => format!("{ms:.3} ms"),
             Err(e) => format!("failed: {e}"),
         };
         let mark = if i == m.chosen { "  ← kept" } else { "" };
-        println!("  {:<28} {:>12} {:>12}{mark}", trial.source, seconds(trial.estimate), measured);
+        println!("  {:<width$} {:>12} {:>12}{mark}", trial.source, seconds(trial.estimate), measured);
     }
     if let (Some(before), Some(after)) = (m.input_ms(), m.chosen_ms()) {
         println!("measured speedup: {:.2}× ({before:.3} ms → {after:.3} ms)", before / after);
