@@ -431,16 +431,39 @@ fn the_clock_overrules_the_estimates_both_ways() {
     assert_eq!(r.ops_after, r.ops_before);
     assert_eq!(r.cost_after, r.cost_before);
 
-    // a clock on which the second candidate wins, and one candidate could not be timed
+    // a clock on which the last candidate wins, twice, and one candidate could not be timed
     let mut r = report.clone();
+    let mut calls = 0;
     let (kept, measured) = saturate_extract::choose_by_clock(&graph, &mut r, 8, |programs| {
+        calls += 1;
+        if calls == 2 {
+            assert_eq!(programs.len(), 2, "the rematch is the input against the winner");
+            return vec![Ok(10.0), Ok(7.0)];
+        }
         (0..programs.len()).map(|i| if i == 1 { Err("did not compile".into()) } else { Ok(10.0 - i as f64) }).collect()
     });
     let last = measured.trials.len() - 1;
     assert_eq!(measured.chosen, last, "{:?}", measured.trials);
     assert_eq!(measured.trials[1].measured_ms, Err("did not compile".to_string()));
+    assert_eq!((measured.input_ms(), measured.chosen_ms()), (Some(10.0), Some(7.0)), "the rematch's times");
     assert_eq!(kept.op_histogram(), r.ops_after);
     assert_eq!(r.cost_after, measured.trials[last].estimate);
+
+    // a winner that loses its rematch is not kept
+    let mut lost = report.clone();
+    let mut calls = 0;
+    let (input_again, m) = saturate_extract::choose_by_clock(&graph, &mut lost, 2, |programs| {
+        calls += 1;
+        if calls == 2 {
+            return vec![Ok(5.0), Ok(6.0)];
+        }
+        (0..programs.len()).map(|i| Ok(10.0 - i as f64)).collect()
+    });
+    assert_eq!(m.chosen, 0);
+    assert!(m.rematch.is_some_and(|r| !r.upheld && r.winner == 2));
+    assert_eq!((m.input_ms(), m.chosen_ms()), (Some(5.0), Some(5.0)));
+    assert!(lost.kept_input);
+    assert_eq!(input_again.op_histogram(), graph.op_histogram());
     // the kept program carries its weights and computes what bert computes
     let inputs = random_inputs(&graph, 3);
     assert_outputs_match("bert, clock's choice", &run(&kept, &inputs).unwrap(), &run(&graph, &inputs).unwrap());
@@ -464,8 +487,17 @@ fn optimize_measures_the_input_and_keeps_the_fastest() {
     assert!(times.iter().all(|&t| t > 0.0));
     let kept: Vec<usize> = (0..programs.len()).filter(|&i| programs[i]["kept"] == true).collect();
     assert_eq!(kept.len(), 1, "{m}");
-    let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
-    assert_eq!(times[kept[0]], fastest, "the fastest is kept: {m}");
+    let fastest = (0..times.len()).min_by(|&a, &b| times[a].total_cmp(&times[b])).unwrap();
+    match m["rematch"].as_object() {
+        // the first round's winner is kept if it beat the input again, else the input
+        Some(r) => {
+            assert_eq!(r["winner"].as_u64(), Some(fastest as u64), "{m}");
+            let upheld = r["upheld"].as_bool().unwrap();
+            assert_eq!(kept[0], if upheld { fastest } else { 0 }, "{m}");
+            assert_eq!(upheld, r["winner_ms"].as_f64() < r["input_ms"].as_f64(), "{m}");
+        }
+        None => assert_eq!((kept[0], fastest), (0, 0), "without a rematch the input won: {m}"),
+    }
     let (before, after) = (m["input_ms"].as_f64().unwrap(), m["optimized_ms"].as_f64().unwrap());
     assert!(after <= before, "never slower by the clock: {m}");
     assert!((m["speedup"].as_f64().unwrap() - before / after).abs() < 1e-9);

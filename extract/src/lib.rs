@@ -18,5 +18,5 @@ pub mod optimize;
 pub mod tree;
 
 pub use choice::Choice;
-pub use measured::{choose_by_clock, Measured, Trial};
+pub use measured::{choose_by_clock, Measured, Rematch, Trial};
 pub use optimize::{optimize, Candidate, ExtractorKind, OptimizeOptions, OptimizeReport};

@@ -4,8 +4,9 @@
 //! [`choose_by_clock`] takes the input program and the `k` best distinct candidates the
 //! extractors found (by estimate, from [`OptimizeReport::candidates`]), has a caller's
 //! clock time them all (in `saturate`, the JIT: compiled once each, timed in interleaved
-//! rounds on the same inputs), and keeps the fastest. The input is always one of the
-//! programs timed, so the result is never slower by that clock than what came in.
+//! rounds on the same inputs), and keeps the fastest, if it beats the input again in a
+//! rematch. The input is always one of the programs timed, so the result is never
+//! slower by that clock than what came in.
 //!
 //! This crate knows nothing of how programs run: the clock is a function from programs
 //! to their median times, and a program it cannot time (it failed to compile, say) is
@@ -26,22 +27,34 @@ pub struct Trial {
 }
 
 /// What the clock found: `trials[0]` is the input, then the candidates, best estimate
-/// first; `chosen` indexes the fastest.
+/// first; `chosen` indexes the program kept.
 #[derive(Debug, Clone)]
 pub struct Measured {
     pub trials: Vec<Trial>,
     pub chosen: usize,
+    /// The winner of the first round timed again against the input, when it was not the
+    /// input.
+    pub rematch: Option<Rematch>,
 }
 
 impl Measured {
-    /// The input's median, in milliseconds, if it could be timed.
+    /// The input's time, in milliseconds, if it could be timed: from the rematch when
+    /// there was one.
     pub fn input_ms(&self) -> Option<f64> {
-        self.trials[0].measured_ms.as_ref().ok().copied()
+        match self.rematch {
+            Some(r) => Some(r.input_ms),
+            None => self.trials[0].measured_ms.as_ref().ok().copied(),
+        }
     }
 
-    /// The kept program's median, in milliseconds.
+    /// The kept program's time, in milliseconds: from the rematch when there was one
+    /// (the input's there, if the winner lost it).
     pub fn chosen_ms(&self) -> Option<f64> {
-        self.trials[self.chosen].measured_ms.as_ref().ok().copied()
+        match self.rematch {
+            Some(r) if r.upheld => Some(r.kept_ms),
+            Some(r) => Some(r.input_ms),
+            None => self.trials[self.chosen].measured_ms.as_ref().ok().copied(),
+        }
     }
 
     /// What extraction alone would have returned: the best estimate, or the input when
@@ -58,14 +71,19 @@ impl Measured {
 /// `clock`, and returns the fastest program, with its weights, and the trials. The report
 /// is updated to describe the program kept.
 ///
-/// `clock` gets the programs in trial order, with their weights, and returns one median
+/// `clock` gets the programs in trial order, with their weights, and returns one time
 /// (ms) or error each. Candidates whose estimate is no better than the input's are
 /// timed too: the estimates are what is in question.
+///
+/// The fastest of several noisy times is biased low (the winner's curse), so a winner
+/// other than the input is timed again against the input alone, in a second call to
+/// `clock`: it is kept only if it wins again, and that rematch gives the speedup
+/// reported ([`Measured::rematch`]).
 pub fn choose_by_clock(
     input: &Graph,
     report: &mut OptimizeReport,
     k: usize,
-    clock: impl FnOnce(&[Graph]) -> Vec<Result<f64, String>>,
+    mut clock: impl FnMut(&[Graph]) -> Vec<Result<f64, String>>,
 ) -> (Graph, Measured) {
     let input_program = input.canonicalize();
     let chosen_candidates: Vec<Candidate> =
@@ -84,10 +102,32 @@ pub fn choose_by_clock(
     for (trial, time) in trials.iter_mut().zip(times) {
         trial.measured_ms = time;
     }
-    let chosen = fastest(&trials);
+    let mut chosen = fastest(&trials);
+    let mut rematch = None;
+    if chosen > 0 && trials[0].measured_ms.is_ok() {
+        let pair = [programs[0].clone(), programs[chosen].clone()];
+        let times = clock(&pair);
+        if let [Ok(input_ms), Ok(kept_ms)] = times[..] {
+            rematch = Some(Rematch { input_ms, kept_ms, winner: chosen, upheld: kept_ms < input_ms });
+            if kept_ms >= input_ms {
+                chosen = 0;
+            }
+        }
+    }
     report.adopt(chosen.checked_sub(1).map(|i| &chosen_candidates[i]));
     let program = programs.swap_remove(chosen);
-    (program, Measured { trials, chosen })
+    (program, Measured { trials, chosen, rematch })
+}
+
+/// The second timing of the first round's winner against the input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rematch {
+    pub input_ms: f64,
+    pub kept_ms: f64,
+    /// The index of the first round's winner in [`Measured::trials`].
+    pub winner: usize,
+    /// Whether it won again (and so is kept).
+    pub upheld: bool,
 }
 
 /// The index of the fastest trial; the input (0) when none could be timed, and on a tie.

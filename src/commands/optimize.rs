@@ -44,7 +44,8 @@ pub struct OptimizeArgs {
     /// `run --optimize`, `bench --optimize` and the GPU targets.
     #[arg(long, value_name = "N")]
     pub measure: Option<usize>,
-    /// Seconds of timing for each program --measure times (in 3 interleaved rounds).
+    /// Seconds of timing for each program --measure times (in 3 interleaved rounds; the
+    /// median of its fastest round counts).
     #[arg(long, default_value_t = 0.6, value_name = "S")]
     pub measure_time: f64,
 }
@@ -157,7 +158,7 @@ pub fn optimize_measured(
         if tty {
             eprint!("\r{:60}\r", "");
         }
-        times.into_iter().map(|t| t.map(|t| t.median_ms).map_err(|e| e.to_string())).collect()
+        times.into_iter().map(|t| t.map(|t| t.best_round_ms).map_err(|e| e.to_string())).collect()
     });
     Ok((program, report, Some(measured)))
 }
@@ -254,7 +255,11 @@ pub fn optimize_cmd(cmd: &OptimizeCmd, args: &OptimizeArgs) -> Result<ExitCode> 
 
 fn print_timings(t: &Timings) {
     let m = &t.measured;
-    println!("\nmeasured on this CPU's JIT ({} thread(s), random inputs, median):", t.threads);
+    println!(
+        "\nmeasured on this CPU's JIT ({} thread(s), random inputs; the median of each program's fastest of {} interleaved rounds):",
+        t.threads,
+        saturate_backend::bench::COMPARE_ROUNDS
+    );
     let width = m.trials.iter().map(|t| t.source.chars().count()).max().unwrap_or(0).max(7);
     println!("  {:<width$} {:>12} {:>12}", "program", "estimate", "measured");
     for (i, trial) in m.trials.iter().enumerate() {
@@ -265,8 +270,17 @@ fn print_timings(t: &Timings) {
         let mark = if i == m.chosen { "  ← kept" } else { "" };
         println!("  {:<width$} {:>12} {:>12}{mark}", trial.source, seconds(trial.estimate), measured);
     }
+    if let Some(r) = m.rematch {
+        println!(
+            "rematch of the fastest against the input: {:.3} ms against {:.3} ms: {}",
+            r.kept_ms,
+            r.input_ms,
+            if r.upheld { "kept" } else { "lost, so the input is kept" }
+        );
+    }
     if let (Some(before), Some(after)) = (m.input_ms(), m.chosen_ms()) {
-        println!("measured speedup: {:.2}× ({before:.3} ms → {after:.3} ms)", before / after);
+        let from = if m.rematch.is_some() { ", from the rematch" } else { "" };
+        println!("measured speedup: {:.2}× ({before:.3} ms → {after:.3} ms{from})", before / after);
         if m.chosen != m.estimated_best() {
             println!(
                 "  (the clock overruled the estimates: their pick measured {})",
@@ -304,6 +318,9 @@ fn timings_json(t: &Timings) -> serde_json::Value {
         "optimized_ms": m.chosen_ms(),
         "speedup": m.input_ms().zip(m.chosen_ms()).map(|(b, a)| b / a),
         "estimates_pick": m.estimated_best(),
+        "rematch": m.rematch.map(|r| json!({
+            "winner": r.winner, "input_ms": r.input_ms, "winner_ms": r.kept_ms, "upheld": r.upheld,
+        })),
         "peer": match &t.peer {
             Some(Ok(p)) => json!({"engine": p.engine, "version": p.version, "median_ms": p.median_ms, "runs": p.runs}),
             Some(Err(e)) => json!({"error": e}),
