@@ -24,9 +24,10 @@ unsafe fn poly<V: Vector>(x: V, coefficients: &[f32]) -> V {
 /// eˣ, as `Math::exp`.
 #[inline(always)]
 pub(crate) unsafe fn exp<V: Vector>(x: V) -> V {
-    // above EXP_HI the scaling by 2ⁿ overflows to inf by itself; the clamp at 100 only
-    // keeps inf (and huge x) out of the reduction; a NaN x stays NaN through it
-    let result = exp_of_clamped(clamp(x, k::EXP_LO, 100.0));
+    // above EXP_HI the scaling by 2ⁿ overflows to inf by itself (from 89, n is 128 and
+    // eʳ > 1.3); the clamp at 89 keeps inf and huge x out of the reduction and n within
+    // `scale_pow2_to128`'s range; a NaN x stays NaN through it
+    let result = exp_reduced(clamp(x, k::EXP_LO, 89.0), |p, n| p.scale_pow2_to128(n));
     V::select(x.lt(V::splat(k::EXP_LO)), V::splat(0.0), result)
 }
 
@@ -37,18 +38,19 @@ pub(crate) unsafe fn exp<V: Vector>(x: V) -> V {
 pub(crate) unsafe fn exp_nonpositive<V: Vector>(x: V, floor: f32) -> V {
     debug_assert!(floor >= k::EXP_LO);
     let lo = V::splat(floor);
-    let result = exp_of_clamped(lo.max_or_second(x));
+    // from `EXP_LO` = −125·ln 2 up to 0, 2ⁿ is a normal f32: one scaling step
+    let result = exp_reduced(lo.max_or_second(x), |p, n| p.scale_pow2_normal(n));
     V::select(x.lt(lo), V::splat(0.0), result)
 }
 
-/// eˣ for x in [`EXP_LO`, 100]: x = n·ln 2 + r, eʳ by Horner's rule, times 2ⁿ (inf
-/// from `EXP_HI` on).
+/// eˣ for x ≥ `EXP_LO`: x = n·ln 2 + r, eʳ by Horner's rule, then `scale(eʳ, n)`,
+/// which multiplies by 2ⁿ (each caller with the cheapest way for its range of n).
 #[inline(always)]
-unsafe fn exp_of_clamped<V: Vector>(x: V) -> V {
+unsafe fn exp_reduced<V: Vector>(x: V, scale: impl Fn(V, V) -> V) -> V {
     let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round();
     let r = n.fnma(V::splat(k::LN2_HI), x);
     let r = n.fnma(V::splat(k::LN2_LO), r);
-    poly(r, &k::EXP).scale_pow2(n)
+    scale(poly(r, &k::EXP), n)
 }
 
 /// ln x, as `Math::log`.

@@ -66,9 +66,12 @@ pub(crate) trait Vector: Copy {
     unsafe fn neg(self) -> Self;
     /// −|self|, one `or` of the sign bit.
     unsafe fn neg_abs(self) -> Self;
-    /// `self · 2ⁿ` for integral `n` in [-252, 254] (AVX-512's `vscalefps`; AVX2 as two
-    /// normal powers of two).
-    unsafe fn scale_pow2(self, n: Self) -> Self;
+    /// `self · 2ⁿ` for integral `n` in [-126, 127], where 2ⁿ is a normal f32
+    /// (AVX-512's `vscalefps`; AVX2 a multiply by 2ⁿ built in the exponent bits).
+    unsafe fn scale_pow2_normal(self, n: Self) -> Self;
+    /// `self · 2ⁿ` for integral `n` in [-125, 128], the range of eˣ's reduction, 2¹²⁸
+    /// included (AVX2: `2·self` times the normal 2ⁿ⁻¹, both steps exact).
+    unsafe fn scale_pow2_to128(self, n: Self) -> Self;
     /// Exponent and mantissa: `self = m · 2ᵉ` with `m` in [0.5, 1), for positive normal
     /// `self`; returns (m, e as f32).
     unsafe fn frexp(self) -> (Self, Self);
@@ -212,8 +215,12 @@ impl Vector for Avx512 {
         Avx512(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(self.0), s)))
     }
     #[inline(always)]
-    unsafe fn scale_pow2(self, n: Self) -> Self {
-        // one instruction, rounded once (as the two multiplies of AVX2 are for normal results)
+    unsafe fn scale_pow2_normal(self, n: Self) -> Self {
+        Avx512(_mm512_scalef_ps(self.0, n.0))
+    }
+    #[inline(always)]
+    unsafe fn scale_pow2_to128(self, n: Self) -> Self {
+        // one instruction, rounded once (as AVX2's two exact steps are for normal results)
         Avx512(_mm512_scalef_ps(self.0, n.0))
     }
     #[inline(always)]
@@ -364,14 +371,15 @@ impl Vector for Avx2 {
         Avx2(_mm256_or_ps(_mm256_set1_ps(-0.0), self.0))
     }
     #[inline(always)]
-    unsafe fn scale_pow2(self, n: Self) -> Self {
-        let ni = _mm256_cvtps_epi32(n.0);
-        let half = _mm256_srai_epi32::<1>(ni);
-        let rest = _mm256_sub_epi32(ni, half);
-        let bias = _mm256_set1_epi32(127);
-        let a = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(half, bias)));
-        let b = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(rest, bias)));
-        Avx2(_mm256_mul_ps(_mm256_mul_ps(self.0, a), b))
+    unsafe fn scale_pow2_normal(self, n: Self) -> Self {
+        let biased = _mm256_add_epi32(_mm256_cvtps_epi32(n.0), _mm256_set1_epi32(127));
+        Avx2(_mm256_mul_ps(self.0, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased))))
+    }
+    #[inline(always)]
+    unsafe fn scale_pow2_to128(self, n: Self) -> Self {
+        let biased = _mm256_add_epi32(_mm256_cvtps_epi32(n.0), _mm256_set1_epi32(126));
+        let twice = _mm256_add_ps(self.0, self.0);
+        Avx2(_mm256_mul_ps(twice, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased))))
     }
     #[inline(always)]
     unsafe fn frexp(self) -> (Self, Self) {
