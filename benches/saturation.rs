@@ -7,7 +7,7 @@
 //!
 //! Run: `cargo bench --bench saturation` (add `-- --runs N` for more runs).
 
-use saturate_costmodels::{cpu, gpu, CostModel};
+use saturate_costmodels::{gpu, CostModel};
 use saturate_egraph::Graph;
 use saturate_extract::{optimize, OptimizeOptions};
 use saturate_rewrites::Library;
@@ -46,7 +46,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let runs: usize = std::env::args().skip_while(|a| a != "--runs").nth(1).and_then(|n| n.parse().ok()).unwrap_or(3);
     let library = Library::builtin().expect("built-in rules");
-    let cpu_model = cpu::host_model().expect("cpu calibration");
+    let cpu_model = saturate_backend::calibrate::host_model(&mut |_| {}).expect("cpu calibration");
     let models: [(&str, Box<dyn CostModel>); 2] = [("cpu", Box::new(cpu_model)), ("gpu-v100", Box::new(gpu::v100()))];
     println!(
         "saturate: {} directed rules ({} multi-pattern); Tensat: {TENSAT_RULES} ({:.1}× as many here)",

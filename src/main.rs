@@ -98,6 +98,27 @@ enum Command {
         /// the project's Python environment (scripts/python-env).
         #[arg(long, value_name = "ENGINE")]
         compare: Option<String>,
+        /// Draw the e-graph's growth per iteration and the measured candidates' estimate
+        /// against their time into FILE.svg.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
+    /// Draw reports of `optimize --json` (one or a whole suite's) as an SVG picture.
+    #[command(long_about = "Draw one or more reports written by `saturate optimize --json` into an SVG \
+        picture: the e-graph's growth per iteration of saturation, and each measured candidate's \
+        estimated cost against its measured time (in ms for one report, relative to each model's input \
+        for several), with the diagonal where estimate and clock agree. benches/fidelity draws its suite \
+        this way.")]
+    Plot {
+        /// Reports written by `saturate optimize --json` (with --measure, for the right panel).
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// The picture to write (.svg).
+        #[arg(short, long, value_name = "FILE.svg")]
+        output: PathBuf,
+        /// Overwrite the picture if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// List the rewrite rules (name, theme, sides, guards), or the guards and functions rules can use.
     Rules {
@@ -123,8 +144,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure this CPU (GEMM rate, loop rate, memory bandwidth) for the cpu cost model.
-    Calibrate,
+    /// Time this backend's kernels on this CPU, on a grid of shapes, for the cpu cost model.
+    #[command(long_about = "Time this backend's own kernels on this CPU over a grid of shapes (products \
+        by M, N and K; 1×1 and 3×3 convolutions by channels and size; every elementwise op in a loop; \
+        loops and copies by size; row kernels and windows by shape) for the measured cpu cost model, \
+        which interpolates between the points. Takes well under a minute, on one thread. The result is \
+        cached (in $SATURATE_CACHE_DIR, default ~/.cache/saturate), keyed by the CPU and the version of \
+        the backend's kernels: `optimize` measures once by itself when the cache is missing or stale, \
+        and this command measures again.")]
+    Calibrate {
+        /// Print the whole table as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Differential fuzzing: random graphs, compiled and optimized, against the interpreter.
     #[command(long_about = "Generate random well-shaped graphs over every op of the language \
         (broadcasting, size-1 and odd-sized axes), and check for each that the compiled program, the \
@@ -295,7 +327,7 @@ fn main() -> ExitCode {
         Command::Convert { model, dims, output, force } => {
             commands::convert::convert(&model, &dims.map(), &output, force)
         }
-        Command::Optimize { model, dims, opt, output, force, json, threads, compare } => {
+        Command::Optimize { model, dims, opt, output, force, json, threads, compare, plot } => {
             let cmd = commands::optimize::OptimizeCmd {
                 model: &model,
                 dims: dims.map(),
@@ -304,12 +336,14 @@ fn main() -> ExitCode {
                 json,
                 threads: threads.unwrap_or_else(all_cores),
                 compare: compare.as_deref(),
+                plot: plot.as_deref(),
             };
             commands::optimize::optimize_cmd(&cmd, &opt)
         }
+        Command::Plot { reports, output, force } => commands::plot::plot_cmd(&reports, &output, force),
         Command::Rules { opt, json, guards, functions } => commands::rules::rules(&opt, json, guards, functions),
         Command::Ops { json } => commands::ops::ops(json),
-        Command::Calibrate => commands::optimize::calibrate(),
+        Command::Calibrate { json } => commands::optimize::calibrate(json),
         Command::Fuzz { cases, seed, time, save, json } => {
             commands::fuzz::fuzz(commands::fuzz::FuzzArgs { cases, seed, time, save: save.as_deref(), json })
         }

@@ -254,12 +254,15 @@ fn cum_sum_runs_forward_backward_inclusive_exclusive() {
     }
 }
 
+/// A GatherND case: batch dims, index shape, indices, expected output.
+type GatherNdCase<'a> = (i64, &'a [i64], &'a [i64], &'a [f32]);
+
 /// GatherND with batch dims (its node test of them is int32), negative indices counting
 /// from the end, on the interpreter and the JIT.
 #[test]
 fn gather_nd_with_batch_dims_and_negative_indices() {
     let data: Vec<f32> = (0..8).map(|v| v as f32).collect();
-    let cases: [(i64, &[i64], &[i64], &[f32]); 3] = [
+    let cases: [GatherNdCase; 3] = [
         (1, &[2, 1], &[1, 0], &[2.0, 3.0, 4.0, 5.0]),
         (1, &[2, 1], &[-1, -2], &[2.0, 3.0, 4.0, 5.0]),
         (0, &[2, 2], &[1, -1, 0, 0], &[6.0, 7.0, 0.0, 1.0]),

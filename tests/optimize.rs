@@ -528,3 +528,86 @@ fn measuring_options_that_cannot_work_are_clear_errors() {
     let res = saturate(&["optimize", model, "--compare", "onnxruntime", "--measure", "0"]);
     assert_clean_failure(&res, &["--compare", "--measure of 1 or more"]);
 }
+
+/// `saturate calibrate` measures the backend's kernels into a cache keyed by host and
+/// kernel version; `optimize` uses that cache, and measures again when the version in
+/// it is not this build's.
+#[test]
+fn the_measured_model_is_calibrated_once_and_again_when_the_kernels_change() {
+    let cache = tempfile::tempdir().unwrap();
+    let model = "examples/transformer_layer/model.onnx";
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_saturate"))
+            .args(args)
+            .env("SATURATE_CACHE_DIR", cache.path())
+            .output()
+            .expect("saturate runs")
+    };
+    let calibrated = run(&["calibrate", "--json"]);
+    assert!(calibrated.status.success(), "{}", String::from_utf8_lossy(&calibrated.stderr));
+    let table: saturate_costmodels::Table = serde_json::from_slice(&calibrated.stdout).expect("the table as JSON");
+    assert!(table.is_complete() && table.points() > 200, "{} points", table.points());
+    assert!(table.calibration_seconds < 60.0, "calibration took {:.1} s", table.calibration_seconds);
+    // a GEMV runs below the products' best rate: the grid sees what a roofline cannot
+    let best = table.products.seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(table.products.at(&[1.0, 1024.0, 1024.0]) > 1.5 * best, "GEMV as fast as the best product?");
+    let path = cache.path().join("cpu-kernels.json");
+    assert!(path.exists());
+
+    let message = "timing this backend's kernels";
+    let cached = run(&["optimize", model, "--measure", "0"]);
+    assert!(cached.status.success(), "{}", String::from_utf8_lossy(&cached.stderr));
+    assert!(!String::from_utf8_lossy(&cached.stderr).contains(message), "calibrated again with a fresh cache");
+
+    let stale = serde_json::to_string(&saturate_costmodels::Table { kernels: "0.0.0-older".into(), ..table }).unwrap();
+    std::fs::write(&path, stale).unwrap();
+    let again = run(&["optimize", model, "--measure", "0"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(String::from_utf8_lossy(&again.stderr).contains(message), "a stale cache was used");
+    let table: saturate_costmodels::Table = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_ne!(table.kernels, "0.0.0-older", "the new calibration replaces the stale one");
+}
+
+/// `optimize --plot` draws its report; `saturate plot` draws saved reports, and refuses
+/// what is not a report, a picture name that is not `.svg`, and an existing picture.
+#[test]
+fn reports_are_drawn_as_svg_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("small.onnx");
+    small_model().write(&model);
+    let (svg, report) = (dir.path().join("small.svg"), dir.path().join("small.json"));
+    let out = saturate(&[
+        "optimize",
+        model.to_str().unwrap(),
+        "--measure",
+        "1",
+        "--measure-time",
+        "0.05",
+        "--json",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&report, &out.stdout).unwrap();
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        picture.starts_with("<svg") && picture.contains("e-graph growth"),
+        "{}",
+        &picture[..200.min(picture.len())]
+    );
+    // the input and the candidate, and two legend marks
+    assert!(picture.matches("<circle").count() >= 3, "no measured programs drawn");
+
+    let suite = dir.path().join("suite.svg");
+    let drawn = saturate(&["plot", report.to_str().unwrap(), report.to_str().unwrap(), "-o", suite.to_str().unwrap()]);
+    assert!(drawn.status.success(), "{}", String::from_utf8_lossy(&drawn.stderr));
+    assert!(stdout(&drawn).contains("2 reports"), "{}", stdout(&drawn));
+    let again = saturate(&["plot", report.to_str().unwrap(), "-o", suite.to_str().unwrap()]);
+    assert_clean_failure(&again, &["already exists", "--force"]);
+    let not_svg = saturate(&["plot", report.to_str().unwrap(), "-o", dir.path().join("x.png").to_str().unwrap()]);
+    assert_clean_failure(&not_svg, &["SVG"]);
+    let not_report = dir.path().join("other.json");
+    std::fs::write(&not_report, "{\"a\": 1}").unwrap();
+    let wrong = saturate(&["plot", not_report.to_str().unwrap(), "-o", dir.path().join("y.svg").to_str().unwrap()]);
+    assert_clean_failure(&wrong, &["not an optimize --json report"]);
+}

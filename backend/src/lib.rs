@@ -13,6 +13,8 @@
 //!   widest vectors (AVX-512, AVX2) instead, where it has them;
 //! - [`gemm`] runs matrix products through the `gemm` crate;
 //! - [`memory`] places run-time buffers in one arena, reusing space by liveness;
+//! - [`calibrate`] times the backend's own kernels on a grid of shapes, for the
+//!   measured cost model;
 //! - [`runtime`] runs the steps, splitting big loops across a team of spinning threads
 //!   (`team.rs`), reading inputs and writing outputs where the caller holds them
 //!   ([`Executable::run_into`]).
@@ -31,6 +33,7 @@
 //! ```
 
 pub mod bench;
+pub mod calibrate;
 pub mod error;
 pub mod gather;
 pub mod gemm;

@@ -22,14 +22,18 @@
 //! register it in [`model_for`]. What an op costs in FLOPs and bytes is [`work`](mod@work),
 //! shared by all models.
 //!
-//! - [`cpu`]: the host, with rates measured once and cached (`saturate calibrate`);
+//! - [`cpu`]: the host's roofline, with rates measured once and cached;
+//! - [`measured`]: the host's measured model, the backend's own kernels timed on a grid
+//!   of shapes (`saturate calibrate`) and interpolated — what `--target cpu` uses;
 //! - [`gpu`]: V100 and H100, from their published peak rates and bandwidths.
 
 pub mod cpu;
 pub mod gpu;
+pub mod measured;
 pub mod program;
 
-pub use program::{program_cost, Fusion};
+pub use measured::{MeasuredCpu, Table};
+pub use program::{program_cost, program_cost_with, Fusion, Prices};
 pub use saturate_egraph::work::{self, work, Kind, NodeInfo, Work};
 
 use saturate_egraph::Graph;

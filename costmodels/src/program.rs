@@ -104,51 +104,93 @@ impl Fusion {
     }
 }
 
+/// What a model charges for the kernels of a program, for [`program_cost_with`].
+pub trait Prices {
+    /// A node that runs as a kernel of its own (not an elementwise loop member), launch
+    /// included. `feeds_loop` says its one reader is a run-time elementwise loop (and it
+    /// is no output), which can take over its last pass (a convolution's bias).
+    fn kernel(&self, info: &NodeInfo, w: &Work, feeds_loop: bool) -> f64;
+    /// The arithmetic of an elementwise node as one member of a fused loop.
+    fn loop_arithmetic(&self, info: &NodeInfo, w: &Work) -> f64;
+    /// A fused loop whose members' arithmetic adds up to `arithmetic` seconds and which
+    /// reads and writes `bytes`, launch included.
+    fn loop_time(&self, arithmetic: f64, bytes: f64) -> f64;
+    /// What every run costs besides its kernels.
+    fn run_overhead(&self) -> f64 {
+        0.0
+    }
+}
+
+impl Prices for Roofline {
+    fn kernel(&self, _: &NodeInfo, w: &Work, _: bool) -> f64 {
+        match w.kind {
+            Kind::Source | Kind::View | Kind::Elementwise => 0.0,
+            Kind::Copy | Kind::Reduction => {
+                self.kernel_time(w.flops, w.bytes_in + w.bytes_out, self.vector_flops, self.launch)
+            }
+            Kind::Gemm => self.kernel_time(w.flops, w.bytes_in + w.bytes_out, self.gemm_flops, self.launch),
+        }
+    }
+
+    fn loop_arithmetic(&self, _: &NodeInfo, w: &Work) -> f64 {
+        w.flops / self.vector_flops
+    }
+
+    fn loop_time(&self, arithmetic: f64, bytes: f64) -> f64 {
+        arithmetic.max(bytes / self.bandwidth) + self.launch
+    }
+}
+
 /// The cost of `graph` on `r`, in seconds.
 pub fn program_cost(r: &Roofline, graph: &Graph) -> saturate_egraph::Result<f64> {
+    program_cost_with(r, graph)
+}
+
+/// The cost of `graph` under `prices`, in seconds: kernels one by one, each fused loop
+/// once.
+pub fn program_cost_with(prices: &dyn Prices, graph: &Graph) -> saturate_egraph::Result<f64> {
     let metas = graph.metas()?; // types only: the weights' data may not be attached yet
     let n = graph.expr.len();
     let nodes = graph.expr.as_ref();
     let is_tensor = |i: usize| matches!(metas[i], Meta::Tensor(_));
     let fusion = Fusion::of(graph, &metas);
 
-    // price: kernels one by one, groups as one loop
-    let mut total = 0.0;
-    let mut group_flops = vec![0.0; n];
+    let mut total = prices.run_overhead();
+    let mut group_arithmetic = vec![0.0; n];
     let mut group_bytes = vec![0.0; n];
     let mut is_group = vec![false; n];
     let bytes_of = |i: usize| metas[i].tensor().map_or(0.0, |t| (t.numel() * t.dtype.byte_size()) as f64);
     for (i, node) in nodes.iter().enumerate() {
         let Some(w) = fusion.works[i] else { continue };
-        if fusion.constant[i] {
+        if fusion.constant[i] || matches!(w.kind, Kind::Source | Kind::View) {
             continue;
         }
-        match w.kind {
-            Kind::Source | Kind::View => {}
-            Kind::Elementwise => {
-                let g = fusion.group_of(i);
-                is_group[g] = true;
-                group_flops[g] += w.flops;
-                // reads from outside the group; writes if used outside it
-                for &c in node.children() {
-                    let c = usize::from(c);
-                    if is_tensor(c) && fusion.group_of(c) != g {
-                        group_bytes[g] += bytes_of(c);
-                    }
-                }
-                if fusion.sole_consumer[i].is_none_or(|consumer| fusion.group_of(consumer) != g) {
-                    group_bytes[g] += bytes_of(i);
-                }
+        let Some(output) = metas[i].tensor() else { continue };
+        let info =
+            NodeInfo { node, output, children: node.children().iter().map(|&c| &metas[usize::from(c)]).collect() };
+        if w.kind != Kind::Elementwise {
+            let is_output = graph.outputs.iter().any(|p| usize::from(p.id) == i);
+            let feeds_loop = !is_output && fusion.sole_consumer[i].is_some_and(|c| fusion.is_loop_element(c));
+            total += prices.kernel(&info, &w, feeds_loop);
+            continue;
+        }
+        let g = fusion.group_of(i);
+        is_group[g] = true;
+        group_arithmetic[g] += prices.loop_arithmetic(&info, &w);
+        // reads from outside the group; writes if used outside it
+        for &c in node.children() {
+            let c = usize::from(c);
+            if is_tensor(c) && fusion.group_of(c) != g {
+                group_bytes[g] += bytes_of(c);
             }
-            Kind::Copy | Kind::Reduction => {
-                total += r.kernel_time(w.flops, w.bytes_in + w.bytes_out, r.vector_flops, r.launch)
-            }
-            Kind::Gemm => total += r.kernel_time(w.flops, w.bytes_in + w.bytes_out, r.gemm_flops, r.launch),
+        }
+        if fusion.sole_consumer[i].is_none_or(|consumer| fusion.group_of(consumer) != g) {
+            group_bytes[g] += bytes_of(i);
         }
     }
     for g in 0..n {
         if is_group[g] {
-            total += r.kernel_time(group_flops[g], group_bytes[g], r.vector_flops, r.launch);
+            total += prices.loop_time(group_arithmetic[g], group_bytes[g]);
         }
     }
     Ok(total)

@@ -10,6 +10,7 @@ pub mod fuzz;
 pub mod info;
 pub mod ops;
 pub mod optimize;
+pub mod plot;
 pub mod rules;
 pub mod run;
 

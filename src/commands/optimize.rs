@@ -3,7 +3,8 @@
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, ValueEnum};
-use saturate_costmodels::{cpu, model_for};
+use saturate_backend::calibrate;
+use saturate_costmodels::cpu;
 use saturate_egraph::{sexp, Graph};
 use saturate_extract::{choose_by_clock, optimize, ExtractorKind, Measured, OptimizeOptions, OptimizeReport};
 use saturate_rewrites::{Library, Limits};
@@ -165,7 +166,7 @@ pub fn optimize_measured(
 
 pub fn optimize_graph(graph: &Graph, args: &OptimizeArgs) -> Result<(Graph, OptimizeReport)> {
     let library = args.library()?;
-    let model = model_for(&args.target).map_err(|e| anyhow!(e))?;
+    let model = model_for_target(&args.target)?;
     let options = args.options()?;
     let tty = std::io::stderr().is_terminal();
     let progress = move |it: &saturate_rewrites::saturate::IterationReport| {
@@ -192,6 +193,8 @@ pub struct OptimizeCmd<'a> {
     pub threads: usize,
     /// A peer engine to time the input on (`--compare onnxruntime`).
     pub compare: Option<&'a str>,
+    /// Draw the e-graph's growth and the candidates' estimates against the clock here.
+    pub plot: Option<&'a Path>,
 }
 
 /// The clock's findings for the report: the trials, and the peer's time or why not.
@@ -207,6 +210,9 @@ pub fn optimize_cmd(cmd: &OptimizeCmd, args: &OptimizeArgs) -> Result<ExitCode> 
             bail!("{}: the output must be a .sexp or .onnx file", out.display());
         }
         super::refuse_overwrite(out, cmd.force)?;
+    }
+    if let Some(plot) = cmd.plot {
+        super::plot::check_output(plot, cmd.force)?;
     }
     if let Some(peer) = cmd.compare {
         if !saturate_verify::peer::PEERS.contains(&peer) {
@@ -233,9 +239,13 @@ pub fn optimize_cmd(cmd: &OptimizeCmd, args: &OptimizeArgs) -> Result<ExitCode> 
             _ => sexp::write_file(&optimized, out)?,
         }
     }
+    let mut value = report_json(cmd.model, &report);
+    value["measured"] = timings.as_ref().map_or(serde_json::Value::Null, timings_json);
+    if let Some(plot) = cmd.plot {
+        let name = cmd.model.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        super::plot::draw(&[super::plot::Report::from_json(&name, &value)?], plot)?;
+    }
     if cmd.json {
-        let mut value = report_json(cmd.model, &report);
-        value["measured"] = timings.as_ref().map_or(serde_json::Value::Null, timings_json);
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print_report(cmd.model, &report);
@@ -248,6 +258,9 @@ pub fn optimize_cmd(cmd: &OptimizeCmd, args: &OptimizeArgs) -> Result<ExitCode> 
         }
         if let Some(out) = cmd.output {
             println!("\nwrote {}", out.display());
+        }
+        if let Some(plot) = cmd.plot {
+            println!("drew {}", plot.display());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -421,15 +434,79 @@ fn report_json(model: &Path, r: &OptimizeReport) -> serde_json::Value {
     })
 }
 
-pub fn calibrate() -> Result<ExitCode> {
-    eprintln!("measuring this CPU (one core)…");
-    let cal = cpu::calibrate().map_err(|e| anyhow!(e))?;
-    let r = &cal.roofline;
-    println!("{}", cal.cpu);
-    println!("  GEMM        {:.1} GFLOP/s", r.gemm_flops / 1e9);
-    println!("  elementwise {:.1} GFLOP/s", r.vector_flops / 1e9);
-    println!("  bandwidth   {:.1} GB/s", r.bandwidth / 1e9);
-    println!("  launch      {:.1} µs", r.launch * 1e6);
-    println!("saved to {}", cpu::cache_path().display());
+pub fn calibrate(json: bool) -> Result<ExitCode> {
+    eprintln!("timing this backend's kernels on this CPU (one thread)…");
+    let roofline = cpu::calibrate().map_err(|e| anyhow!(e))?.roofline;
+    let table = calibrate::calibrate(&mut progress_bar()).map_err(|e| anyhow!(e))?;
+    let path = calibrate::save(&table).map_err(|e| anyhow!(e))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&table)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let t = &table;
+    let gflops = |seconds_per_flop: f64| 1e-9 / seconds_per_flop;
+    let peak = t.products.seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    let stream = |bytes: f64| 1e-9 / t.streams.at(&[bytes]);
+    let per_element = |op: &str| t.elementwise.get(op).map_or("–".to_string(), |s| format!("{:.2} ns", s * 1e9));
+    println!("{}", t.host);
+    println!("  kernels      {}", t.kernels);
+    println!("  measured     {} points in {:.1} s", t.points(), t.calibration_seconds);
+    println!(
+        "  products     {:.1} GFLOP/s at best, {:.1} as GEMV (1×1024·1024×1024), {:.1} at 64×128·128×128",
+        gflops(peak),
+        gflops(t.products.at(&[1.0, 1024.0, 1024.0])),
+        gflops(t.products.at(&[64.0, 128.0, 128.0]))
+    );
+    println!(
+        "  convolution  3×3 64→64 on 56²: {:.1} GFLOP/s, 1×1: {:.1}",
+        gflops(t.convolutions["spatial"].at(&[64.0, 3136.0, 576.0])),
+        gflops(t.convolutions["pointwise"].at(&[64.0, 3136.0, 64.0]))
+    );
+    println!(
+        "  loops        {:.1} GB/s in L1, {:.1} GB/s from memory; an op in a chain: add {}, exp {}, tanh {}, erf {}",
+        stream(8192.0 * 8.0),
+        stream(2.5e8),
+        per_element("add"),
+        per_element("exp"),
+        per_element("tanh"),
+        per_element("erf")
+    );
+    println!("  launch       {:.2} µs a kernel, {:.2} µs a run", t.launch * 1e6, t.run_overhead * 1e6);
+    println!(
+        "  roofline     GEMM {:.1} GFLOP/s, loops {:.1} GFLOP/s, {:.1} GB/s",
+        roofline.gemm_flops / 1e9,
+        roofline.vector_flops / 1e9,
+        roofline.bandwidth / 1e9
+    );
+    if !t.unmeasured.is_empty() {
+        let names: Vec<&str> = t.unmeasured.keys().map(String::as_str).collect();
+        println!("  not measured (priced by the roofline): {}", names.join(", "));
+    }
+    println!("saved to {}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on stderr (drawn only on a terminal) for a calibration.
+fn progress_bar() -> impl FnMut(calibrate::Progress) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("  {bar:30} {pos}/{len} {wide_msg}").expect("the template is valid"),
+    );
+    move |p: calibrate::Progress| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(p.what.to_string());
+        if p.done + 1 >= p.total {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The cost model of `target`; for the cpu, the measured one, calibrated first if this
+/// host has no calibration for these kernels.
+pub fn model_for_target(target: &str) -> Result<Box<dyn saturate_costmodels::CostModel>> {
+    if target == "cpu" && calibrate::cached().is_none() {
+        eprintln!("timing this backend's kernels for the cpu cost model (once for this CPU and build; `saturate calibrate` redoes it)…");
+    }
+    calibrate::model_for(target, &mut progress_bar()).map_err(|e| anyhow!(e))
 }
