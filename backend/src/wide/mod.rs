@@ -128,6 +128,55 @@ pub struct LoopProgram {
     direct: Vec<Option<usize>>,
     /// (op, strides) of each output; the inner stride is 1.
     outputs: Vec<(usize, Vec<isize>)>,
+    /// Outputs are written past the caches (see [`streams`]): every op computes into a
+    /// slot, and the outputs are copied out of the slots by non-temporal stores.
+    stream: bool,
+}
+
+/// Whether a loop writing `bytes` should store them past the caches. An ordinary store
+/// first reads the line it writes (to own it), so a loop over memory moves three bytes
+/// for every two it means to; a non-temporal store does not, but leaves nothing in the
+/// cache for the next kernel, which pays off only where the output would not have stayed
+/// there anyway: beyond three quarters of the last-level cache. On Zen 5 relu over 34 MB
+/// ran at 37 GB/s (66 % of a plain copy) with ordinary stores.
+fn streams(bytes: usize) -> bool {
+    static THRESHOLD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    bytes >= *THRESHOLD.get_or_init(|| last_level_cache().unwrap_or(32 << 20) / 4 * 3)
+}
+
+/// An op a loop over memory does not notice: where every op is one, the loop runs at
+/// the memory's pace and streaming its stores pays. Where one is a transcendental
+/// function, a core with one thread is not bandwidth-bound and non-temporal stores
+/// measured slower (Zen 5, 34 MB, one thread: exp 1.66 → 1.77 ms, tanh 1.59 → 1.85,
+/// SiLU 1.63 → 2.04, against relu 1.95 → 1.41 and a bias add 2.20 → 2.05).
+fn is_light(op: &Op) -> bool {
+    use UnaryOp as U;
+    match op {
+        Op::Load(_) | Op::Const(_) => true,
+        Op::Unary(u, _) => matches!(
+            u.op,
+            U::Neg | U::Abs | U::Relu | U::LeakyRelu | U::Clip | U::HardSigmoid | U::Floor | U::Ceil | U::Round
+        ),
+        Op::Binary(b, ..) => matches!(b, Binary::Add | Binary::Sub | Binary::Mul | Binary::Max | Binary::Min),
+    }
+}
+
+/// The size of the last-level cache, from Linux's sysfs.
+fn last_level_cache() -> Option<usize> {
+    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    let sizes = std::fs::read_dir(dir).ok()?.flatten().filter_map(|entry| {
+        let text = std::fs::read_to_string(entry.path().join("size")).ok()?;
+        let text = text.trim();
+        let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+        let scale = match unit {
+            "K" => 1 << 10,
+            "M" => 1 << 20,
+            "" => 1,
+            _ => return None,
+        };
+        Some(digits.parse::<usize>().ok()? * scale)
+    });
+    sizes.max()
 }
 
 /// Whether the wide kernels implement this unary function.
@@ -192,11 +241,22 @@ impl LoopProgram {
                 _ => None,
             })
             .collect::<Option<Vec<Op>>>()?;
+        let written = spec.dims.iter().product::<usize>() * 4 * spec.outputs.len();
+        if ops.iter().all(is_light) && streams(written) {
+            if let Some(program) = Self::build(spec, isa, ops.clone(), true) {
+                return Some(program);
+            }
+        }
+        Self::build(spec, isa, ops, false)
+    }
+
+    fn build(spec: &LoopSpec, isa: Isa, ops: Vec<Op>, stream: bool) -> Option<LoopProgram> {
         // each computed op written into its first output directly (later ops read it
-        // there); any other output of the same op copies it at the end of the tile
+        // there), unless the outputs stream; any other output copies it at the end of
+        // the tile
         let mut direct = vec![None; ops.len()];
         for (k, o) in spec.outputs.iter().enumerate() {
-            if matches!(ops[o.expr], Op::Unary(..) | Op::Binary(..)) && direct[o.expr].is_none() {
+            if !stream && matches!(ops[o.expr], Op::Unary(..) | Op::Binary(..)) && direct[o.expr].is_none() {
                 direct[o.expr] = Some(k);
             }
         }
@@ -243,6 +303,7 @@ impl LoopProgram {
             slot,
             direct,
             outputs: spec.outputs.iter().map(|o| (o.expr, o.strides.clone())).collect(),
+            stream,
         })
     }
 }
@@ -281,7 +342,6 @@ unsafe fn run_with<V: vector::Vector>(p: &LoopProgram, args: *const *mut u8, beg
     let mut scratch = [[0f32; TILE]; SLOTS];
     let mut vals = [Val::Scalar(0.0); MAX_OPS];
     let mut bases = [std::ptr::null_mut::<f32>(); MAX_BUFFERS];
-    let mut index = [0usize; MAX_RANK];
     // the addresses of element `index` (all dims but the inner one) of every buffer
     let bind = |index: &[usize], bases: &mut [*mut f32; MAX_BUFFERS]| {
         for (k, base) in bases.iter_mut().enumerate().take(buffers) {
@@ -294,8 +354,9 @@ unsafe fn run_with<V: vector::Vector>(p: &LoopProgram, args: *const *mut u8, beg
         // the one dimension is split across threads itself
         bind(&[], &mut bases);
         unsafe { tiles::<V>(p, &bases, begin, end, &mut scratch, &mut vals) };
-        return;
+        return fence(p);
     }
+    let mut index = [0usize; MAX_RANK];
     for outer in begin..end {
         index[0] = outer;
         index[1..rank - 1].iter_mut().for_each(|i| *i = 0);
@@ -306,6 +367,18 @@ unsafe fn run_with<V: vector::Vector>(p: &LoopProgram, args: *const *mut u8, beg
                 break;
             }
         }
+    }
+    fence(p)
+}
+
+/// After streaming stores, which are weakly ordered: before whoever reads them is told
+/// they are done.
+#[inline(always)]
+fn fence(p: &LoopProgram) {
+    #[cfg(target_arch = "x86_64")]
+    if p.stream {
+        // SAFETY: every x86-64 has SSE
+        unsafe { std::arch::x86_64::_mm_sfence() };
     }
 }
 
@@ -395,10 +468,30 @@ unsafe fn tile<V: vector::Vector>(
         }
         let dst = unsafe { bases[n_ops + k].add(start) };
         match vals[*op] {
+            Val::Tile(src) if p.stream => unsafe { stream_copy::<V>(src, dst, len) },
             Val::Tile(src) => unsafe { std::ptr::copy(src, dst, len) },
             Val::Scalar(v) => (0..len).for_each(|j| unsafe { *dst.add(j) = v }),
         }
     }
+}
+
+/// Copies `len` elements by non-temporal stores, those before the first address
+/// aligned to a vector and after the last whole vector by ordinary ones.
+#[inline(always)]
+unsafe fn stream_copy<V: vector::Vector>(src: *const f32, dst: *mut f32, len: usize) {
+    let align = V::LANES * std::mem::size_of::<f32>();
+    let misaligned = dst as usize % align;
+    if misaligned % std::mem::size_of::<f32>() != 0 {
+        return unsafe { std::ptr::copy(src, dst, len) };
+    }
+    let head = if misaligned == 0 { 0 } else { ((align - misaligned) / 4).min(len) };
+    unsafe { std::ptr::copy(src, dst, head) };
+    let mut j = head;
+    while j + V::LANES <= len {
+        unsafe { V::load(src.add(j)).stream(dst.add(j)) };
+        j += V::LANES;
+    }
+    unsafe { std::ptr::copy(src.add(j), dst.add(j), len - j) };
 }
 
 // No closures below: a closure does not inherit its caller's `#[target_feature]`, so the
@@ -619,6 +712,57 @@ unsafe fn binary<V: vector::Vector>(op: Binary, a: Val, b: Val, dst: *mut f32, l
             Binary::Max => go::<V, Max>(a, b, dst, len),
             Binary::Min => go::<V, Min>(a, b, dst, len),
             other => unreachable!("{other:?} is not a wide function (Program::new checks)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loops::{Operand, Output};
+
+    /// `relu(x) + y` over `dims`, contiguous, and `relu(x)` as a second output.
+    fn spec(dims: &[usize]) -> LoopSpec {
+        let strides: Vec<isize> = (0..dims.len()).map(|d| dims[d + 1..].iter().product::<usize>() as isize).collect();
+        let operand = Operand { dtype: DType::F32, strides: strides.clone() };
+        LoopSpec {
+            dims: dims.to_vec(),
+            operands: vec![operand.clone(), operand],
+            exprs: vec![
+                Expr::Load(0),
+                Expr::Load(1),
+                Expr::Unary(crate::loops::Unary::of(UnaryOp::Relu), 0),
+                Expr::Binary(Binary::Add, 2, 1),
+            ],
+            outputs: vec![Output { expr: 3, strides: strides.clone() }, Output { expr: 2, strides }],
+        }
+    }
+
+    #[test]
+    fn streamed_stores_write_what_ordinary_ones_do() {
+        let Some(isa) = Isa::detect() else { return };
+        for dims in [vec![1000], vec![7, 333], vec![3, 2, 1029]] {
+            let spec = spec(&dims);
+            let ops = |spec: &LoopSpec| LoopProgram::new(spec, isa).expect("a wide program").ops;
+            let streamed = LoopProgram::build(&spec, isa, ops(&spec), true).unwrap();
+            let ordinary = LoopProgram::build(&spec, isa, ops(&spec), false).unwrap();
+            assert!(streamed.stream && !ordinary.stream);
+            let n: usize = dims.iter().product();
+            // outputs one element past an aligned address: the head and tail take
+            // ordinary stores, the middle streams
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let y: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let run = |p: &LoopProgram| {
+                let mut out = vec![vec![0f32; n + 17]; 2];
+                let mut args: Vec<*mut u8> = vec![x.as_ptr() as *mut u8, y.as_ptr() as *mut u8];
+                args.extend(out.iter_mut().map(|o| o[1..].as_mut_ptr().cast::<u8>()));
+                unsafe { Program::Loop(p.clone()).run(args.as_ptr(), 0, dims[0]) };
+                out
+            };
+            let (a, b) = (run(&streamed), run(&ordinary));
+            assert_eq!(a, b, "dims {dims:?}");
+            assert!((a[0][1] - (x[0].max(0.0) + y[0])).abs() < 1e-6 && a[1][n] == x[n - 1].max(0.0));
+            assert!(a[0][0] == 0.0 && a[0][n + 1] == 0.0, "wrote outside its output");
         }
     }
 }

@@ -22,6 +22,8 @@ pub(crate) trait Vector: Copy {
     unsafe fn splat(v: f32) -> Self;
     unsafe fn load(p: *const f32) -> Self;
     unsafe fn store(self, p: *mut f32);
+    /// Stores past the caches (a non-temporal store); `p` is aligned to the vector.
+    unsafe fn stream(self, p: *mut f32);
     /// The first `n` elements from `p` (`n` < `LANES`), the other lanes `fill`; reads
     /// nothing past them (a masked load, which never faults on the masked lanes).
     unsafe fn load_first(p: *const f32, n: usize, fill: f32) -> Self;
@@ -115,6 +117,10 @@ impl Vector for Avx512 {
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
         _mm512_storeu_ps(p, self.0)
+    }
+    #[inline(always)]
+    unsafe fn stream(self, p: *mut f32) {
+        _mm512_stream_ps(p, self.0)
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {
@@ -275,6 +281,10 @@ impl Vector for Avx2 {
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
         _mm256_storeu_ps(p, self.0)
+    }
+    #[inline(always)]
+    unsafe fn stream(self, p: *mut f32) {
+        _mm256_stream_ps(p, self.0)
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {
