@@ -162,11 +162,21 @@ pub fn facts<'a>(node: &TensorLang, child: &dyn Fn(Id) -> &'a ClassData) -> Fact
         L::Mul(_) | L::Div(_) | L::Min(_) | L::MatMul(_) | L::Concat(_) | L::Where(_) => nonneg_if(all_nonneg()),
         L::Reciprocal(x) | L::GlobalAvgPool(x) | L::GlobalMaxPool(x) => nonneg_if(nonneg(*x)),
         L::Pow([x, _]) => nonneg_if(nonneg(*x)),
-        L::Clip([x, lo, _]) => match float(*lo) {
-            Some(lo) if lo > 0.0 => Sign::Positive,
-            Some(lo) if lo >= 0.0 => Sign::NonNegative,
-            _ => f(*x).sign,
-        },
+        L::Clip([x, lo, hi]) => {
+            // min(max(x, lo), hi): the upper bound caps whatever the lower one gives, so
+            // a negative one makes every element negative (`abs(clip(softmax, -∞, -0.25))`
+            // lost its abs when this looked at the lower bound alone)
+            let lower = match float(*lo) {
+                Some(lo) if lo > 0.0 => Sign::Positive,
+                Some(lo) if lo >= 0.0 => Sign::NonNegative,
+                _ => f(*x).sign,
+            };
+            match float(*hi) {
+                Some(hi) if hi > 0.0 => lower,
+                Some(hi) if hi >= 0.0 => lower.min(Sign::NonNegative),
+                _ => Sign::Unknown,
+            }
+        }
         L::Reshape([x, _]) | L::Flatten([x, _]) | L::Squeeze([x, _]) | L::Unsqueeze([x, _]) | L::Expand([x, _]) => {
             f(*x).sign
         }

@@ -1,0 +1,16 @@
+; Found by `saturate fuzz --seed 3238652090` (case 26012):
+; interpreter(optimized) vs interpreter(original): output 0: 7 of 7 values differ; worst at [0]: got -0.2498334, expected 0.2498334 (rtol 0.001, atol 0.0001) (inputs: draw 0)
+; inputs: draw 0
+(saturate-graph 1)
+(input %x0 f32 [7])
+(input %x1 f32 [7])
+(input %x2 f32 [5])
+(input %x3 f32 [2])
+(input %x4 f32 [1,2,2])
+(input %x5 f32 [4,3,2,3])
+(let $1 (softmax %x0 0))
+(let $2 (min $1 (fill -0.2498334 [7])))
+(let $3 (abs $2))
+(let $4 (equal %x0 %x0))
+(output "y" $3)
+(output "z" $4)
