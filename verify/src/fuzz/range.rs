@@ -18,9 +18,12 @@
 //! (`matmul`, `gemm`, `matmul_bias_act`, the scores of `attention`), convolutions, and
 //! sums over rows and windows (`reduce_sum`, `reduce_mean`, `avg_pool`,
 //! `global_avg_pool`). Σ|tᵢ| is the same op evaluated on the absolute values of its
-//! operands (activations left out). Normalizations and softmax are not listed: their
-//! results are bounded, and the compiled row kernels redo in f64 any row whose f32
-//! statistics overflow, so f32 can compute them.
+//! operands (activations left out). Normalizations are not listed: their results are
+//! bounded, and the compiled row kernels redo in f64 any row whose f32 statistics
+//! overflow, so f32 can compute them. Softmax and log-softmax are, for another reason:
+//! they subtract each row's maximum, which turns the few roundings by which the engines'
+//! inputs differ (a relative 4u assumed of any computed value) into an absolute error
+//! of 4u·max|x|, far beyond the tolerance for rows of large, close values.
 //!
 //! Values that are infinite or NaN are a separate matter: IEEE arithmetic defines them,
 //! the compiled program must produce them as the interpreter does, and [`Range::finite`]
@@ -143,9 +146,9 @@ fn beyond_f32(
         }
         // products: the compiled program multiplies in f64
         V::ArgMax(_) | V::ArgMin(_) | V::ReduceProd(_) | V::CumSum(_) => return Ok(None),
-        V::ReduceMax(_) | V::ReduceMin(_) | V::Softmax(_) | V::LogSoftmax(_) | V::LayerNorm(_) | V::RmsNorm(_) => {
-            return Ok(None)
-        }
+        V::Softmax([x, axis]) => return probe.shifted_by_row_max(*x, *axis, result, false),
+        V::LogSoftmax([x, axis]) => return probe.shifted_by_row_max(*x, *axis, result, true),
+        V::ReduceMax(_) | V::ReduceMin(_) | V::LayerNorm(_) | V::RmsNorm(_) => return Ok(None),
         V::BatchNorm(_) | V::Lrn(_) | V::MaxPool(_) | V::GlobalMaxPool(_) | V::Pad(_) => return Ok(None),
         V::Reshape(_) | V::Flatten(_) | V::Squeeze(_) | V::Unsqueeze(_) | V::Transpose(_) | V::Expand(_) => {
             return Ok(None)
@@ -177,6 +180,48 @@ fn exceeds_tolerance(terms: usize, signed: &Tensor, magnitude: &Tensor) -> Optio
         }
     }
     None
+}
+
+/// The relative error assumed of a value the graph computes: a few roundings, in which
+/// the two engines differ (the interpreter's libm and f64 sums against the compiled
+/// program's polynomials and f32 ones).
+const COMPUTED_ERROR: f64 = 4.0 * UNIT_ROUNDOFF;
+
+impl Probe<'_> {
+    /// Softmax and log-softmax subtract each row's maximum, so an error of δ·|x| in an
+    /// input that the graph computed becomes an absolute error of δ·max|x| in every
+    /// log-softmax output and a relative one in every softmax output: rows of large,
+    /// close values (a product of many terms, fed to a log-softmax) leave f32 nothing
+    /// to agree on, however each engine computes the row.
+    fn shifted_by_row_max(&mut self, x: Id, axis: Id, result: &Tensor, log: bool) -> Result<Option<String>, String> {
+        use TensorLang as L;
+        if matches!(self.expr[x], L::Input(_) | L::Weight(_) | L::Fill(_)) {
+            return Ok(None); // exact in both engines
+        }
+        let Tensor::F32(out) = result else { return Ok(None) };
+        let rank = out.ndim() as i64;
+        let axis = self.int(axis);
+        let axes = self.expr.add(L::Ints(saturate_egraph::IntList(vec![if axis < 0 { axis + rank } else { axis }])));
+        let keep = self.expr.add(L::Int(1));
+        let Tensor::F32(row_max) = self.absolute(&L::ReduceMax([x, axes, keep]))? else { return Ok(None) };
+        let Some(row_max) = row_max.broadcast(out.raw_dim()) else { return Ok(None) };
+        let atol = absolute_tolerance(result);
+        for (&o, &m) in out.iter().zip(row_max.iter()) {
+            if !o.is_finite() || !m.is_finite() {
+                continue;
+            }
+            let shift = COMPUTED_ERROR * m as f64;
+            let error = if log { shift } else { shift * o as f64 };
+            if error > atol + RTOL * (o as f64).abs() {
+                let what = if log { "log-softmax" } else { "softmax" };
+                return Ok(Some(format!(
+                    "a row of inputs up to {m:e} in magnitude, computed in f32, shifts the {what} of {o:e} by about \
+                     {error:.2e}, more than the tolerance"
+                )));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Evaluates variants of one node on the values of the graph (signed, or absolute),
@@ -298,6 +343,24 @@ mod tests {
         );
         let r = assess(&g, &[tensor(&[1, 2], &[1e8, 1e8 + 8.0]), tensor(&[2, 1], &[1.0, -1.0])]).unwrap();
         assert!(r.beyond.is_some(), "{r:?}");
+    }
+
+    /// Found by `saturate fuzz --seed 987953859` (case 86178): a log-softmax over
+    /// products of fifteen layer-normed values near −5.3e6, where an ulp of the products
+    /// is 0.5 and the engines' inputs differed by a few; the outputs differed by 2.
+    #[test]
+    fn softmax_rows_of_large_close_computed_values_are_beyond_f32() {
+        let body = |op: &str| format!("(input %x f32 [1,3])\n(output \"y\" ({op} (mul %x (fill 1.0 [])) 1))");
+        let large = [tensor(&[1, 3], &[-5.3146e6, -5.3125e6, -5.3133e6])];
+        for op in ["log_softmax", "softmax"] {
+            let r = assess(&graph(&body(op)), &large).unwrap();
+            assert!(r.beyond.as_deref().is_some_and(|w| w.contains(op) && w.contains("row")), "{op}: {r:?}");
+            // the same spread on small values is fine, and so are inputs both engines hold exactly
+            let small = [tensor(&[1, 3], &[-4.0, -1.5, -3.0])];
+            assert_eq!(assess(&graph(&body(op)), &small).unwrap().beyond, None, "{op}");
+            let exact = graph(&format!("(input %x f32 [1,3])\n(output \"y\" ({op} %x 1))"));
+            assert_eq!(assess(&exact, &large).unwrap().beyond, None, "{op}");
+        }
     }
 
     #[test]
