@@ -344,6 +344,39 @@ fn convolutions_by_shifted_taps_match_the_interpreter() {
     }
 }
 
+/// Convolutions through im2col on every kind of code: the wide window kernel copies each
+/// tap's rows out of the padded, phase-split plane (a stem's 7×7 at stride 2, stride 3
+/// with dilation, an output row shorter than a vector, groups, a batch of two), and an
+/// output narrower than the wide kernels take stays in CLIF's.
+#[test]
+fn im2col_convolutions_match_on_every_kind_of_code() {
+    let cases = [
+        ("[1,3,40,45]", "[8,3,7,7]", "[2,2]", "[3,3,3,3]", "[1,1]", 1),
+        ("[2,4,12,17]", "[6,4,3,3]", "[1,1]", "[1,0,2,1]", "[1,1]", 1),
+        ("[1,2,30,40]", "[4,2,3,3]", "[3,3]", "[1,1,1,1]", "[2,2]", 1),
+        ("[1,4,14,30]", "[6,2,3,3]", "[1,2]", "[0,1,0,1]", "[1,1]", 2),
+        ("[1,3,9,9]", "[5,3,3,3]", "[1,1]", "[0,0,0,0]", "[1,1]", 1),
+    ];
+    for (x, w, strides, pads, dilations, group) in cases {
+        let body = format!(
+            "(input %x f32 {x})\n(input %w f32 {w})\n(input %b f32 [{}])\n\
+             (output \"y\" (conv %x %w %b {strides} {pads} {dilations} {group}))",
+            &w[1..w.find(',').unwrap()]
+        );
+        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+        let inputs = random_inputs(&graph, 13);
+        let want = run(&graph, &inputs).unwrap();
+        matches_on_every_kind_of_code(&format!("conv of {x} by {w}"), &graph, &inputs, &want, 1e-4);
+        let options = Options { threads: 1, kernels: Kernels::default() };
+        let labels: Vec<String> =
+            compile(&graph, &options).unwrap().profile(&inputs, 1).unwrap().into_iter().map(|r| r.0).collect();
+        let narrow = x == "[1,3,9,9]";
+        let wide = saturate_backend::wide::Isa::detect().is_some() && !narrow;
+        assert!(labels.iter().any(|l| l.starts_with("im2col")), "{labels:?}");
+        assert_eq!(labels.iter().any(|l| l.starts_with("im2col (Avx")), wide, "{x}: {labels:?}");
+    }
+}
+
 /// Transposes read only by matrix products are not copied: the products read their
 /// sources with permuted strides, batch axes and broadcasting included.
 #[test]

@@ -14,8 +14,9 @@
 //!
 //! Max pooling uses the one-instruction `maxps`, which does not propagate NaN: the copy
 //! checks each plane for NaN (and infinities, which take the same path) on the way, and
-//! a plane that has any is pooled with the NaN-propagating maximum instead. Im2col and
-//! other ranks run in CLIF's window kernel.
+//! a plane that has any is pooled with the NaN-propagating maximum instead. Im2col
+//! copies each tap's shifted rows out of the same padded copy into the column matrix.
+//! Other ranks run in CLIF's window kernel.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
@@ -56,7 +57,7 @@ pub const SCRATCH_SLACK: usize = BLOCK * 16 + 64;
 
 impl WindowProgram {
     pub fn new(spec: &WindowSpec, isa: Isa) -> Option<WindowProgram> {
-        if spec.input.len() != 2 || spec.op == WindowOp::Im2col || spec.output[1] < MIN_OUTPUT_WIDTH {
+        if spec.input.len() != 2 || spec.output[1] < MIN_OUTPUT_WIDTH {
             return None;
         }
         let two = |v: &[usize]| [v[0], v[1]];
@@ -108,12 +109,11 @@ impl WindowProgram {
     pub(super) unsafe fn run_with<V: Vector>(&self, args: *const *mut u8, begin: usize, end: usize) {
         let arg = |k: usize| unsafe { (*args.add(k)).cast::<f32>() };
         let (x, operand, scratch, out) = match self.op {
-            WindowOp::Max => (arg(0), Operand::None, arg(1), arg(2)),
+            WindowOp::Max | WindowOp::Im2col => (arg(0), Operand::None, arg(1), arg(2)),
             WindowOp::Average { .. } => (arg(0), Operand::Divisors(arg(1)), arg(2), arg(3)),
             WindowOp::Depthwise { channels } => {
                 (arg(0), Operand::Filter { w: arg(1), b: arg(2), channels }, arg(3), arg(4))
             }
-            WindowOp::Im2col => unreachable!("im2col has no wide program"),
         };
         let [h, w] = self.input;
         let [oh, ow] = self.output;
@@ -124,6 +124,10 @@ impl WindowProgram {
         std::slice::from_raw_parts_mut(copy, self.plane_len).fill(pad);
         for p in begin..end {
             let poisoned = self.copy_plane::<V>(x.add(p * h * w), copy);
+            if self.op == WindowOp::Im2col {
+                self.im2col_plane::<V>(copy, out.add(p * self.taps.len() * oh * ow));
+                continue;
+            }
             let out = out.add(p * oh * ow);
             let operand = operand.of_plane(p, self.taps.len());
             // the combining step chosen once a plane, so the inner loops do not branch
@@ -172,6 +176,36 @@ impl WindowProgram {
                 x0 += vectors * V::LANES;
             }
             oy += if two { 2 } else { 1 };
+        }
+    }
+
+    /// The plane's rows of the column matrix, `[taps, oh·ow]`: tap after tap, each
+    /// output row's shifted row of the copy, a vector at a time (the last overlapping
+    /// the one before). The stem of a ResNet (3 planes of 224², 7×7 taps, stride 2)
+    /// took 0.35 ms in CLIF's 4-lane kernel on Zen 5, one thread.
+    #[inline(always)]
+    unsafe fn im2col_plane<V: Vector>(&self, copy: *const f32, cols: *mut f32) {
+        let [oh, ow] = self.output;
+        let l = V::LANES;
+        let row_step = self.strides[0] * self.row_pitch;
+        for (t, &offset) in self.taps.iter().enumerate() {
+            let tap_cols = cols.add(t * oh * ow);
+            for oy in 0..oh {
+                let (src, dst) = (copy.add(oy * row_step + offset), tap_cols.add(oy * ow));
+                if ow < l {
+                    V::load_first(src, ow, 0.0).store_first(dst, ow);
+                    continue;
+                }
+                let mut j = 0;
+                loop {
+                    let at = j.min(ow - l);
+                    V::load(src.add(at)).store(dst.add(at));
+                    j = at + l;
+                    if j == ow {
+                        break;
+                    }
+                }
+            }
         }
     }
 
