@@ -141,11 +141,14 @@ impl WindowProgram {
     }
 
     /// The outputs of one plane from its copy; with `PAIRS`, rows that one block covers
-    /// two at a time (filters only: pools measured no faster). A 5×5 filter's 25 dependent multiply-adds per output vector leave the core
-    /// idle between them unless enough independent accumulators are in flight, and a
-    /// short row has few (57 outputs: 4 vectors). Zen 5, one thread, 32 planes of 57²:
-    /// depthwise 5×5 0.067 → 0.059 ms, 3×3 0.031 → 0.028; on rows of 113 two rows at a
-    /// time measured slower, so those go one by one.
+    /// two or three at a time (filters only: pools measured no faster). A 5×5 filter's
+    /// 25 dependent multiply-adds per output vector leave the core idle between them
+    /// unless enough independent accumulators are in flight, and a short row has few
+    /// (57 outputs: 4 vectors). Zen 5, one thread, 32 planes of 57²: pairs took depthwise
+    /// 5×5 from 0.067 to 0.059 ms and 3×3 from 0.031 to 0.028; threes, against pairs in
+    /// interleaved runs, 5×5 0.063 → 0.060 and 3×3 0.0305 → 0.029. Rows of one or two
+    /// vectors stay in pairs, and on rows of 113 even pairs measured slower, so those go
+    /// one by one. (On AVX2 a row of 57 is eight vectors, past one block: rows one by one.)
     #[inline(always)]
     unsafe fn plane<V: Vector, C: Combine, const PAIRS: bool>(
         &self,
@@ -155,15 +158,19 @@ impl WindowProgram {
     ) {
         let [oh, ow] = self.output;
         let short = PAIRS && ow <= BLOCK * V::LANES;
+        let vectors_per_row = ow.div_ceil(V::LANES);
         let mut oy = 0;
         while oy < oh {
             let two = short && oy + 1 < oh;
+            let three = two && oy + 2 < oh;
             let top = copy.add(oy * self.strides[0] * self.row_pitch);
             let mut x0 = 0;
             while x0 < ow {
                 let vectors = (ow - x0).div_ceil(V::LANES).min(BLOCK);
                 let at = Block { top, x0, out: out.add(oy * ow), ow, position: oy * ow + x0 };
                 match (vectors, two) {
+                    (4, true) if PAIRS && three => self.block::<V, C, 4, 3>(at, operand),
+                    (3, true) if PAIRS && three => self.block::<V, C, 3, 3>(at, operand),
                     (4, true) if PAIRS => self.block::<V, C, 4, 2>(at, operand),
                     (3, true) if PAIRS => self.block::<V, C, 3, 2>(at, operand),
                     (2, true) if PAIRS => self.block::<V, C, 2, 2>(at, operand),
@@ -175,7 +182,13 @@ impl WindowProgram {
                 }
                 x0 += vectors * V::LANES;
             }
-            oy += if two { 2 } else { 1 };
+            oy += if three && vectors_per_row >= 3 {
+                3
+            } else if two {
+                2
+            } else {
+                1
+            };
         }
     }
 
