@@ -377,6 +377,63 @@ fn im2col_convolutions_match_on_every_kind_of_code() {
     }
 }
 
+/// Local response normalization across channels on every kind of code: AlexNet's
+/// parameters (the wide kernel's two square roots), another `beta` (its `exp` and `ln`),
+/// an even size and fewer channels than it, planes shorter than a vector, a batch of two;
+/// inputs whose squares pass f32's range, normalized to about 1 (the wide kernel computes
+/// those planes again in f64, as the interpreter does), and a negative bias (CLIF's kernel only).
+#[test]
+fn local_response_normalization_matches_on_every_kind_of_code() {
+    let cases = [
+        ("[1,16,13,13]", "5 0.0001 0.75 1.0", 1.0),
+        ("[2,7,5,9]", "3 0.3 0.6 2.0", 1.0),
+        ("[1,3,4,21]", "4 0.5 1.5 0.5", 1.0),
+        ("[1,6,9,9]", "3 1.0 0.5 1.0", 1e20),
+        ("[1,5,6,11]", "3 0.01 1.0 -4.0", 1.0),
+    ];
+    for (x, params, scale) in cases {
+        let body = format!("(input %x f32 {x})\n(output \"y\" (lrn (mul %x (fill {scale:e} [1])) {params}))");
+        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+        let inputs = random_inputs(&graph, 17);
+        let want = run(&graph, &inputs).unwrap();
+        let what = format!("lrn {params} of {x}·{scale}");
+        if scale > 1e19 {
+            // the wide kernels only: CLIF's sums the squares in f32 (see `generate_lrn`),
+            // and a host without AVX2 runs CLIF's for `Widest` too
+            if saturate_backend::wide::Isa::detect().is_none() {
+                continue;
+            }
+            for kernels in Kernels::all_here().into_iter().filter(|&k| k != Kernels::Clif) {
+                let got = compile(&graph, &Options { threads: 2, kernels }).unwrap().run(&inputs).unwrap();
+                assert_outputs_within(&format!("{what} ({kernels:?})"), &got, &want, 1e-5);
+            }
+        } else {
+            matches_on_every_kind_of_code(&what, &graph, &inputs, &want, 1e-5);
+        }
+        let options = Options { threads: 1, kernels: Kernels::default() };
+        let labels: Vec<String> =
+            compile(&graph, &options).unwrap().profile(&inputs, 1).unwrap().into_iter().map(|r| r.0).collect();
+        let wide = saturate_backend::wide::Isa::detect().is_some() && !params.contains('-');
+        assert_eq!(labels.iter().any(|l| l.starts_with("lrn (Avx")), wide, "{x} {params}: {labels:?}");
+    }
+}
+
+/// A profile times the steps on the inputs it is given, run after run, though the
+/// arena's copy of an input is memory that later buffers of the run reuse: it checks
+/// that its last run computed the outputs of an ordinary one, so this fails if the
+/// steps read what those buffers left.
+#[test]
+fn profiles_time_the_steps_on_the_given_inputs() {
+    let body = "(input %x f32 [48,48])\n(input %w f32 [48,48])\n\
+        (output \"y\" (softmax (matmul (softmax (matmul (exp %x) %w) 1) %w) 1))";
+    let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+    let inputs = random_inputs(&graph, 23);
+    for kernels in Kernels::all_here() {
+        let mut exe = compile(&graph, &Options { threads: 1, kernels }).unwrap();
+        exe.profile(&inputs, 3).unwrap_or_else(|e| panic!("{kernels:?}: {e}"));
+    }
+}
+
 /// Transposes read only by matrix products are not copied: the products read their
 /// sources with permuted strides, batch axes and broadcasting included.
 #[test]

@@ -309,13 +309,16 @@ impl Executable {
 
     /// Runs the program `runs` times and returns, per kind of kernel (the op a loop was
     /// generated for, or `matmul`), the total seconds and number of calls, slowest first.
+    ///
+    /// The steps run on the arena's copies of the inputs, one by one; the outputs of
+    /// the last of those runs must be the ones an ordinary run computes, bit for bit,
+    /// or the times would be of other work (an error says so).
     pub fn profile(&mut self, inputs: &[Tensor], runs: usize) -> Result<Vec<(String, f64, usize)>, BackendError> {
-        self.run(inputs)?;
-        // the run left `args` pointing at its inputs and outputs, which are gone: the
-        // arena's own copies are what the profiled steps read and write
+        let want = self.run(inputs)?;
         self.bind_arena();
         let mut totals: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
         for _ in 0..runs {
+            self.write_inputs_to_arena(inputs);
             for k in 0..self.steps.len() {
                 if self.steps[k].constant {
                     continue;
@@ -336,6 +339,9 @@ impl Executable {
                 entry.1 += 1;
             }
         }
+        if runs > 0 {
+            self.check_arena_outputs(&want)?;
+        }
         let mut rows: Vec<(String, f64, usize)> = totals.into_iter().map(|(k, (t, n))| (k, t, n / runs)).collect();
         rows.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(rows)
@@ -348,6 +354,7 @@ impl Executable {
         self.bind_arena();
         let (mut seconds, mut flops) = (0.0, 0.0);
         for _ in 0..runs {
+            self.write_inputs_to_arena(inputs);
             for k in 0..self.steps.len() {
                 let m = match &self.steps[k].kernel {
                     Kernel::MatMul(m) => m,
@@ -374,6 +381,37 @@ impl Executable {
                 self.execute(k);
             }
         }
+    }
+
+    /// Copies `inputs` (checked by a run before) into their buffers in the arena, after
+    /// [`bind_arena`](Self::bind_arena), for a run step by step. A run reads its
+    /// caller's inputs in place, so the arena's copy of an input holds whatever the
+    /// buffers that share its memory later in the run left there; a kernel whose speed
+    /// depends on its data (non-finite values sent to a slower path) must not be timed on
+    /// that.
+    fn write_inputs_to_arena(&mut self, inputs: &[Tensor]) {
+        for (port, tensor) in self.inputs.iter().zip(inputs) {
+            // SAFETY: check_inputs (in the run before) made the tensor's type and shape
+            // the port's, and the port's buffer holds exactly that many elements
+            unsafe { write_tensor(tensor, self.pointer(port.loc)) };
+        }
+    }
+
+    /// Whether the outputs a run step by step left in the arena are `want`, bit for bit.
+    fn check_arena_outputs(&self, want: &[Tensor]) -> Result<(), BackendError> {
+        let bits = |t: &Tensor| t.to_f64_vec().into_iter().map(f64::to_bits).collect::<Vec<_>>();
+        for (port, want) in self.outputs.iter().zip(want) {
+            let mut got = Tensor::full(port.dtype, &port.shape, 0.0);
+            // SAFETY: the port's buffer holds the output, of the tensor's type and shape
+            unsafe { read_tensor(self.pointer(port.loc), &mut got) };
+            if bits(&got) != bits(want) {
+                return Err(BackendError::Codegen(format!(
+                    "profiling computed another `{}` than the run it times (a bug in the runtime)",
+                    port.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Points every buffer at its own memory: the arena, or the constants.

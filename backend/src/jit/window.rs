@@ -442,7 +442,10 @@ pub fn generate(b: &mut FunctionBuilder, params: [Value; 3], spec: &WindowSpec) 
 }
 
 /// Writes the body of a kernel computing `spec` (arguments: input, output); the outer
-/// range runs over (batch, channel) planes.
+/// range runs over (batch, channel) planes. It sums the squares in f32, so where they
+/// pass f32's range (|x| beyond about 1e19) its base is infinite and its output 0, not
+/// the interpreter's f64 value; the wide kernel (`wide/lrn.rs`), which every host with
+/// AVX2 runs, computes such planes again in f64.
 pub fn generate_lrn(b: &mut FunctionBuilder, params: [Value; 3], spec: &LrnSpec) {
     let [args, begin, end] = params;
     let x = b.ins().load(types::I64, flags(), args, 0);

@@ -264,8 +264,9 @@ impl Lowering<'_> {
         let per_outer = spec.spatial * spec.size;
         let index = self.jit.define("lrn", |b, params| crate::jit::window::generate_lrn(b, params, &spec))?;
         let src = self.loc(x)?;
+        let program = self.wide.and_then(|isa| crate::wide::LrnProgram::new(&spec, isa)).map(crate::wide::Program::Lrn);
         self.steps.push(Step {
-            kernel: Kernel::Loop { index, outer: planes, per_outer },
+            kernel: Kernel::wide_or_loop(index, program, planes, per_outer),
             args: vec![src, out],
             writes: vec![false, true],
             constant,

@@ -18,12 +18,14 @@
 //! The decision and its figures (the kernel benchmark, `benches/kernels`) are in the
 //! README's "Wide kernels" section.
 
+mod lrn;
 mod math;
 mod product;
 mod rows;
 mod vector;
 mod window;
 
+pub use lrn::LrnProgram;
 pub use product::PackedProduct;
 pub use rows::RowProgram;
 pub use window::{WindowProgram, SCRATCH_SLACK};
@@ -84,6 +86,7 @@ pub enum Program {
     Loop(LoopProgram),
     Rows(RowProgram),
     Window(WindowProgram),
+    Lrn(LrnProgram),
 }
 
 impl Program {
@@ -93,6 +96,7 @@ impl Program {
             Program::Loop(p) => p.isa,
             Program::Rows(p) => p.isa,
             Program::Window(p) => p.isa,
+            Program::Lrn(p) => p.isa,
         }
     }
 
@@ -318,6 +322,7 @@ unsafe fn run_avx512(p: &Program, args: *const *mut u8, begin: usize, end: usize
         Program::Loop(l) => unsafe { run_with::<vector::Avx512>(l, args, begin, end) },
         Program::Rows(r) => unsafe { r.run_with::<vector::Avx512>(args, begin, end) },
         Program::Window(w) => unsafe { w.run_with::<vector::Avx512>(args, begin, end) },
+        Program::Lrn(l) => unsafe { l.run_with::<vector::Avx512>(args, begin, end) },
     }
 }
 
@@ -328,6 +333,7 @@ unsafe fn run_avx2(p: &Program, args: *const *mut u8, begin: usize, end: usize) 
         Program::Loop(l) => unsafe { run_with::<vector::Avx2>(l, args, begin, end) },
         Program::Rows(r) => unsafe { r.run_with::<vector::Avx2>(args, begin, end) },
         Program::Window(w) => unsafe { w.run_with::<vector::Avx2>(args, begin, end) },
+        Program::Lrn(l) => unsafe { l.run_with::<vector::Avx2>(args, begin, end) },
     }
 }
 
