@@ -390,7 +390,11 @@ impl Gen {
                     return None;
                 }
                 let size = self.b.int(*rng.pick(&[1, 2, 3, 5]));
-                let (alpha, beta, bias) = (self.b.float(1e-2), self.b.float(0.75), self.b.float(1.0));
+                // 0.75 is every model's beta (the wide kernel's square roots); others
+                // take its exp and ln
+                let beta = *rng.pick(&[0.75, 0.75, 0.6, 1.0]);
+                let (alpha, beta, bias) =
+                    (self.b.float(1e-2), self.b.float(beta), self.b.float(*rng.pick(&[1.0, 2.0])));
                 L::Lrn([x, size, alpha, beta, bias])
             }
             "reshape" => {
