@@ -23,12 +23,28 @@ use super::Isa;
 use crate::gemm::MatMul;
 use crate::runtime::AlignedBuf;
 
-/// Products of at most this many rows run here. Measured against the GEMM crate on one
-/// thread (768×3072, 3072×768 and 1024×4096 weights): 0.3–0.6 of its time from 4 to 48
-/// rows, about the same at one row (both stream the weights at memory's pace) and at
-/// 64, slower at 128 (1.0–1.7), where the products are bound by multiply-adds and the
-/// GEMM crate's packed `a` and larger tiles win.
+/// Products of at most this many rows run here on AVX-512. Measured against the GEMM
+/// crate on one thread (768×3072, 3072×768 and 1024×4096 weights): 0.3–0.6 of its time
+/// from 4 to 48 rows, about the same at one row (both stream the weights at memory's
+/// pace) and at 64, slower at 128 (1.0–1.7), where the products are bound by
+/// multiply-adds and the GEMM crate's packed `a` and larger tiles win.
 pub const MAX_ROWS: usize = 48;
+
+/// ... and on AVX2, whose GEMM-crate kernel has less to win with: on a Zen 3 core, one
+/// thread, 0.85–0.95 of its time at 64 rows (768×3072, 3072×768, 1024×1024 weights),
+/// 0.88–0.98 at 96 and at 128, the same at 192; at two threads 0.89–1.0 at 64 to 128.
+/// In a model, where the weights come from memory rather than the cache, the GEMM
+/// crate's copy of them weighs more: Tensat's BERT (32 products of 64×1024 by
+/// 1024×1024) 66.5 → 53.2 ms.
+pub const MAX_ROWS_AVX2: usize = 128;
+
+/// The most rows a product may have to run here with `isa`.
+pub fn max_rows(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => MAX_ROWS,
+        Isa::Avx2 => MAX_ROWS_AVX2,
+    }
+}
 
 /// How far ahead of the panel row being read (in elements: 8 KB) a tile asks for the
 /// panel's cache lines. A panel comes from memory on the first tile's pass, and the
@@ -64,7 +80,7 @@ impl Clone for PackedProduct {
 
 impl PackedProduct {
     /// Packs `b` (the constant right operand of `product`, at its address) for `isa`,
-    /// if the product is one this kernel runs: at most [`MAX_ROWS`] rows, every product of
+    /// if the product is one this kernel runs: at most [`max_rows`] rows, every product of
     /// the batch reading the same `b`.
     ///
     /// # Safety
@@ -72,7 +88,7 @@ impl PackedProduct {
     pub unsafe fn pack(product: &MatMul, b: *const f32, isa: Isa) -> Option<PackedProduct> {
         let b_offset = product.batch.first()?[1];
         let one_b = product.batch.iter().all(|o| o[1] == b_offset);
-        if product.m > MAX_ROWS || product.k == 0 || product.n == 0 || !one_b {
+        if product.m > max_rows(isa) || product.k == 0 || product.n == 0 || !one_b {
             return None;
         }
         let width = panel_width(isa);
@@ -260,7 +276,7 @@ mod tests {
         isas
     }
 
-    /// Row counts of a tile and past it (1–17, and up to `MAX_ROWS`), columns filling no panel, one, and
+    /// Row counts of a tile and past it (1–17, and up to [`max_rows`]), columns filling no panel, one, and
     /// some and a part, transposed `a` and `b`, a batch (one `b` for all), accumulate,
     /// alpha; split in 1–4 pieces; against an f64 reference.
     #[test]
@@ -273,11 +289,14 @@ mod tests {
             (16, 33, 70, 2, false, false, true),
             (13, 130, 17, 3, true, true, false),
             (6, 32, 1, 1, false, false, false),
-            (MAX_ROWS, 40, 9, 1, false, false, true),
+            // the most rows the instruction set takes
+            (0, 40, 9, 1, false, false, true),
         ];
         for isa in isas() {
+            let most = max_rows(isa);
             for (m, n, k, products, ta, tb, accumulate) in cases {
-                for m in [m, (m + 1).min(MAX_ROWS), m.saturating_sub(1).max(1)] {
+                let m = if m == 0 { most } else { m };
+                for m in [m, (m + 1).min(most), m.saturating_sub(1).max(1)] {
                     let p = MatMul {
                         m,
                         n,
@@ -320,8 +339,9 @@ mod tests {
     fn only_short_products_of_one_b_are_packed() {
         let Some(isa) = Isa::detect() else { return };
         let b = vec![1.0f32; 64 * 64 * 2];
+        assert_eq!((max_rows(Isa::Avx512), max_rows(Isa::Avx2)), (MAX_ROWS, MAX_ROWS_AVX2));
         let p = MatMul {
-            m: MAX_ROWS + 1,
+            m: max_rows(isa) + 1,
             n: 64,
             k: 64,
             batch: vec![[0, 0, 0]],
