@@ -418,6 +418,34 @@ fn local_response_normalization_matches_on_every_kind_of_code() {
     }
 }
 
+/// Batch norms of constant statistics (every exported model's) take `scale / √(var + ε)`
+/// from a buffer computed at compile time: on their own, inside a loop that broadcasts
+/// them (a [1,6,1,1] normalized and added to [2,6,5,7]), with a `fill` variance, on
+/// every kind of code.
+#[test]
+fn batch_norms_of_constant_statistics_match_on_every_kind_of_code() {
+    let vector = |name: &str, values: [f32; 6]| {
+        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        format!("(weight %{name} f32 [6] (values {}))\n", values.join(" "))
+    };
+    let weights = vector("s", [0.5, -1.25, 2.0, 0.75, 1.5, -0.3])
+        + &vector("b", [0.1, -0.2, 0.3, 0.0, -1.0, 2.5])
+        + &vector("m", [-0.4, 0.2, 1.1, -2.0, 0.0, 0.6])
+        + &vector("v", [0.25, 1.5, 4.0, 0.01, 2.2, 0.7]);
+    let cases = [
+        "(output \"y\" (relu (batch_norm %x %s %b %m %v 0.00001)))",
+        "(output \"y\" (add (batch_norm %c %s %b %m %v 0.001) %x))",
+        "(output \"y\" (tanh (batch_norm %x %s %b %m (fill 0.8 [6]) 0.00001)))",
+    ];
+    for output in cases {
+        let body = format!("(input %x f32 [2,6,5,7])\n(input %c f32 [1,6,1,1])\n{weights}{output}");
+        let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+        let inputs = random_inputs(&graph, 29);
+        let want = run(&graph, &inputs).unwrap();
+        matches_on_every_kind_of_code(output, &graph, &inputs, &want, 1e-5);
+    }
+}
+
 /// A profile times the steps on the inputs it is given, run after run, though the
 /// arena's copy of an input is memory that later buffers of the run reuse: it checks
 /// that its last run computed the outputs of an ordinary one, so this fails if the
