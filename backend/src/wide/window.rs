@@ -158,23 +158,23 @@ impl WindowProgram {
     ) {
         let [oh, ow] = self.output;
         let short = PAIRS && ow <= BLOCK * V::LANES;
-        let vectors_per_row = ow.div_ceil(V::LANES);
+        // rows of three vectors or more go three at a time, shorter ones in pairs
+        let most_rows = if ow.div_ceil(V::LANES) >= 3 { 3 } else { 2 };
         let mut oy = 0;
         while oy < oh {
-            let two = short && oy + 1 < oh;
-            let three = two && oy + 2 < oh;
+            let rows = if short { most_rows.min(oh - oy) } else { 1 };
             let top = copy.add(oy * self.strides[0] * self.row_pitch);
             let mut x0 = 0;
             while x0 < ow {
                 let vectors = (ow - x0).div_ceil(V::LANES).min(BLOCK);
                 let at = Block { top, x0, out: out.add(oy * ow), ow, position: oy * ow + x0 };
-                match (vectors, two) {
-                    (4, true) if PAIRS && three => self.block::<V, C, 4, 3>(at, operand),
-                    (3, true) if PAIRS && three => self.block::<V, C, 3, 3>(at, operand),
-                    (4, true) if PAIRS => self.block::<V, C, 4, 2>(at, operand),
-                    (3, true) if PAIRS => self.block::<V, C, 3, 2>(at, operand),
-                    (2, true) if PAIRS => self.block::<V, C, 2, 2>(at, operand),
-                    (_, true) if PAIRS => self.block::<V, C, 1, 2>(at, operand),
+                match (vectors, rows) {
+                    (4, 3) if PAIRS => self.block::<V, C, 4, 3>(at, operand),
+                    (3, 3) if PAIRS => self.block::<V, C, 3, 3>(at, operand),
+                    (4, 2) if PAIRS => self.block::<V, C, 4, 2>(at, operand),
+                    (3, 2) if PAIRS => self.block::<V, C, 3, 2>(at, operand),
+                    (2, 2) if PAIRS => self.block::<V, C, 2, 2>(at, operand),
+                    (_, 2) if PAIRS => self.block::<V, C, 1, 2>(at, operand),
                     (4, _) => self.block::<V, C, 4, 1>(at, operand),
                     (3, _) => self.block::<V, C, 3, 1>(at, operand),
                     (2, _) => self.block::<V, C, 2, 1>(at, operand),
@@ -182,13 +182,7 @@ impl WindowProgram {
                 }
                 x0 += vectors * V::LANES;
             }
-            oy += if three && vectors_per_row >= 3 {
-                3
-            } else if two {
-                2
-            } else {
-                1
-            };
+            oy += rows;
         }
     }
 
