@@ -194,8 +194,9 @@ impl Lowering<'_> {
         if !self.fusion.constant[node] && [scale, bias, mean, var].iter().all(constant) && one_shape {
             // constant statistics (every exported model's): `scale / √(var + ε)` once a
             // channel, at compile time, rather than a square root and a division for
-            // every element (DenseNet-121's 58 of them took 14 of its 97 ms on a Zen 3
-            // core); the centring stays first, so no cancellation is added
+            // every element (BN + ReLU alone on a Zen 3 core 0.59 → 0.48 ms at 224×56²;
+            // DenseNet-121 the same, its normalizations waiting on memory); the
+            // centring stays first, so no cancellation is added
             let factor = self.batch_norm_factor(scale, var, eps)?;
             let mean = per_channel(self, g, mean)?;
             let centered = g.push(Expr::Binary(Binary::Sub, x, mean));
