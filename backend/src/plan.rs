@@ -58,6 +58,9 @@ pub enum Kernel {
     /// Matrix products by a constant packed at compile time ([`crate::wide::PackedProduct`]);
     /// made from a [`Kernel::MatMul`] once the constants are known.
     Packed(Box<crate::wide::PackedProduct>),
+    /// A transform of a Winograd convolution, over `outer` planes of `per_outer` units
+    /// of work each.
+    Winograd { kernel: Box<crate::wide::WinogradKernel>, outer: usize, per_outer: usize },
 }
 
 impl Kernel {
@@ -81,6 +84,10 @@ pub enum ConvAlgorithm {
     ShiftedTaps,
     /// Any other: im2col, then one product.
     Im2col,
+    /// A 3×3 stride-1 convolution by Winograd's F(2×2, 3×3): 16 products.
+    Winograd2,
+    /// By F(4×4, 3×3): 36 products.
+    Winograd4,
 }
 
 impl ConvAlgorithm {
@@ -90,6 +97,8 @@ impl ConvAlgorithm {
             ConvAlgorithm::Pointwise => "1x1 product",
             ConvAlgorithm::ShiftedTaps => "shifted taps",
             ConvAlgorithm::Im2col => "im2col + product",
+            ConvAlgorithm::Winograd2 => "winograd F(2x2,3x3)",
+            ConvAlgorithm::Winograd4 => "winograd F(4x4,3x3)",
         }
     }
 }

@@ -327,6 +327,7 @@ impl Executable {
                     Kernel::Loop { index, .. } => self.code.name(*index).to_string(),
                     Kernel::Wide { index, program, .. } => format!("{} ({:?})", self.code.name(*index), program.isa()),
                     Kernel::MatMul(m) => format!("matmul {}x{}x{}", m.m, m.n, m.k),
+                    Kernel::Winograd { kernel, .. } => format!("{} ({:?})", kernel.name(), kernel.isa),
                     Kernel::Packed(p) => {
                         let m = p.product();
                         format!("matmul {}x{}x{} (packed)", m.m, m.n, m.k)
@@ -500,6 +501,13 @@ impl Executable {
                 // SAFETY: as for loops; the program was built for this host's vectors
                 self.split(*outer, *per_outer, Args(ptrs.as_ptr()), |args, begin, end| unsafe {
                     program.run(args, begin, end)
+                });
+            }
+            Kernel::Winograd { kernel, outer, per_outer } => {
+                // SAFETY: lowering sized the transform's buffers for its spec, and
+                // chunks of planes write disjoint planes (and scratch)
+                self.split(*outer, *per_outer, Args(ptrs.as_ptr()), |args, begin, end| unsafe {
+                    kernel.run(args, begin, end)
                 });
             }
             Kernel::MatMul(product) => {

@@ -222,6 +222,7 @@ impl MeasuredCpu {
                 w.flops * t.products.at(&[m as f64, n as f64, k])
             }
             View::Conv(_) | View::ConvBiasAct(_) => self.conv_seconds(info, w),
+            View::WinogradConv(_) => self.winograd_seconds(info, w),
             View::Attention(_) => {
                 // priced as its first product, queries · keysᵀ
                 let (q, v) = (shape(info, 0), shape(info, 2));
@@ -244,6 +245,28 @@ impl MeasuredCpu {
             _ => self.roofline_seconds(w) - t.launch,
         };
         work + t.launch
+    }
+
+    /// A Winograd convolution: its (m+2)² products at the measured rate of their shape,
+    /// and its two transforms as passes over what they read and write (the input and
+    /// the transformed input, the products and the output), each at twice a stream's
+    /// time for its arithmetic.
+    fn winograd_seconds(&self, info: &NodeInfo, w: &Work) -> f64 {
+        let t = &self.table;
+        let (x, u, out) = (shape(info, 0), shape(info, 1), &info.output.shape);
+        let tile = match info.children.get(4) {
+            Some(Meta::Int(m)) => saturate_egraph::WinogradTile::of(*m),
+            _ => None,
+        };
+        let (Some(tile), [_, _, _, _], [area, k, c]) = (tile, x.as_slice(), u.as_slice()) else {
+            return self.roofline_seconds(w) - t.launch;
+        };
+        let tiles = tile.tiles(out[0], [out[2], out[3]]);
+        let (area, k, c, tiles_f) = (*area as f64, *k as f64, *c as f64, tiles as f64);
+        let products = 2.0 * area * k * c * tiles_f * t.products.at(&[k, tiles_f, c]);
+        let numel = |s: &[usize]| s.iter().product::<usize>() as f64;
+        let bytes = 4.0 * (numel(&x) + area * c * tiles_f + area * k * tiles_f + numel(out));
+        products + 2.0 * bytes * t.streams.at(&[bytes])
     }
 
     fn conv_seconds(&self, info: &NodeInfo, w: &Work) -> f64 {

@@ -189,10 +189,12 @@ pub fn facts<'a>(node: &TensorLang, child: &dyn Fn(Id) -> &'a ClassData) -> Fact
         L::MaxPool([x, ..]) | L::AvgPool([x, ..]) => nonneg_if(nonneg(*x)),
         L::Pad([x, _, v]) => nonneg_if(nonneg(*x) && float(*v).is_some_and(|v| v >= 0.0)),
         L::Conv([x, w, b, ..]) => nonneg_if(nonneg(*x) && nonneg(*w) && nonneg(*b)),
-        L::MatMulBiasAct([.., act]) | L::ConvBiasAct([.., act]) => match child(*act).meta() {
-            Some(Meta::Act(a)) if a.unary().is_some_and(|op| op.desc().non_negative) => Sign::NonNegative,
-            _ => Sign::Unknown,
-        },
+        L::MatMulBiasAct([.., act]) | L::ConvBiasAct([.., act]) | L::WinogradConv([.., act]) => {
+            match child(*act).meta() {
+                Some(Meta::Act(a)) if a.unary().is_some_and(|op| op.desc().non_negative) => Sign::NonNegative,
+                _ => Sign::Unknown,
+            }
+        }
         L::Attention([_, _, v, _]) => nonneg_if(nonneg(*v)),
         _ => Sign::Unknown,
     };

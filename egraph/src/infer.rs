@@ -56,6 +56,8 @@
 //! | `matmul_bias_act` | a, b, bias, act | `act(matmul(a, b) + bias)`, bias broadcast to the product |
 //! | `conv_bias_act` | conv's seven children, act | `act(conv(…))` |
 //! | `attention` | q […,s,d], k […,t,d], v […,t,e], scale | `softmax(scale · q·kᵀ) · v` over the last axis |
+//! | `winograd_weights` | w [K,C,3,3], tile m (2 or 4) | `G w Gᵀ` per filter, as [(m+2)², K, C] ([`crate::winograd`]) |
+//! | `winograd_conv` | x [N,C,H,W], u = `winograd_weights(w, m)`, b [K], pads, m, act | `act(conv(x, w, b))`, stride 1, by F(m×m, 3×3) |
 
 use crate::shape::{broadcast, reduced_shape, ShapeDisplay};
 use crate::{Activation, BinaryOp, DType, IntList, Name, TensorLang, TensorType, UnaryOp, View};
@@ -384,6 +386,32 @@ pub fn infer<'a>(node: &TensorLang, arg: &dyn Fn(Id) -> &'a Meta) -> Result<Meta
                 a.int(*group)?,
             )?
         }
+        L::WinogradWeights([w, tile]) => {
+            let w = a.tensor_of(*w, &[DType::F32])?;
+            let tile = winograd_tile(&a, *tile)?;
+            if w.rank() != 4 || w.shape[2..] != [3, 3] {
+                return Err(format!("winograd_weights needs 3×3 filters [K,C,3,3], got {}", ShapeDisplay(&w.shape)));
+            }
+            TensorType::f32(vec![tile.alpha() * tile.alpha(), w.shape[0], w.shape[1]])
+        }
+        L::WinogradConv([x, u, b, pads, tile, act]) => {
+            a.act(*act)?;
+            let (x, u, b) =
+                (a.tensor_of(*x, &[DType::F32])?, a.tensor_of(*u, &[DType::F32])?, a.tensor_of(*b, &[DType::F32])?);
+            let tile = winograd_tile(&a, *tile)?;
+            let area = tile.alpha() * tile.alpha();
+            if x.rank() != 4 || u.rank() != 3 || u.shape[0] != area || u.shape[2] != x.shape[1] {
+                return Err(format!(
+                    "winograd_conv of tile {} needs input [N,C,H,W] and transformed weights [{area},K,C], got {} and {}",
+                    tile.m,
+                    ShapeDisplay(&x.shape),
+                    ShapeDisplay(&u.shape)
+                ));
+            }
+            let window = Window { kernel: None, strides: vec![1, 1], pads: a.dims(*pads)?, dilations: vec![1, 1] };
+            let w = TensorType::f32(vec![u.shape[1], x.shape[1], 3, 3]);
+            conv(x, &w, b, &window, 1)?
+        }
         L::Attention([q, k, v, scale]) => {
             a.float(*scale)?;
             let (q, k, v) =
@@ -669,6 +697,11 @@ fn slice(a: &Args, x: Id, starts: Id, ends: Id, steps: Id) -> Result<TensorType,
         shape.push(len.max(0) as usize);
     }
     Ok(TensorType::new(t.dtype, shape))
+}
+
+fn winograd_tile(a: &Args, tile: Id) -> Result<&'static crate::WinogradTile, String> {
+    let m = a.int(tile)?;
+    crate::WinogradTile::of(m).ok_or_else(|| format!("a Winograd tile has 2 or 4 outputs a side, not {m}"))
 }
 
 /// Spatial window attributes shared by conv and pooling.

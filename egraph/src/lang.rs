@@ -469,6 +469,16 @@ tensor_language! {
             ],
             fused: true, ..OP
         },
+        // Winograd's F(m×m, 3×3) (see `crate::winograd`): the weights carried into the
+        // (m+2)² space, then the convolution computed there
+        "winograd_weights" = WinogradWeights([Id; 2]) => {
+            kind: Kind::LinearAlgebra, roles: &[T(Elem::F32), At(A::WinogradTile)], fused: true, ..OP
+        },
+        "winograd_conv" = WinogradConv([Id; 6]) => {
+            kind: Kind::LinearAlgebra,
+            roles: &[T(Elem::F32), T(Elem::F32), T(Elem::F32), WINDOW3[1], At(A::WinogradTile), At(A::Act)],
+            fused: true, ..OP
+        },
         "attention" = Attention([Id; 4]) => {
             kind: Kind::LinearAlgebra, roles: &[T(Elem::F32), T(Elem::F32), T(Elem::F32), At(A::Scale)], fused: true, ..OP
         },

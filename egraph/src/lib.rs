@@ -26,6 +26,7 @@ pub mod sexp;
 pub mod shape;
 pub mod stats;
 pub mod tensor;
+pub mod winograd;
 pub mod work;
 
 pub use analysis::{ClassData, Facts, ShapeAnalysis, Sign, TensorEGraph};
@@ -36,5 +37,6 @@ pub use infer::Meta;
 pub use lang::{desc_of, Activation, BinaryOp, Float, Name, TensorLang, UnaryOp, View, OPS};
 pub use shape::{IntList, TensorType};
 pub use tensor::Tensor;
+pub use winograd::WinogradTile;
 
 pub use egg::{Id, Language, RecExpr};

@@ -110,6 +110,8 @@ pub enum Attr {
     Act,
     Scale,
     Window,
+    /// Outputs per side of a Winograd tile: 2 or 4.
+    WinogradTile,
     /// How a scatter combines an update with what is there: an index into
     /// [`SCATTER_REDUCTIONS`].
     Reduction,

@@ -121,6 +121,15 @@ pub fn work(info: &NodeInfo) -> Work {
             let act = activation_flops(info.children.get(7).copied());
             w(Kind::Gemm, conv_flops(info, out) + out * (1.0 + act))
         }
+        // nine multiply-adds an element: a row of G ⊗ G by a filter
+        L::WinogradWeights(_) => w(Kind::Gemm, 18.0 * out),
+        L::WinogradConv(_) => match (info.operand(0), info.children.get(4)) {
+            (Some(x), Some(Meta::Int(m))) => {
+                let act = activation_flops(info.children.get(5).copied());
+                w(Kind::Gemm, winograd_flops(x, info.output, *m) + out * (1.0 + act))
+            }
+            _ => w(Kind::Gemm, 0.0),
+        },
         L::Attention(_) => {
             // scores q·kᵀ, softmax, then probabilities · v
             let (q, v) = (info.operand(0), info.operand(2));
@@ -158,6 +167,16 @@ pub fn work(info: &NodeInfo) -> Work {
 fn conv_flops(info: &NodeInfo, out: f64) -> f64 {
     let per_output: f64 = info.operand(1).map_or(1.0, |t| t.shape[1..].iter().product::<usize>() as f64);
     2.0 * out * per_output
+}
+
+/// FLOPs of `winograd_conv` of tile `m` from `x` [N,C,H,W] to `out` [N,K,OH,OW]: the
+/// input transform, the (m+2)² products over the channels, the output transform.
+fn winograd_flops(x: &TensorType, out: &TensorType, m: i64) -> f64 {
+    let Some(tile) = crate::WinogradTile::of(m) else { return 0.0 };
+    let (channels, k) = (x.shape[1] as f64, out.shape[1] as f64);
+    let tiles = tile.tiles(out.shape[0], [out.shape[2], out.shape[3]]) as f64;
+    let [input, output] = tile.transform_flops();
+    tiles * (channels * input + 2.0 * (tile.alpha() * tile.alpha()) as f64 * k * channels + k * output)
 }
 
 /// The work of node `i` of a checked graph (`metas` from [`crate::Graph::check`]); `None`

@@ -219,6 +219,13 @@ pub static GUARDS: &[Guard] = &[
         witness: Witness::Filter,
     },
     Guard {
+        name: "kernel-3x3",
+        arity: 1,
+        doc: "(kernel-3x3 ?w): the conv weight ?w is [M,C,3,3]: 2-D filters of 3×3",
+        check: |a| a[0].tensor().is_some_and(|t| t.rank() == 4 && t.shape[2..] == [3, 3]),
+        witness: Witness::Filter,
+    },
+    Guard {
         name: "per-channel",
         arity: 2,
         doc: "(per-channel ?c ?y): ?c broadcasts to ?y [N,C,…] and varies along the channel axis only",

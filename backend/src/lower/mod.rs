@@ -21,6 +21,7 @@ mod elementwise;
 mod layout;
 mod linalg;
 mod rows;
+mod winograd;
 
 use crate::error::BackendError;
 use crate::jit::{self, Jit};
@@ -269,6 +270,8 @@ impl Lowering<'_> {
                 let act = self.act(*act);
                 self.conv(i, [*x, *w, *b, *s, *p, *d, *g], act)?
             }
+            L::WinogradWeights([w, tile]) => self.winograd_weights(i, *w, *tile)?,
+            L::WinogradConv(children) => self.winograd_conv(i, *children)?,
             L::Lrn([x, size, alpha, beta, bias]) => self.lrn(i, *x, [*size, *alpha, *beta, *bias])?,
             L::Gather([x, indices, axis]) => self.gather(i, *x, *indices, *axis)?,
             L::GatherElements([x, indices, axis]) => self.gather_elements(i, *x, *indices, *axis)?,

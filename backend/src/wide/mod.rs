@@ -24,11 +24,13 @@ mod product;
 mod rows;
 mod vector;
 mod window;
+mod winograd;
 
 pub use lrn::LrnProgram;
 pub use product::PackedProduct;
 pub use rows::RowProgram;
 pub use window::{WindowProgram, SCRATCH_SLACK};
+pub use winograd::{Transform as WinogradTransform, WinogradKernel, WinogradSpec};
 
 use crate::loops::{Binary, Expr, LoopSpec, Unary};
 use saturate_egraph::{DType, UnaryOp};

@@ -52,6 +52,9 @@ pub(crate) trait Vector: Copy {
     /// The even-indexed and the odd-indexed elements of the `2·LANES` elements
     /// `self` then `o`, each in order.
     unsafe fn deinterleave(self, o: Self) -> (Self, Self);
+    /// The `2·LANES` elements `self₀ o₀ self₁ o₁ …`: its first `LANES`, then the rest
+    /// (the inverse of [`deinterleave`](Self::deinterleave)).
+    unsafe fn interleave(self, o: Self) -> (Self, Self);
     unsafe fn sqrt(self) -> Self;
     /// Round to nearest, ties to even.
     unsafe fn round(self) -> Self;
@@ -166,6 +169,12 @@ impl Vector for Avx512 {
         let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
         (Avx512(_mm512_permutex2var_ps(self.0, evens, o.0)), Avx512(_mm512_permutex2var_ps(self.0, odds, o.0)))
+    }
+    #[inline(always)]
+    unsafe fn interleave(self, o: Self) -> (Self, Self) {
+        let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let high = _mm512_add_epi32(low, _mm512_set1_epi32(8));
+        (Avx512(_mm512_permutex2var_ps(self.0, low, o.0)), Avx512(_mm512_permutex2var_ps(self.0, high, o.0)))
     }
     #[inline(always)]
     unsafe fn sqrt(self) -> Self {
@@ -330,6 +339,12 @@ impl Vector for Avx2 {
         let evens = _mm256_shuffle_ps::<0b10_00_10_00>(self.0, o.0);
         let odds = _mm256_shuffle_ps::<0b11_01_11_01>(self.0, o.0);
         (Avx2(order(evens)), Avx2(order(odds)))
+    }
+    #[inline(always)]
+    unsafe fn interleave(self, o: Self) -> (Self, Self) {
+        // [a0 b0 a1 b1 | a4 b4 a5 b5] and [a2 b2 a3 b3 | a6 b6 a7 b7], then their halves
+        let (low, high) = (_mm256_unpacklo_ps(self.0, o.0), _mm256_unpackhi_ps(self.0, o.0));
+        (Avx2(_mm256_permute2f128_ps::<0x20>(low, high)), Avx2(_mm256_permute2f128_ps::<0x31>(low, high)))
     }
     #[inline(always)]
     unsafe fn sqrt(self) -> Self {

@@ -389,6 +389,46 @@ impl Exporter<'_> {
                 let act = self.activation(*act);
                 self.act(id, act, conv)
             }
+            // ONNX has no Winograd op: the weights go into the transformed space by a
+            // product with G ⊗ G, and a winograd_conv is the Conv it computes, its 3×3
+            // filters taken back out of that space by the transform's left inverse
+            L::WinogradWeights([w, tile]) => {
+                let shape = self.ty(*w).shape.clone();
+                let t = winograd_tile(self.int(*tile));
+                let area = (t.alpha() * t.alpha()) as i64;
+                let (k, c) = (shape[0] as i64, shape[1] as i64);
+                let flat = self.ints_const(&format!("v{id}_filters"), vec![k * c, 9]);
+                let filters = self.step(id, "Reshape", vec![x(0), flat], vec![]);
+                let transform = matrix_f32(&transpose(&t.weight_transform(), area as usize, 9), [9, area as usize]);
+                let transform = self.constant(&format!("v{id}_transform"), transform);
+                let product = self.step(id, "MatMul", vec![filters, transform], vec![]);
+                let by_point = self.step(id, "Transpose", vec![product], vec![attr_ints("perm", vec![1, 0])]);
+                let shape = self.ints_const(&format!("v{id}_shape"), vec![area, k, c]);
+                self.emit(id, "Reshape", vec![by_point, shape], vec![]);
+            }
+            L::WinogradConv([_, u, _, pads, tile, act]) => {
+                let shape = self.ty(*u).shape.clone();
+                let t = winograd_tile(self.int(*tile));
+                let (area, k, c) = (shape[0], shape[1] as i64, shape[2] as i64);
+                let flat = self.ints_const(&format!("v{id}_points"), vec![area as i64, k * c]);
+                let points = self.step(id, "Reshape", vec![x(1), flat], vec![]);
+                let recovery = matrix_f32(&t.weight_recovery(), [9, area]);
+                let recovery = self.constant(&format!("v{id}_recovery"), recovery);
+                let filters = self.step(id, "MatMul", vec![recovery, points], vec![]);
+                let filters = self.step(id, "Transpose", vec![filters], vec![attr_ints("perm", vec![1, 0])]);
+                let shape = self.ints_const(&format!("v{id}_filter_shape"), vec![k, c, 3, 3]);
+                let w = self.step(id, "Reshape", vec![filters, shape], vec![]);
+                let attrs = vec![
+                    attr_ints("kernel_shape", vec![3, 3]),
+                    attr_ints("strides", vec![1, 1]),
+                    attr_ints("pads", self.ints(*pads)),
+                    attr_ints("dilations", vec![1, 1]),
+                    attr_int("group", 1),
+                ];
+                let conv = self.step(id, "Conv", vec![x(0), w, x(2)], attrs);
+                let act = self.activation(*act);
+                self.act(id, act, conv)
+            }
             L::Attention([_, k, _, scale]) => {
                 let rank = self.ty(*k).rank() as i64;
                 let mut perm: Vec<i64> = (0..rank).collect();
@@ -571,4 +611,20 @@ fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
         t: Some(t),
         ..Default::default()
     }
+}
+
+/// The tile of a checked graph's `winograd_*` node.
+fn winograd_tile(m: i64) -> &'static crate::WinogradTile {
+    crate::WinogradTile::of(m).expect("checked graphs have Winograd tiles of 2 or 4")
+}
+
+/// A row-major `rows × cols` f64 matrix, transposed.
+fn transpose(m: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+    (0..cols * rows).map(|i| m[(i % rows) * cols + i / rows]).collect()
+}
+
+/// An f32 tensor of `shape` from f64 values.
+fn matrix_f32(values: &[f64], shape: [usize; 2]) -> Tensor {
+    let v = values.iter().map(|&x| x as f32).collect();
+    Tensor::F32(ndarray::Array::from_shape_vec(ndarray::IxDyn(&shape), v).expect("the matrix's size"))
 }

@@ -525,6 +525,27 @@ impl Gen {
                     L::ConvBiasAct([x, w, bias, s, p, d, g, act])
                 }
             }
+            "winograd_weights" | "winograd_conv" => {
+                // a 3×3 convolution by Winograd's algorithm: pads of 0 or 1 that leave
+                // an output, and the weights transformed by the op before
+                if rank != 4 {
+                    return None;
+                }
+                let pads: Vec<usize> = (0..4).map(|_| rng.below(2)).collect();
+                if (0..2).any(|d| xt.shape[2 + d] + pads[d] + pads[d + 2] < 3) {
+                    return None;
+                }
+                let m = *rng.pick(&[1usize, 2, 3, 5]);
+                let w = self.constant(rng, &[m, xt.shape[1], 3, 3], false);
+                let tile = self.b.int(*rng.pick(&[2, 4]));
+                if op == "winograd_weights" {
+                    return Some(L::WinogradWeights([w, tile]));
+                }
+                let u = self.b.add(L::WinogradWeights([w, tile])).expect("3×3 filters");
+                let bias = self.constant(rng, &[m], false);
+                let act = self.b.add(L::Act(*rng.pick(&Activation::ALL))).expect("a leaf");
+                L::WinogradConv([x, u, bias, self.b.dims(&pads), tile, act])
+            }
             "max_pool" | "avg_pool" => {
                 if !(3..=4).contains(&rank) {
                     return None;

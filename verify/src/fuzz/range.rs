@@ -120,6 +120,18 @@ fn beyond_f32(
             let signed = probe.signed(&linear)?;
             (shape(w)[1..].iter().product::<usize>() + 1, signed, probe.absolute(&linear)?)
         }
+        V::WinogradWeights(_) => (9, result.clone(), probe.absolute(node)?),
+        V::WinogradConv([x, u, b, p, tile, _]) => {
+            // the transforms add terms of either sign and of different sizes, which
+            // rounds more than the direct sums: counted as α²·g² terms per channel, g a
+            // rough bound on the coefficients' growth (1 for F(2×2), whose coefficients
+            // are ±1; 10 for F(4×4), whose rows of Bᵀ sum to 10 in magnitude)
+            let area = shape(u).first().copied().unwrap_or(16);
+            let growth_squared = if probe.int(*tile) == 4 { 100 } else { 1 };
+            let linear = L::WinogradConv([*x, *u, *b, *p, *tile, probe.no_activation()]);
+            let terms = shape(x).get(1).copied().unwrap_or(1) * area * growth_squared + 1;
+            (terms, probe.signed(&linear)?, probe.absolute(&linear)?)
+        }
         V::ReduceSum([x, ..]) | V::ReduceMean([x, ..]) | V::GlobalAvgPool(x) => {
             let (n, m) = (shape(x).iter().product::<usize>(), result.shape().iter().product::<usize>());
             (n / m.max(1), result.clone(), probe.absolute(node)?)

@@ -15,6 +15,7 @@ pub mod layout;
 pub mod linalg;
 pub mod reduce;
 pub mod window;
+pub mod winograd;
 
 use ndarray::ArrayD;
 use saturate_egraph::onnx::ConstantFolder;
@@ -267,6 +268,12 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
             let conv = window::conv(f32_of(*x)?, f32_of(*w)?, f32_of(*b)?, &win, a.int(*group) as usize);
             Tensor::F32(elementwise::activate(&conv, a.act(*act)))
         }
+        L::WinogradWeights([w, tile]) => Tensor::F32(winograd::weights(f32_of(*w)?, winograd_tile(a.int(*tile))?)),
+        L::WinogradConv([x, u, b, pads, tile, act]) => {
+            let tile = winograd_tile(a.int(*tile))?;
+            let conv = winograd::conv(f32_of(*x)?, f32_of(*u)?, f32_of(*b)?, &a.dims(*pads), tile);
+            Tensor::F32(elementwise::activate(&conv, a.act(*act)))
+        }
         L::Attention([q, k, v, scale]) => {
             Tensor::F32(linalg::attention(f32_of(*q)?, f32_of(*k)?, f32_of(*v)?, a.float(*scale))?)
         }
@@ -275,6 +282,10 @@ pub fn eval_node<'v>(expr: &RecExpr<TensorLang>, id: Id, operand: &dyn Fn(Id) ->
 
         L::Leaf => return Err(format!("{} is an attribute, not an op", expr[id])),
     })
+}
+
+fn winograd_tile(m: i64) -> Result<&'static saturate_egraph::WinogradTile, String> {
+    saturate_egraph::WinogradTile::of(m).ok_or_else(|| format!("a Winograd tile has 2 or 4 outputs a side, not {m}"))
 }
 
 /// The statically inferred shape of node `id`, from its operands' actual types.

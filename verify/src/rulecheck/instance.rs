@@ -786,6 +786,7 @@ impl Gen<'_> {
             A::FillValue => float(*self.rng.pick(&[0.0f32, 1.0, -1.0, 0.5, 2.0, -3.0])),
             A::Shape => ints(self.random_shape().iter().map(|&d| d as i64).collect()),
             A::LrnSize => TensorLang::Int(*self.rng.pick(&[1i64, 3, 5])),
+            A::WinogradTile => TensorLang::Int(*self.rng.pick(&[2i64, 4])),
             A::PadList => ints((0..2 * rank).map(|_| self.rng.below(3) as i64).collect()),
             A::Act => TensorLang::Act(*self.rng.pick(&Activation::ALL)),
             A::Scale => float(*self.rng.pick(&[0.125f32, 0.5, 1.0])),
