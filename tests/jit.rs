@@ -902,3 +902,43 @@ fn gathers_of_one_constant_index_match() {
         matches_on_every_kind_of_code(&format!("gather {index} along {axis}"), &graph, &inputs, &want, 0.0);
     }
 }
+
+/// Winograd convolutions, F(2×2) and F(4×4), against the direct convolution they
+/// compute: planes narrower and wider than a vector of tiles, sides that are not whole
+/// tiles, asymmetric pads, a ReLU fused into the output transform and an activation
+/// after it, filters known at compile time (transformed then) or given at run time.
+#[test]
+fn winograd_convolutions_match_the_direct_convolution_on_every_kind_of_code() {
+    let cases = [
+        ("[1,3,7,9]", 4, "[1,1,1,1]", "act_relu", true),
+        ("[2,5,13,6]", 2, "[0,1,1,0]", "act_id", false),
+        ("[1,17,29,35]", 2, "[1,1,1,1]", "act_sigmoid", true),
+        ("[1,8,70,38]", 4, "[1,0,0,1]", "act_relu", false),
+        ("[1,4,3,3]", 4, "[0,0,0,0]", "act_id", true),
+    ];
+    let values = |n: usize, phase: f64| {
+        (0..n).map(|i| format!("{:.4}", (i as f64 * 0.37 + phase).sin() * 0.5)).collect::<Vec<_>>().join(" ")
+    };
+    for (x, m, pads, act, constant) in cases {
+        let channels: usize = x.trim_matches(['[', ']']).split(',').nth(1).unwrap().parse().unwrap();
+        let k = 6;
+        let filters = if constant {
+            format!("(weight %w f32 [{k},{channels},3,3] (values {}))", values(k * channels * 9, 0.3))
+        } else {
+            format!("(input %w f32 [{k},{channels},3,3])")
+        };
+        let head = format!(
+            "(saturate-graph 1)\n(input %x f32 {x})\n{filters}\n(weight %b f32 [{k}] (values {}))\n",
+            values(k, 1.1)
+        );
+        let parse = |out: String| sexp::parse(&format!("{head}(output \"y\" {out})\n"), "t", None).unwrap();
+        let direct = parse(format!("(conv_bias_act %x %w %b [1,1] {pads} [1,1] 1 {act})"));
+        let winograd = parse(format!("(winograd_conv %x (winograd_weights %w {m}) %b {pads} {m} {act})"));
+        let inputs = random_inputs(&direct, 5);
+        let want = run(&direct, &inputs).unwrap();
+        // F(4×4)'s transforms round more (egraph/src/winograd.rs)
+        let of_scale = if m == 4 { 1e-4 } else { 1e-5 };
+        let what = format!("winograd F({m}×{m}) of {x}, pads {pads}, {act}");
+        matches_on_every_kind_of_code(&what, &winograd, &inputs, &want, of_scale);
+    }
+}

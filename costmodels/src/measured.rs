@@ -248,9 +248,11 @@ impl MeasuredCpu {
     }
 
     /// A Winograd convolution: its (m+2)² products at the measured rate of their shape,
-    /// and its two transforms as passes over what they read and write (the input and
-    /// the transformed input, the products and the output), each at twice a stream's
-    /// time for its arithmetic.
+    /// plus a pass over their transformed weights (`(m+2)²/9` times the filters' bytes:
+    /// over a small image, F(4×4)'s 36 products by 512×512 matrices read 38 MB and wait
+    /// on memory), and its two transforms as passes over what they read and write (the
+    /// input and the transformed input, the products and the output), each at twice a
+    /// stream's time for its arithmetic.
     fn winograd_seconds(&self, info: &NodeInfo, w: &Work) -> f64 {
         let t = &self.table;
         let (x, u, out) = (shape(info, 0), shape(info, 1), &info.output.shape);
@@ -266,7 +268,8 @@ impl MeasuredCpu {
         let products = 2.0 * area * k * c * tiles_f * t.products.at(&[k, tiles_f, c]);
         let numel = |s: &[usize]| s.iter().product::<usize>() as f64;
         let bytes = 4.0 * (numel(&x) + area * c * tiles_f + area * k * tiles_f + numel(out));
-        products + 2.0 * bytes * t.streams.at(&[bytes])
+        let weights = 4.0 * area * k * c;
+        products + weights * t.streams.at(&[weights]) + 2.0 * bytes * t.streams.at(&[bytes])
     }
 
     fn conv_seconds(&self, info: &NodeInfo, w: &Work) -> f64 {

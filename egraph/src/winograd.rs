@@ -12,10 +12,11 @@
 //!
 //! Multiplications per output and input channel: 9 directly, (m+2)²/m² with Winograd —
 //! 4 for F(2×2, 3×3) and 2.25 for F(4×4, 3×3). The price is rounding: the transforms
-//! add and subtract terms of different sizes. Measured against a direct f64 convolution
-//! over 64–512 channels of N(0,1) data, the largest error relative to the output's
-//! largest magnitude is about 1e-6 for F(2×2) and 1e-5 for F(4×4) in f32 (a direct f32
-//! convolution: 1e-7); the interpreter computes the same algorithm in f64.
+//! add and subtract terms of different sizes. Measured against the interpreter's direct
+//! convolution (in f64) over 64, 256 and 512 channels of random data, the backend's
+//! largest error relative to the output's largest magnitude is 3e-7–9e-7 for F(2×2) and
+//! 8e-6–1.5e-5 for F(4×4), against 4e-7–6e-7 for its direct f32 convolution. The
+//! interpreter computes the same algorithm in f64.
 //!
 //! The matrices are those of the interpolation points 0, ±1 (F(2×2)) and 0, ±1, ±2
 //! (F(4×4)), each with the point at infinity.
