@@ -118,8 +118,9 @@ const EXPECTED: &[Expect] = &[
         model: "light_vgg19",
         gone: &[],
         at_most: &[("relu", 4)],
-        appear: &["conv_bias_act"],
-        rules: &["relu-fuses-into-conv-epilogue"],
+        // Its 3x3 convolutions are priced cheaper as Winograd products than as direct ones.
+        appear: &["winograd_conv", "winograd_weights"],
+        rules: &["conv-3x3-by-winograd-4x4"],
     },
     Expect {
         model: "light_zfnet512",
