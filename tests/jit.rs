@@ -492,9 +492,20 @@ fn convolution_biases_added_by_their_reader_match() {
     }
 }
 
-/// Inputs that only a concat reads are written straight into their block of its result;
-/// the others (a model input, a value read elsewhere too, a reshape alias) are copied,
-/// and a concat whose blocks are not contiguous (batch 2) copies everything.
+/// Concats in a chain, each also read by the layer that adds the next block (as in
+/// DenseNet), and one more concat of values the chain holds.
+const DENSE_CHAIN: &str = "(input %x f32 [1,3,5])\n(input %w f32 [2,6])\n(input %u f32 [2,11])\n\
+    (let $a (relu %x))\n(let $c1 (concat 1 $a (tanh $a)))\n\
+    (let $n2 (matmul %w (sigmoid $c1)))\n(let $c2 (concat 1 $c1 $n2 (neg $a)))\n\
+    (let $n3 (matmul %u (exp $c2)))\n(let $c3 (concat 1 $c2 $n3))\n\
+    (let $other (concat 1 $n3 $a))\n\
+    (output \"y\" (mul $c3 (fill 2.0 [])))\n(output \"z\" (add $other (fill 1.0 [])))";
+
+/// A concat's inputs are written straight into their block of its result, those read
+/// elsewhere too included; the others (a model input, a reshape alias, a value already
+/// placed in another concat) are copied, and a concat whose blocks are not contiguous
+/// (batch 2) copies everything. A chain of concats, each also read by a layer that adds
+/// to it (DenseNet's blocks), is written into the last one's buffer.
 #[test]
 fn concats_written_in_place_match() {
     let cases = [
@@ -503,9 +514,26 @@ fn concats_written_in_place_match() {
          (output \"y\" (concat 1 $a %y $b $c (tanh %x)))\n(output \"z\" (add $b (fill 1.0 [])))",
         "(input %x f32 [2,3,4])\n(input %y f32 [2,2,4])\n\
          (output \"y\" (concat 1 (relu %x) (exp %y) (concat 1 (neg %y) (abs %x))))",
+        DENSE_CHAIN,
     ];
     for body in cases {
         jit_matches(body, 9, 1e-4);
+    }
+}
+
+/// `DENSE_CHAIN` copies only the two values that another concat
+/// holds already (`$a` and `$n3`, placed in `$other`): every other input, the inner
+/// concats and the values read besides by the next layer included, is written in place.
+#[test]
+fn a_chain_of_concats_copies_only_what_another_concat_holds() {
+    let body = DENSE_CHAIN;
+    let graph = sexp::parse(&format!("(saturate-graph 1)\n{body}\n"), "t", None).unwrap();
+    let inputs = random_inputs(&graph, 9);
+    for kernels in Kernels::all_here() {
+        let mut exe = compile(&graph, &Options { threads: 1, kernels }).unwrap();
+        let profile = exe.profile(&inputs, 1).unwrap();
+        let copies: usize = profile.iter().filter(|r| r.0 == "concat").map(|r| r.2).sum();
+        assert_eq!(copies, 2, "{kernels:?}: {profile:?}");
     }
 }
 

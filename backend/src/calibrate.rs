@@ -9,7 +9,7 @@
 //! | kernel | grid | points |
 //! |---|---|---|
 //! | products with weights | M ∈ {1, 8, 64, 512, 4096}, N ∈ {16, 128, 1024, 4096}, K ∈ {16, 128, 1024} | 60 |
-//! | convolutions, 1×1 and 3×3 | C, M ∈ {16, 64, 256}, H = W ∈ {7, 28, 56} | 54 |
+//! | convolutions: 1×1, 3×3, 3×3 by Winograd F(2×2) and F(4×4) | C, M ∈ {16, 64, 256}, H = W ∈ {7, 14, 28, 56} | 144 |
 //! | elementwise ops in a loop | each f32 unary and binary op: a chain of 5 against a chain of 1 | 2 an op |
 //! | fused-loop streams | 8 KB to 256 MB moved | 5 |
 //! | copies (transpose of heads) | 24 KB to 50 MB moved | 5 |
@@ -128,18 +128,15 @@ pub fn calibrate(progress: &mut dyn FnMut(Progress)) -> Result<Table, String> {
     }
 
     let mut convolutions = BTreeMap::new();
-    for (kind, side) in [("pointwise", 1usize), ("spatial", 3)] {
+    for kind in CONVOLUTION_KINDS {
+        let side = kind.side();
         let mut grid = Grid::new(plan.convolutions(side));
         for (i, p) in grid.points().iter().enumerate() {
             let (m, hw, c) = (p[0] as usize, (p[1].sqrt().round()) as usize, p[2] as usize / (side * side));
-            let pad = side / 2;
-            let text = format!(
-                "(conv %x (fill 0.01 [{m},{c},{side},{side}]) (fill 0.0 [{m}]) [1,1] [{pad},{pad},{pad},{pad}] [1,1] 1)"
-            );
-            let t = clock.time(&format!("convolution {side}×{side} {c}→{m} on {hw}²"), &text, &[1, c, hw, hw])?;
+            let t = clock.time(&format!("{} {c}→{m} on {hw}²", kind.label()), &kind.program(m, c), &[1, c, hw, hw])?;
             grid.set(i, per_unit(t, 2.0 * (m * hw * hw * c * side * side) as f64));
         }
-        convolutions.insert(kind.to_string(), grid);
+        convolutions.insert(kind.name().to_string(), grid);
     }
 
     let mut elementwise = BTreeMap::new();
@@ -251,7 +248,7 @@ struct Plan {
 }
 
 const CHANNELS: [f64; 3] = [16.0, 64.0, 256.0];
-const SIDES: [f64; 3] = [7.0, 28.0, 56.0];
+const SIDES: [f64; 4] = [7.0, 14.0, 28.0, 56.0];
 
 impl Plan {
     fn new() -> Plan {
@@ -286,12 +283,63 @@ impl Plan {
     fn points(&self) -> usize {
         let grid = |axes: &[Vec<f64>]| axes.iter().map(Vec::len).product::<usize>();
         grid(&self.products)
-            + 2 * grid(&self.convolutions(1))
+            + CONVOLUTION_KINDS.len() * grid(&self.convolutions(1))
             + 2 * self.elementwise_ops().len()
             + self.streams.len()
             + self.copies.len()
             + ROW_KINDS.len() * grid(&self.rows)
             + 3 * 2 * self.windows.len()
+    }
+}
+
+/// The convolutions timed, each over the grid of its kernel's side: the direct ones the
+/// backend chooses for a `conv` (1×1 as a product; 3×3 by shifted taps or im2col), and
+/// Winograd's two tiles, priced per FLOP of the direct convolution they stand for.
+#[derive(Clone, Copy)]
+enum ConvolutionKind {
+    Pointwise,
+    Spatial,
+    Winograd(usize),
+}
+
+const CONVOLUTION_KINDS: [ConvolutionKind; 4] =
+    [ConvolutionKind::Pointwise, ConvolutionKind::Spatial, ConvolutionKind::Winograd(2), ConvolutionKind::Winograd(4)];
+
+impl ConvolutionKind {
+    fn side(self) -> usize {
+        match self {
+            ConvolutionKind::Pointwise => 1,
+            _ => 3,
+        }
+    }
+
+    /// The grid's key in the table's `convolutions` (what the cost model looks up).
+    fn name(self) -> &'static str {
+        match self {
+            ConvolutionKind::Pointwise => "pointwise",
+            ConvolutionKind::Spatial => "spatial",
+            ConvolutionKind::Winograd(2) => "winograd2",
+            ConvolutionKind::Winograd(_) => "winograd4",
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            ConvolutionKind::Winograd(m) => format!("Winograd F({m}×{m},3×3)"),
+            _ => format!("convolution {0}×{0}", self.side()),
+        }
+    }
+
+    /// The one-kernel program over `%x` of `c` channels, with `m` output channels.
+    fn program(self, m: usize, c: usize) -> String {
+        let (side, pad) = (self.side(), self.side() / 2);
+        let weights = format!("(fill 0.01 [{m},{c},{side},{side}])");
+        match self {
+            ConvolutionKind::Winograd(t) => {
+                format!("(winograd_conv %x (winograd_weights {weights} {t}) (fill 0.0 [{m}]) [1,1,1,1] {t} act_id)")
+            }
+            _ => format!("(conv %x {weights} (fill 0.0 [{m}]) [1,1] [{pad},{pad},{pad},{pad}] [1,1] 1)"),
+        }
     }
 }
 
@@ -375,6 +423,14 @@ mod tests {
         for kind in ROW_KINDS {
             let text = format!("(saturate-graph 1)\n(input %x f32 [4,16])\n(output \"out\" {})\n", row_text(kind, 16));
             sexp::parse(&text, kind, None).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        }
+        for kind in CONVOLUTION_KINDS {
+            let text =
+                format!("(saturate-graph 1)\n(input %x f32 [1,4,7,7])\n(output \"out\" {})\n", kind.program(8, 4));
+            let graph = sexp::parse(&text, kind.name(), None).unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
+            let exe = compile(&graph, &Options::threads(1)).unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
+            let winograd = exe.convolution_algorithms().iter().any(|(name, _)| name.starts_with("winograd"));
+            assert_eq!(winograd, matches!(kind, ConvolutionKind::Winograd(_)), "{}", kind.name());
         }
         let text = format!("(saturate-graph 1)\n(input %x f32 [16])\n(output \"out\" {})\n", softmaxes(3));
         let graph = sexp::parse(&text, "softmaxes", None).unwrap();

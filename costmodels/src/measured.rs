@@ -22,6 +22,7 @@
 //! | matmul, gemm, fused matmul | `products` over (M, N, K) | FLOP, times the batch |
 //! | 1×1 convolution | `convolutions["pointwise"]` over (M, positions, C) | FLOP |
 //! | other convolutions | `convolutions["spatial"]` over (M, positions, C·taps) | FLOP |
+//! | Winograd convolution | `convolutions["winograd2"]`, `["winograd4"]` over (M, positions, C·9) | FLOP of the direct one |
 //! | depthwise convolution, pools | `windows[op]` over (taps, outputs) | output·tap |
 //! | softmax, norms, reductions | `rows[op]` over (row length, elements) | element |
 //! | transpose, concat, slice, … | `copies` over (bytes moved) | byte |
@@ -114,6 +115,10 @@ impl Grid {
     }
 }
 
+/// The grids a complete table has in `convolutions` (a table without one is measured
+/// again).
+pub const CONVOLUTION_GRIDS: [&str; 4] = ["pointwise", "spatial", "winograd2", "winograd4"];
+
 /// What this backend's kernels took on one host. See the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Table {
@@ -158,7 +163,7 @@ impl Table {
         let mut grids = self.grids().peekable();
         grids.peek().is_some()
             && grids.all(Grid::is_complete)
-            && ["pointwise", "spatial"].iter().all(|k| self.convolutions.contains_key(*k))
+            && CONVOLUTION_GRIDS.iter().all(|k| self.convolutions.contains_key(*k))
             && self.launch >= 0.0
             && self.run_overhead >= 0.0
             && self.elementwise.values().all(|s| *s >= 0.0 && s.is_finite())
@@ -247,23 +252,43 @@ impl MeasuredCpu {
         work + t.launch
     }
 
-    /// A Winograd convolution: its (m+2)² products at the measured rate of their shape,
-    /// plus a pass over their transformed weights (`(m+2)²/9` times the filters' bytes:
-    /// over a small image, F(4×4)'s 36 products by 512×512 matrices read 38 MB and wait
-    /// on memory), and its two transforms as passes over what they read and write (the
-    /// input and the transformed input, the products and the output), each at twice a
-    /// stream's time for its arithmetic.
+    /// A Winograd convolution at the rate calibrated for its tile, per FLOP of the direct
+    /// convolution it stands for, over (M, positions, C·9) as a direct 3×3 one; an
+    /// activation adds its arithmetic. A table without the tile's grid prices it from
+    /// its parts (see [`Self::winograd_parts_seconds`]).
     fn winograd_seconds(&self, info: &NodeInfo, w: &Work) -> f64 {
-        let t = &self.table;
-        let (x, u, out) = (shape(info, 0), shape(info, 1), &info.output.shape);
         let tile = match info.children.get(4) {
             Some(Meta::Int(m)) => saturate_egraph::WinogradTile::of(*m),
             _ => None,
         };
-        let (Some(tile), [_, _, _, _], [area, k, c]) = (tile, x.as_slice(), u.as_slice()) else {
+        let (x, out) = (shape(info, 0), &info.output.shape);
+        let (Some(tile), [_, c, _, _], [_, k, oh, ow]) = (tile, x.as_slice(), out.as_slice()) else {
+            return self.roofline_seconds(w) - self.table.launch;
+        };
+        let Some(grid) = self.table.convolutions.get(&format!("winograd{}", tile.m)) else {
+            return self.winograd_parts_seconds(info, w, tile);
+        };
+        let outputs = info.output.numel() as f64;
+        let direct_flops = 2.0 * outputs * (*c * 9) as f64;
+        direct_flops * grid.at(&[*k as f64, (oh * ow) as f64, (c * 9) as f64])
+            + outputs * self.activation_seconds(info, 5)
+    }
+
+    /// A Winograd convolution from its parts: its (m+2)² products at the measured rate
+    /// of their shape, plus a pass over their transformed weights (`(m+2)²/9` times the
+    /// filters' bytes: over a small image, F(4×4)'s 36 products by 512×512 matrices read
+    /// 38 MB and wait on memory), and its two transforms as passes over what they read
+    /// and write (the input and the transformed input, the products and the output),
+    /// each at twice a stream's time for its arithmetic. It misses what the products
+    /// cost beyond their FLOPs when they are short (36 calls of 4 columns each over a
+    /// 7×7 image), which is why calibration times the tiles themselves.
+    fn winograd_parts_seconds(&self, info: &NodeInfo, w: &Work, tile: &saturate_egraph::WinogradTile) -> f64 {
+        let t = &self.table;
+        let (x, u, out) = (shape(info, 0), shape(info, 1), &info.output.shape);
+        let ([area, k, c], [batch, _, oh, ow]) = (u.as_slice(), out.as_slice()) else {
             return self.roofline_seconds(w) - t.launch;
         };
-        let tiles = tile.tiles(out[0], [out[2], out[3]]);
+        let tiles = tile.tiles(*batch, [*oh, *ow]);
         let (area, k, c, tiles_f) = (*area as f64, *k as f64, *c as f64, tiles as f64);
         let products = 2.0 * area * k * c * tiles_f * t.products.at(&[k, tiles_f, c]);
         let numel = |s: &[usize]| s.iter().product::<usize>() as f64;
@@ -454,7 +479,9 @@ mod tests {
             run_overhead: 1e-6,
             launch: 1e-7,
             products: grid(products, 3),
-            convolutions: by(&["pointwise", "spatial"], grid(2.0 * products, 3)),
+            convolutions: [("winograd2", 3.0), ("winograd4", 1.0), ("pointwise", 2.0), ("spatial", 2.0)]
+                .map(|(name, per_flop)| (name.to_string(), grid(per_flop * products, 3)))
+                .into(),
             elementwise: [("exp".to_string(), exp), ("neg".to_string(), 0.0)].into(),
             unmeasured: BTreeMap::new(),
             streams: grid(stream, 1),
@@ -492,6 +519,17 @@ mod tests {
         assert!((cost(&m, depthwise) - (1e-6 + 1e-7 + 100.0 * 9.0 * 5e-10)).abs() < 1e-12, "{}", cost(&m, depthwise));
         let dense = depthwise.replace("[4,1,3,3]", "[4,4,3,3]").replace(" 4))", " 1))");
         assert!((cost(&m, &dense) - (1e-6 + 1e-7 + (2.0 * 4.0 * 25.0 * 36.0 + 100.0) * 2e-11)).abs() < 1e-12);
+        // Winograd at its tile's rate per FLOP of the direct convolution; its weights free
+        for (tile, per_flop) in [(2, 3e-11), (4, 1e-11)] {
+            let winograd = dense.replace(
+                "(conv %x %w %b [1,1] [1,1,1,1] [1,1] 1)",
+                &format!(
+                    "(winograd_conv %x (winograd_weights (fill 0.5 [4,4,3,3]) {tile}) %b [1,1,1,1] {tile} act_id)"
+                ),
+            );
+            let want = 1e-6 + 1e-7 + 2.0 * 4.0 * 25.0 * 36.0 * per_flop;
+            assert!((cost(&m, &winograd) - want).abs() < 1e-12, "F({tile}): {} vs {want}", cost(&m, &winograd));
+        }
     }
 
     #[test]

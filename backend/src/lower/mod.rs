@@ -157,13 +157,22 @@ impl Lowering<'_> {
     }
 
     /// Gives each run-time concat whose inputs are contiguous blocks of its result (every
-    /// axis before the concat axis of size 1) its buffer now, and lets each input that
-    /// only the concat reads be written straight into its block: the concat then copies
-    /// only the others (NasNet-A's cells end in such concats).
+    /// axis before the concat axis of size 1) its buffer now, and lets each of its inputs
+    /// be written straight into its block: the concat then copies only model inputs,
+    /// weights, aliases and values already placed in another concat.
+    ///
+    /// An input read elsewhere too may be placed: its block is written once, by its
+    /// producer, and nothing else writes there (the concat's other inputs have other
+    /// blocks), and the memory plan keeps the whole buffer alive while any block is read.
+    /// Concats are visited last first, so that a concat which feeds a later one is placed
+    /// in it and its own inputs with it: DenseNet's blocks, chains of
+    /// `concat(concat(…), new)`, then write every layer's features once, into one buffer,
+    /// where each layer's concat copied all before it (NasNet-A's cells end in concats of
+    /// inputs read once).
     fn place_concat_inputs(&mut self) {
         use TensorLang as L;
         let outputs: Vec<usize> = self.graph.outputs.iter().map(|p| usize::from(p.id)).collect();
-        for c in 0..self.nodes.len() {
+        for c in (0..self.nodes.len()).rev() {
             let L::Concat(children) = &self.nodes[c] else { continue };
             let children = children.clone();
             let axis = self.int(children[0]) as usize;
@@ -171,16 +180,29 @@ impl Lowering<'_> {
             if self.fusion.constant[c] || shape[..axis].iter().any(|&d| d != 1) {
                 continue;
             }
-            let whole = self.new_buffer(bytes_of(self.ty(c)), false);
+            let whole = match self.placed[c] {
+                Some(loc) => loc,
+                None => self.new_buffer(bytes_of(self.ty(c)), false),
+            };
             self.placed[c] = Some(whole);
             let block = shape[axis + 1..].iter().product::<usize>() * self.ty(c).dtype.byte_size();
             let mut along = 0;
             for &p in &children[1..] {
                 let p = usize::from(p);
-                let own_value = !matches!(self.nodes[p], L::Input(_) | L::Weight(_) | L::Fill(_));
+                // an alias (reshape) or a leaf has no producer that could write the block
+                let own_value = !matches!(
+                    self.nodes[p],
+                    L::Input(_)
+                        | L::Weight(_)
+                        | L::Fill(_)
+                        | L::Reshape(_)
+                        | L::Flatten(_)
+                        | L::Squeeze(_)
+                        | L::Unsqueeze(_)
+                );
                 if own_value
                     && !self.fusion.constant[p]
-                    && self.fusion.sole_consumer[p] == Some(c)
+                    && self.views[p].is_none()
                     && !outputs.contains(&p)
                     && self.placed[p].is_none()
                 {
