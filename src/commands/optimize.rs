@@ -457,10 +457,15 @@ pub fn calibrate(json: bool) -> Result<ExitCode> {
         gflops(t.products.at(&[1.0, 1024.0, 1024.0])),
         gflops(t.products.at(&[64.0, 128.0, 128.0]))
     );
+    let convolution = |kind: &str, c: f64| {
+        t.convolutions.get(kind).map_or("–".to_string(), |g| format!("{:.1}", gflops(g.at(&[64.0, 3136.0, c]))))
+    };
     println!(
-        "  convolution  3×3 64→64 on 56²: {:.1} GFLOP/s, 1×1: {:.1}",
-        gflops(t.convolutions["spatial"].at(&[64.0, 3136.0, 576.0])),
-        gflops(t.convolutions["pointwise"].at(&[64.0, 3136.0, 64.0]))
+        "  convolution  3×3 64→64 on 56²: {} GFLOP/s, by Winograd F(2×2) {} and F(4×4) {} (in the direct one's FLOPs); 1×1: {}",
+        convolution("spatial", 576.0),
+        convolution("winograd2", 576.0),
+        convolution("winograd4", 576.0),
+        convolution("pointwise", 64.0)
     );
     println!(
         "  loops        {:.1} GB/s in L1, {:.1} GB/s from memory; an op in a chain: add {}, exp {}, tanh {}, erf {}",
