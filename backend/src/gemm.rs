@@ -122,7 +122,7 @@ impl MatMul {
     /// Whether the batch's products write disjoint blocks of `dst` (the products of a
     /// convolution by shifted taps all add into one block). Checked as offsets rising by
     /// at least a block, the order lowering writes them in, so that it needs no sort.
-    fn outputs_disjoint(&self) -> bool {
+    pub(crate) fn outputs_disjoint(&self) -> bool {
         self.batch.windows(2).all(|w| w[1][2] >= w[0][2] + self.m * self.n)
     }
 

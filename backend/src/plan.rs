@@ -58,6 +58,9 @@ pub enum Kernel {
     /// Matrix products by a constant packed at compile time ([`crate::wide::PackedProduct`]);
     /// made from a [`Kernel::MatMul`] once the constants are known.
     Packed(Box<crate::wide::PackedProduct>),
+    /// Matrix products by a constant left operand (filters) packed at compile time
+    /// ([`crate::wide::LeftPackedProduct`]), likewise.
+    LeftPacked(Box<crate::wide::LeftPackedProduct>),
     /// A transform of a Winograd convolution, over `outer` planes of `per_outer` units
     /// of work each.
     Winograd { kernel: Box<crate::wide::WinogradKernel>, outer: usize, per_outer: usize },

@@ -229,7 +229,7 @@ impl Executable {
     pub fn product_kernels(&self) -> (usize, usize) {
         let run_time = self.steps.iter().filter(|s| !s.constant);
         run_time.fold((0, 0), |(p, g), s| match s.kernel {
-            Kernel::Packed(_) => (p + 1, g),
+            Kernel::Packed(_) | Kernel::LeftPacked(_) => (p + 1, g),
             Kernel::MatMul(_) => (p, g + 1),
             _ => (p, g),
         })
@@ -332,6 +332,10 @@ impl Executable {
                         let m = p.product();
                         format!("matmul {}x{}x{} (packed)", m.m, m.n, m.k)
                     }
+                    Kernel::LeftPacked(p) => {
+                        let m = p.product();
+                        format!("matmul {}x{}x{} (packed left)", m.m, m.n, m.k)
+                    }
                 };
                 let start = std::time::Instant::now();
                 self.execute(k);
@@ -360,6 +364,7 @@ impl Executable {
                 let m = match &self.steps[k].kernel {
                     Kernel::MatMul(m) => m,
                     Kernel::Packed(p) => p.product(),
+                    Kernel::LeftPacked(p) => p.product(),
                     _ => continue,
                 };
                 if self.steps[k].constant {
@@ -540,23 +545,45 @@ impl Executable {
                 };
                 self.team.run(pieces, &run);
             }
+            Kernel::LeftPacked(product) => {
+                let operands = Args(ptrs.as_ptr());
+                let pieces = product.pieces(self.threads);
+                let run = |piece: usize| {
+                    let p = operands.get();
+                    // SAFETY: as for products; the program was packed for this host's vectors
+                    unsafe { product.run_piece(*p.add(1) as *const f32, *p.add(2) as *mut f32, pieces, piece) }
+                };
+                self.team.run(pieces, &run);
+            }
         }
     }
 
-    /// Packs the constant right operands of the products with few rows, for `isa`, once
-    /// the constant steps have run ([`crate::wide::PackedProduct`]).
+    /// Packs the constant operands of the products the wide kernels run, for `isa`, once
+    /// the constant steps have run: right ones of products with few rows
+    /// ([`crate::wide::PackedProduct`]), left ones of short products of filters
+    /// ([`crate::wide::LeftPackedProduct`]).
     pub(crate) fn pack_weights(&mut self, isa: crate::wide::Isa) {
         for k in 0..self.steps.len() {
             let step = &self.steps[k];
             let Kernel::MatMul(product) = &step.kernel else { continue };
-            if step.constant || !self.buffers[step.args[1].buffer.0].constant {
+            let constant = |j: usize| self.buffers[step.args[j].buffer.0].constant;
+            if step.constant {
                 continue;
             }
-            let b = self.pointer(step.args[1]) as *const f32;
-            // SAFETY: lowering sized the constant buffer for the product's offsets and
-            // strides, and the constant steps have filled it
-            if let Some(packed) = unsafe { crate::wide::PackedProduct::pack(product, b, isa) } {
-                self.steps[k].kernel = Kernel::Packed(Box::new(packed));
+            let (a, b) = (self.pointer(step.args[0]) as *const f32, self.pointer(step.args[1]) as *const f32);
+            // SAFETY: lowering sized the constant buffers for the product's offsets and
+            // strides, and the constant steps have filled them
+            let kernel = unsafe {
+                if constant(1) {
+                    crate::wide::PackedProduct::pack(product, b, isa).map(|p| Kernel::Packed(Box::new(p)))
+                } else if constant(0) {
+                    crate::wide::LeftPackedProduct::pack(product, a, isa).map(|p| Kernel::LeftPacked(Box::new(p)))
+                } else {
+                    None
+                }
+            };
+            if let Some(kernel) = kernel {
+                self.steps[k].kernel = kernel;
             }
         }
         self.release_unread_constants();
@@ -568,9 +595,13 @@ impl Executable {
     fn release_unread_constants(&mut self) {
         let mut read = vec![false; self.buffers.len()];
         for step in self.steps.iter().filter(|s| !s.constant) {
-            let skip_b = matches!(step.kernel, Kernel::Packed(_));
+            let packed = match step.kernel {
+                Kernel::Packed(_) => Some(1),
+                Kernel::LeftPacked(_) => Some(0),
+                _ => None,
+            };
             for (j, loc) in step.args.iter().enumerate() {
-                read[loc.buffer.0] |= !(skip_b && j == 1);
+                read[loc.buffer.0] |= packed != Some(j);
             }
         }
         for port in self.inputs.iter().chain(&self.outputs) {

@@ -18,6 +18,7 @@
 //! The decision and its figures (the kernel benchmark, `benches/kernels`) are in the
 //! README's "Wide kernels" section.
 
+mod left_product;
 mod lrn;
 mod math;
 mod product;
@@ -26,6 +27,7 @@ mod vector;
 mod window;
 mod winograd;
 
+pub use left_product::LeftPackedProduct;
 pub use lrn::LrnProgram;
 pub use product::PackedProduct;
 pub use rows::RowProgram;

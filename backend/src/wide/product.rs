@@ -50,7 +50,7 @@ pub fn max_rows(isa: Isa) -> usize {
 /// panel's cache lines. A panel comes from memory on the first tile's pass, and the
 /// hardware prefetcher alone left one core waiting on it: 8 rows by 768×3072 weights
 /// took 5.0 ms with it alone, 3.4–3.7 with prefetching 4 KB ahead, 3.4 at 8 KB.
-const PREFETCH: usize = 2048;
+const PREFETCH_AHEAD: usize = 2048;
 
 /// A product whose `b` is a constant, packed into panels.
 pub struct PackedProduct {
@@ -157,17 +157,8 @@ impl PackedProduct {
                     let rows = (p.m - r).min(rows_per_tile);
                     let a = a.add(ao).offset(r as isize * rs);
                     let dst = dst.add(d + r * p.n + panel * width);
-                    let tile = Tile { a, rs, cs, b, k: p.k, dst, columns };
-                    match rows {
-                        1 => tile.run::<V, 1>(epilogue),
-                        2 => tile.run::<V, 2>(epilogue),
-                        3 => tile.run::<V, 3>(epilogue),
-                        4 => tile.run::<V, 4>(epilogue),
-                        5 => tile.run::<V, 5>(epilogue),
-                        6 => tile.run::<V, 6>(epilogue),
-                        7 => tile.run::<V, 7>(epilogue),
-                        _ => tile.run::<V, 8>(epilogue),
-                    }
+                    let tile = Tile { a, rs, cs, b, b_step: width, k: p.k, dst, columns };
+                    tile.run_rows::<V, true, false>(rows, epilogue);
                     r += rows;
                 }
             }
@@ -185,45 +176,71 @@ fn panel_width(isa: Isa) -> usize {
 
 /// What happens to an accumulated tile: `dst = alpha · acc (+ dst)`.
 #[derive(Clone, Copy)]
-struct Epilogue {
-    alpha: f32,
-    accumulate: bool,
+pub(super) struct Epilogue {
+    pub alpha: f32,
+    pub accumulate: bool,
     /// Elements from one row of `dst` to the next.
-    stride: usize,
+    pub stride: usize,
 }
 
-/// Up to 8 rows of `a` by one panel, into `columns` (≤ the panel's width) of `dst`.
-struct Tile {
-    a: *const f32,
-    rs: isize,
-    cs: isize,
-    b: *const f32,
-    k: usize,
-    dst: *mut f32,
-    columns: usize,
+/// Up to 8 rows of `a` by two vectors' width of `b`'s columns (a panel), into
+/// `columns` (≤ that width) of `dst`. `b`'s rows are `b_step` apart: a packed panel's
+/// width, or the row stride of a matrix read in place ([`super::LeftPackedProduct`]),
+/// whose last panel may be partial and is then read `EDGE`-wise, lane-masked.
+pub(super) struct Tile {
+    pub a: *const f32,
+    pub rs: isize,
+    pub cs: isize,
+    pub b: *const f32,
+    pub b_step: usize,
+    pub k: usize,
+    pub dst: *mut f32,
+    pub columns: usize,
 }
 
 impl Tile {
+    /// Runs the tile's first `rows` (1 to 8) rows; `PREFETCH`: `b` is a packed panel
+    /// on its way from memory, whose lines are asked for [`PREFETCH_AHEAD`] elements ahead.
     #[inline(always)]
-    unsafe fn run<V: Vector, const R: usize>(&self, e: Epilogue) {
+    pub unsafe fn run_rows<V: Vector, const PREFETCH: bool, const EDGE: bool>(&self, rows: usize, e: Epilogue) {
+        match rows {
+            1 => self.run::<V, 1, PREFETCH, EDGE>(e),
+            2 => self.run::<V, 2, PREFETCH, EDGE>(e),
+            3 => self.run::<V, 3, PREFETCH, EDGE>(e),
+            4 => self.run::<V, 4, PREFETCH, EDGE>(e),
+            5 => self.run::<V, 5, PREFETCH, EDGE>(e),
+            6 => self.run::<V, 6, PREFETCH, EDGE>(e),
+            7 => self.run::<V, 7, PREFETCH, EDGE>(e),
+            _ => self.run::<V, 8, PREFETCH, EDGE>(e),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn run<V: Vector, const R: usize, const PREFETCH: bool, const EDGE: bool>(&self, e: Epilogue) {
         let mut acc = [[V::splat(0.0); 2]; R];
         let mut b = self.b;
         let mut a = self.a;
+        // an edge panel's lanes past its columns are never loaded (nor stored)
+        let widths = [self.columns.min(V::LANES), self.columns.saturating_sub(V::LANES).min(V::LANES)];
         for _ in 0..self.k {
             #[cfg(target_arch = "x86_64")]
-            {
+            if PREFETCH {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                let ahead = b.wrapping_add(PREFETCH).cast::<i8>();
+                let ahead = b.wrapping_add(PREFETCH_AHEAD).cast::<i8>();
                 _mm_prefetch::<_MM_HINT_T0>(ahead);
                 _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
             }
-            let (b0, b1) = (V::load(b), V::load(b.add(V::LANES)));
+            let (b0, b1) = if EDGE {
+                (V::load_first(b, widths[0], 0.0), V::load_first(b.add(V::LANES), widths[1], 0.0))
+            } else {
+                (V::load(b), V::load(b.add(V::LANES)))
+            };
             for (r, row) in acc.iter_mut().enumerate() {
                 let x = V::splat(*a.offset(r as isize * self.rs));
                 row[0] = x.fma(b0, row[0]);
                 row[1] = x.fma(b1, row[1]);
             }
-            b = b.add(2 * V::LANES);
+            b = b.add(self.b_step);
             a = a.offset(self.cs);
         }
         let alpha = V::splat(e.alpha);
