@@ -515,6 +515,11 @@ fn concats_written_in_place_match() {
         "(input %x f32 [2,3,4])\n(input %y f32 [2,2,4])\n\
          (output \"y\" (concat 1 (relu %x) (exp %y) (concat 1 (neg %y) (abs %x))))",
         DENSE_CHAIN,
+        // a Winograd convolution whose tiles overhang its 5×7 output, written in place
+        // before and after its neighbours' blocks
+        "(input %x f32 [1,2,5,7])\n(let $r (relu %x))\n\
+         (let $w (winograd_conv %x (winograd_weights (fill 0.3 [3,2,3,3]) 4) (fill 0.1 [3]) [1,1,1,1] 4 act_relu))\n\
+         (output \"y\" (concat 1 $w $r (winograd_conv $r (winograd_weights (fill -0.2 [2,2,3,3]) 2) (fill 0.0 [2]) [1,1,1,1] 2 act_id) (neg $w)))",
     ];
     for body in cases {
         jit_matches(body, 9, 1e-4);

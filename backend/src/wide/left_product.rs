@@ -84,8 +84,9 @@ fn panel_width(isa: Isa) -> usize {
 
 impl LeftPackedProduct {
     /// Packs `a` (the constant left operand of `product`, at its address) for `isa`, if
-    /// the product is one this kernel runs: `b`'s rows contiguous, at most
-    /// [`MAX_COLUMNS`] columns, and each `a` at most [`MAX_LEFT_BYTES`].
+    /// the product is one this kernel runs: `b`'s rows contiguous, at least a panel's
+    /// width of columns (a narrower product would leave most of its multiply-adds
+    /// masked) and at most [`MAX_COLUMNS`], and each `a` at most [`MAX_LEFT_BYTES`].
     ///
     /// # Safety
     /// `a` must hold every element the product's offsets and strides reach.
@@ -235,8 +236,8 @@ mod tests {
         isas
     }
 
-    /// Rows filling no tile, one, and some and a part; columns filling no panel, one,
-    /// and some and a part; a batch of distinct `a`s (Winograd's points), one shared
+    /// Rows filling no tile, one, and some and a part; columns filling one panel, one
+    /// and a part, and some and a part; a batch of distinct `a`s (Winograd's points), one shared
     /// (images of a batch), and products adding into one block; transposed `a`, a row
     /// stride of `b` past its width, accumulate and alpha; split in 1–4 pieces; against
     /// an f64 reference.
@@ -246,12 +247,12 @@ mod tests {
         // block of dst for all), transposed a, b's row stride beyond n, accumulate
         let cases = [
             (8, 32, 16, 1, 0, false, 0, false),
-            (32, 16, 128, 36, 1, false, 0, false),
+            (32, 49, 128, 36, 1, false, 0, false),
             (13, 70, 9, 3, 1, true, 5, true),
-            (5, 4, 33, 2, 0, false, 0, true),
+            (5, 33, 33, 2, 0, false, 0, true),
             (17, 196, 68, 3, 1, false, 0, false),
             (6, 47, 7, 4, 2, false, 3, true),
-            (1, 1, 1, 1, 0, true, 0, false),
+            (1, 64, 1, 1, 0, true, 0, false),
         ];
         for isa in isas() {
             for (m, n, k, products, sharing, ta, extra, accumulate) in cases {
@@ -295,7 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn only_products_of_contiguous_rows_and_small_filters_are_packed() {
+    fn only_products_of_contiguous_rows_a_panel_wide_or_more_and_small_filters_are_packed() {
         let Some(isa) = Isa::detect() else { return };
         let a = vec![1.0f32; 512 * 512];
         let p = MatMul {
@@ -313,6 +314,8 @@ mod tests {
             assert!(LeftPackedProduct::pack(&p, a.as_ptr(), isa).is_some());
             let columns = MatMul { b_strides: [1, 64], ..p.clone() };
             assert!(LeftPackedProduct::pack(&columns, a.as_ptr(), isa).is_none());
+            let narrow = MatMul { n: panel_width(isa) - 1, b_strides: [panel_width(isa) as isize - 1, 1], ..p.clone() };
+            assert!(LeftPackedProduct::pack(&narrow, a.as_ptr(), isa).is_none());
             let wide = MatMul { n: MAX_COLUMNS + 1, b_strides: [MAX_COLUMNS as isize + 1, 1], ..p.clone() };
             assert!(LeftPackedProduct::pack(&wide, a.as_ptr(), isa).is_none());
             let big = MatMul { m: 512, k: 512, a_strides: [512, 1], ..p };
