@@ -69,6 +69,16 @@ impl AlignedBuf {
     }
 }
 
+impl Clone for AlignedBuf {
+    /// A buffer of the same size holding the same bytes.
+    fn clone(&self) -> Self {
+        let mut copy = AlignedBuf::zeroed(self.bytes());
+        // SAFETY: both allocations are `bytes()` long and distinct
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr, copy.ptr(), self.bytes()) };
+        copy
+    }
+}
+
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         // SAFETY: allocated in `zeroed` with this layout

@@ -38,6 +38,7 @@ const MAX_LEFT_BYTES: usize = 256 << 10;
 pub const MAX_COLUMNS: usize = 4096;
 
 /// A product whose `a` is a constant, packed into row tiles.
+#[derive(Clone)]
 pub struct LeftPackedProduct {
     isa: Isa,
     product: MatMul,
@@ -54,15 +55,6 @@ unsafe impl Sync for LeftPackedProduct {}
 impl std::fmt::Debug for LeftPackedProduct {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LeftPackedProduct").field("isa", &self.isa).field("product", &self.product).finish()
-    }
-}
-
-impl Clone for LeftPackedProduct {
-    fn clone(&self) -> Self {
-        let mut tiles = AlignedBuf::zeroed(self.tiles.bytes());
-        // SAFETY: both buffers have the same size
-        unsafe { std::ptr::copy_nonoverlapping(self.tiles.ptr_const(), tiles.ptr(), self.tiles.bytes()) };
-        LeftPackedProduct { isa: self.isa, product: self.product.clone(), tiles, packed_of: self.packed_of.clone() }
     }
 }
 
@@ -225,17 +217,6 @@ mod tests {
     use super::*;
     use crate::gemm::tests::{assert_close, reference};
 
-    fn isas() -> Vec<Isa> {
-        let mut isas = Vec::new();
-        if Isa::detect() == Some(Isa::Avx512) {
-            isas.push(Isa::Avx512);
-        }
-        if Isa::avx2() {
-            isas.push(Isa::Avx2);
-        }
-        isas
-    }
-
     /// Rows filling no tile, one, and some and a part; columns filling one panel, one
     /// and a part, and some and a part; a batch of distinct `a`s (Winograd's points), one shared
     /// (images of a batch), and products adding into one block; transposed `a`, a row
@@ -254,7 +235,7 @@ mod tests {
             (6, 47, 7, 4, 2, false, 3, true),
             (1, 64, 1, 1, 0, true, 0, false),
         ];
-        for isa in isas() {
+        for isa in crate::wide::isas_here() {
             for (m, n, k, products, sharing, ta, extra, accumulate) in cases {
                 let row = n + extra;
                 let batch: Vec<[usize; 3]> = (0..products)

@@ -49,6 +49,19 @@ const MAX_OPS: usize = 64;
 const MAX_BUFFERS: usize = 24;
 pub(crate) const MAX_RANK: usize = 8;
 
+/// The wide instruction sets this host can run, for tests to run each kernel on all.
+#[cfg(test)]
+pub(crate) fn isas_here() -> Vec<Isa> {
+    let mut isas = Vec::new();
+    if Isa::detect() == Some(Isa::Avx512) {
+        isas.push(Isa::Avx512);
+    }
+    if Isa::avx2() {
+        isas.push(Isa::Avx2);
+    }
+    isas
+}
+
 /// The instruction set a program runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {

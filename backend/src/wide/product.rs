@@ -53,6 +53,7 @@ pub fn max_rows(isa: Isa) -> usize {
 const PREFETCH_AHEAD: usize = 2048;
 
 /// A product whose `b` is a constant, packed into panels.
+#[derive(Clone)]
 pub struct PackedProduct {
     isa: Isa,
     product: MatMul,
@@ -66,15 +67,6 @@ unsafe impl Sync for PackedProduct {}
 impl std::fmt::Debug for PackedProduct {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PackedProduct").field("isa", &self.isa).field("product", &self.product).finish()
-    }
-}
-
-impl Clone for PackedProduct {
-    fn clone(&self) -> Self {
-        let mut panels = AlignedBuf::zeroed(self.panels.bytes());
-        // SAFETY: both buffers have the same size
-        unsafe { std::ptr::copy_nonoverlapping(self.panels.ptr_const(), panels.ptr(), self.panels.bytes()) };
-        PackedProduct { isa: self.isa, product: self.product.clone(), panels }
     }
 }
 
@@ -282,17 +274,6 @@ mod tests {
     use super::*;
     use crate::gemm::tests::{assert_close, reference};
 
-    fn isas() -> Vec<Isa> {
-        let mut isas = Vec::new();
-        if Isa::detect() == Some(Isa::Avx512) {
-            isas.push(Isa::Avx512);
-        }
-        if Isa::avx2() {
-            isas.push(Isa::Avx2);
-        }
-        isas
-    }
-
     /// Row counts of a tile and past it (1–17, and up to [`max_rows`]), columns filling no panel, one, and
     /// some and a part, transposed `a` and `b`, a batch (one `b` for all), accumulate,
     /// alpha; split in 1–4 pieces; against an f64 reference.
@@ -309,7 +290,7 @@ mod tests {
             // the most rows the instruction set takes
             (0, 40, 9, 1, false, false, true),
         ];
-        for isa in isas() {
+        for isa in crate::wide::isas_here() {
             let most = max_rows(isa);
             for (m, n, k, products, ta, tb, accumulate) in cases {
                 let m = if m == 0 { most } else { m };
