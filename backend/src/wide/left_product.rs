@@ -32,7 +32,7 @@ const MAX_LEFT_BYTES: usize = 256 << 10;
 /// Zen 4, one thread: a 1×1 convolution alone, its filters in cache, runs even with the
 /// GEMM crate (within ±5 % from 7² to 56², 64 to 2048 channels), as the crate's packing
 /// of the two operands is then cheap; in a model, where the filters and the
-/// activations come from memory, it is what the crate loses (DenseNet-121 64 → 58 ms,
+/// activations come from memory, it is what the crate loses (DenseNet-121 64 → 59 ms,
 /// Inception-v2 45 → 38, ResNet-50 87 → 79; NasNet-A's 128×128 filters by 3136
 /// columns 27.9 → 25.3 ms).
 pub const MAX_COLUMNS: usize = 4096;
