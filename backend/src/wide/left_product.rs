@@ -2,12 +2,15 @@
 //! input in NCHW (1×1 convolutions, im2col's columns, the (m+2)² products of a Winograd
 //! convolution), `dst[M×N] = w[M×K] · x[K×N]` with `x` the run-time activations.
 //!
-//! These are short and many: a Winograd convolution of 128 channels into 32 over a 14×14
-//! image is 36 products of 32×128 by 128×16, and a grouped 1×1 convolution of ShuffleNet
-//! three of 68×68 by 68×196. The GEMM crate packs both operands on every call, which
-//! costs more than such a product's multiply-adds: on a Zen 4 core it ran the first at
-//! 26 GFLOP/s and the 7×7 image's (128 by 4 columns) at 5, against 60–100 on large
-//! products. Here `w` is packed once, when the program is compiled, into tiles of
+//! These are short and many: ShuffleNet's grouped 1×1 convolution is three products of
+//! 68×68 by 68×196, and a Winograd convolution of 128 channels into 32 over 28×28 is 36
+//! of 32×128 by 128×49. The GEMM crate packs both operands on every call. With the
+//! filters in cache that copy is cheap (a 1×1 convolution alone runs even with it), but
+//! in a model the filters and the activations come from memory and the copy is one more
+//! pass over each (the figures are at [`MAX_COLUMNS`]); ShuffleNet's 68×68 products took
+//! 1.44 ms a run through the crate, 1.15 here (Zen 4, one thread).
+//!
+//! Here `w` is packed once, when the program is compiled, into tiles of
 //! 8 rows (6 on AVX2) stored column after column, so a tile's 8 values of one column
 //! are one cache line's broadcasts; `x` is read in place, a panel of two vectors'
 //! width of its columns at a time (the last one lane-masked), and every tile of `w`
