@@ -19,7 +19,7 @@
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
-use super::product::{Epilogue, Tile};
+use super::product::{panel_width, tile_rows, Epilogue, Tile};
 use super::vector::Vector;
 use super::Isa;
 use crate::gemm::MatMul;
@@ -58,22 +58,6 @@ unsafe impl Sync for LeftPackedProduct {}
 impl std::fmt::Debug for LeftPackedProduct {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LeftPackedProduct").field("isa", &self.isa).field("product", &self.product).finish()
-    }
-}
-
-/// Rows of a tile of `w`: as many as the registers hold accumulators for, beside the
-/// panel's two vectors and a broadcast.
-fn tile_rows(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx512 => 8,
-        Isa::Avx2 => 6,
-    }
-}
-
-fn panel_width(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx512 => 32,
-        Isa::Avx2 => 16,
     }
 }
 
@@ -185,7 +169,7 @@ impl LeftPackedProduct {
         let columns = (p.n - panel * width).min(width);
         let b = b.add(bo + panel * width);
         let b_step = p.b_strides[0] as usize;
-        let rows_per_tile = if V::LANES == 16 { 8 } else { 6 };
+        let rows_per_tile = tile_rows(self.isa);
         let mut a = self.tiles.ptr_const().cast::<f32>().add(self.packed_of[q]);
         let mut r = 0;
         while r < p.m {

@@ -136,7 +136,7 @@ impl PackedProduct {
         let width = 2 * V::LANES;
         let count = p.n.div_ceil(width);
         let (first, last) = (count * piece / pieces, count * (piece + 1) / pieces);
-        let rows_per_tile = if V::LANES == 16 { 8 } else { 6 };
+        let rows_per_tile = tile_rows(self.isa);
         let panels = self.panels.ptr_const().cast::<f32>();
         let [rs, cs] = p.a_strides;
         let epilogue = Epilogue { alpha: p.alpha, accumulate: p.accumulate, stride: p.n };
@@ -158,8 +158,17 @@ impl PackedProduct {
     }
 }
 
+/// Rows of a tile on `isa`: as many as the registers hold accumulators for, beside the
+/// panel's two vectors and a broadcast (16 registers on AVX2 hold 12 accumulators).
+pub(super) fn tile_rows(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 8,
+        Isa::Avx2 => 6,
+    }
+}
+
 /// Columns of a panel on `isa`: two vectors.
-fn panel_width(isa: Isa) -> usize {
+pub(super) fn panel_width(isa: Isa) -> usize {
     match isa {
         Isa::Avx512 => 32,
         Isa::Avx2 => 16,
