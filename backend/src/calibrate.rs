@@ -23,7 +23,7 @@
 use crate::bench::{measure, BenchOptions};
 use crate::wide::Isa;
 use crate::{compile, Kernels, Options};
-use saturate_costmodels::measured::{Grid, MeasuredCpu, Table};
+use saturate_costmodels::measured::{winograd_grid, Grid, MeasuredCpu, Table, CONVOLUTION_GRIDS};
 use saturate_costmodels::{cpu, CostModel};
 use saturate_egraph::{sexp, BinaryOp, Graph, Tensor, UnaryOp};
 use std::collections::BTreeMap;
@@ -316,10 +316,9 @@ impl ConvolutionKind {
     /// The grid's key in the table's `convolutions` (what the cost model looks up).
     fn name(self) -> &'static str {
         match self {
-            ConvolutionKind::Pointwise => "pointwise",
-            ConvolutionKind::Spatial => "spatial",
-            ConvolutionKind::Winograd(2) => "winograd2",
-            ConvolutionKind::Winograd(_) => "winograd4",
+            ConvolutionKind::Pointwise => CONVOLUTION_GRIDS[0],
+            ConvolutionKind::Spatial => CONVOLUTION_GRIDS[1],
+            ConvolutionKind::Winograd(m) => winograd_grid(m).expect("calibration times tiles of 2 and 4"),
         }
     }
 

@@ -119,6 +119,15 @@ impl Grid {
 /// again).
 pub const CONVOLUTION_GRIDS: [&str; 4] = ["pointwise", "spatial", "winograd2", "winograd4"];
 
+/// The key in `convolutions` of the grid of Winograd's F(m×m, 3×3), for m of 2 or 4.
+pub fn winograd_grid(m: usize) -> Option<&'static str> {
+    match m {
+        2 => Some(CONVOLUTION_GRIDS[2]),
+        4 => Some(CONVOLUTION_GRIDS[3]),
+        _ => None,
+    }
+}
+
 /// What this backend's kernels took on one host. See the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Table {
@@ -254,47 +263,23 @@ impl MeasuredCpu {
 
     /// A Winograd convolution at the rate calibrated for its tile, per FLOP of the direct
     /// convolution it stands for, over (M, positions, C·9) as a direct 3×3 one; an
-    /// activation adds its arithmetic. A table without the tile's grid prices it from
-    /// its parts (see [`Self::winograd_parts_seconds`]).
+    /// activation adds its arithmetic. (Pricing it from its parts, the (m+2)² products at
+    /// the products' rate and its transforms as streams, missed what short products cost
+    /// beyond their FLOPs: 36 calls of 4 columns over a 7×7 image took twice the direct
+    /// form's time where it promised less.)
     fn winograd_seconds(&self, info: &NodeInfo, w: &Work) -> f64 {
-        let tile = match info.children.get(4) {
-            Some(Meta::Int(m)) => saturate_egraph::WinogradTile::of(*m),
+        let grid = match info.children.get(4) {
+            Some(Meta::Int(m)) => usize::try_from(*m).ok().and_then(winograd_grid),
             _ => None,
         };
         let (x, out) = (shape(info, 0), &info.output.shape);
-        let (Some(tile), [_, c, _, _], [_, k, oh, ow]) = (tile, x.as_slice(), out.as_slice()) else {
+        let (Some(grid), [_, c, _, _], [_, k, oh, ow]) = (grid, x.as_slice(), out.as_slice()) else {
             return self.roofline_seconds(w) - self.table.launch;
-        };
-        let Some(grid) = self.table.convolutions.get(&format!("winograd{}", tile.m)) else {
-            return self.winograd_parts_seconds(info, w, tile);
         };
         let outputs = info.output.numel() as f64;
         let direct_flops = 2.0 * outputs * (*c * 9) as f64;
-        direct_flops * grid.at(&[*k as f64, (oh * ow) as f64, (c * 9) as f64])
+        direct_flops * self.table.convolutions[grid].at(&[*k as f64, (oh * ow) as f64, (c * 9) as f64])
             + outputs * self.activation_seconds(info, 5)
-    }
-
-    /// A Winograd convolution from its parts: its (m+2)² products at the measured rate
-    /// of their shape, plus a pass over their transformed weights (`(m+2)²/9` times the
-    /// filters' bytes: over a small image, F(4×4)'s 36 products by 512×512 matrices read
-    /// 38 MB and wait on memory), and its two transforms as passes over what they read
-    /// and write (the input and the transformed input, the products and the output),
-    /// each at twice a stream's time for its arithmetic. It misses what the products
-    /// cost beyond their FLOPs when they are short (36 calls of 4 columns each over a
-    /// 7×7 image), which is why calibration times the tiles themselves.
-    fn winograd_parts_seconds(&self, info: &NodeInfo, w: &Work, tile: &saturate_egraph::WinogradTile) -> f64 {
-        let t = &self.table;
-        let (x, u, out) = (shape(info, 0), shape(info, 1), &info.output.shape);
-        let ([area, k, c], [batch, _, oh, ow]) = (u.as_slice(), out.as_slice()) else {
-            return self.roofline_seconds(w) - t.launch;
-        };
-        let tiles = tile.tiles(*batch, [*oh, *ow]);
-        let (area, k, c, tiles_f) = (*area as f64, *k as f64, *c as f64, tiles as f64);
-        let products = 2.0 * area * k * c * tiles_f * t.products.at(&[k, tiles_f, c]);
-        let numel = |s: &[usize]| s.iter().product::<usize>() as f64;
-        let bytes = 4.0 * (numel(&x) + area * c * tiles_f + area * k * tiles_f + numel(out));
-        let weights = 4.0 * area * k * c;
-        products + weights * t.streams.at(&[weights]) + 2.0 * bytes * t.streams.at(&[bytes])
     }
 
     fn conv_seconds(&self, info: &NodeInfo, w: &Work) -> f64 {
