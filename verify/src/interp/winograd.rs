@@ -80,14 +80,26 @@ fn sandwich(l: &[f64], d: &[f64], rows: usize, cols: usize) -> Vec<f64> {
     let mut half = vec![0f64; rows * cols];
     for r in 0..rows {
         for j in 0..cols {
-            half[r * cols + j] = (0..cols).map(|i| l[r * cols + i] * d[i * cols + j]).sum();
+            half[r * cols + j] = (0..cols).map(|i| term(l[r * cols + i], d[i * cols + j])).sum();
         }
     }
     let mut out = vec![0f64; rows * rows];
     for r in 0..rows {
         for s in 0..rows {
-            out[r * rows + s] = (0..cols).map(|j| half[r * cols + j] * l[s * cols + j]).sum();
+            out[r * rows + s] = (0..cols).map(|j| term(l[s * cols + j], half[r * cols + j])).sum();
         }
     }
     out
+}
+
+/// `coefficient · value`, where a zero coefficient is a term the transform does not have
+/// (not a product by zero): the backend's formulas leave it out, so a NaN or an infinity
+/// in a tile reaches only the entries whose formula reads it. A product `0 · NaN` here
+/// spread it over the whole tile, to outputs whose convolution window never held it.
+fn term(coefficient: f64, value: f64) -> f64 {
+    if coefficient == 0.0 {
+        0.0
+    } else {
+        coefficient * value
+    }
 }
